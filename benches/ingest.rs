@@ -1,0 +1,117 @@
+//! Parse + series identity + 1m rollup per core, and DuckDB flush through the
+//! Appender. Fixtures are real-shaped payloads in tests/fixtures/exposition.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use fleetscope::config::{Limits, Retention, TargetSpec};
+use fleetscope::rollup::{Aggregate, RollupRow};
+use fleetscope::scrape::ingest::Ingestor;
+use fleetscope::scrape::parse::{validate, Format};
+use fleetscope::store::{self, StoreOptions, WriteBatch};
+use fleetscope::telemetry::Telemetry;
+
+const FIXTURES: &[&str] = &["node_exporter.prom", "kube_state_metrics.prom", "cadvisor.prom"];
+
+fn fixture(name: &str) -> Vec<u8> {
+    let path = format!("{}/tests/fixtures/exposition/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn target() -> TargetSpec {
+    TargetSpec {
+        cluster: "bench".into(),
+        job: "bench".into(),
+        instance: "10.0.0.1:9100".into(),
+        url: "http://10.0.0.1:9100/metrics".into(),
+        interval: Duration::from_secs(15),
+        timeout: Duration::from_secs(10),
+        honor_labels: false,
+    }
+}
+
+fn ingest(c: &mut Criterion) {
+    let mut group = c.benchmark_group("parse_and_rollup");
+    for name in FIXTURES {
+        let body = fixture(name);
+        let samples = validate(&body, Format::Prometheus).expect("fixture parses");
+        group.throughput(Throughput::Elements(samples as u64));
+        let limits = Limits {
+            samples_per_scrape: usize::MAX,
+            ..Limits::default()
+        };
+        let mut ingestor = Ingestor::new(&target(), limits);
+        let mut rows = Vec::new();
+        let mut new_series = Vec::new();
+        let mut ts = 0;
+        // First scrape registers the series; the steady state is what counts.
+        ingestor.ingest(&body, Format::Prometheus, &mut new_series).expect("ingest");
+        group.bench_function(*name, |b| {
+            b.iter(|| {
+                ts += 15;
+                rows.clear();
+                new_series.clear();
+                ingestor.begin(ts, &mut rows);
+                ingestor.ingest(&body, Format::Prometheus, &mut new_series).expect("ingest")
+            })
+        });
+    }
+    group.finish();
+}
+
+fn flush(c: &mut Criterion) {
+    const ROWS: usize = 200_000;
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (writer, _reader) = runtime
+        .block_on(async {
+            tokio::task::spawn_blocking({
+                let dir = dir.path().to_path_buf();
+                move || store::open(StoreOptions::new(dir, Retention::default()), Arc::new(Telemetry::default()))
+            })
+            .await
+        })
+        .expect("join")
+        .expect("open store");
+    let mut group = c.benchmark_group("store_flush");
+    group.throughput(Throughput::Elements(ROWS as u64));
+    group.sample_size(10);
+    let mut minute = 0i64;
+    group.bench_function("appender_1m_rows", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                minute += 60;
+                let mut agg = Aggregate::EMPTY;
+                agg.add(1.0);
+                agg.add(2.0);
+                let rollups: Vec<RollupRow> = (0..ROWS as u64)
+                    .map(|i| RollupRow {
+                        series_id: i.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+                        bucket_start: minute,
+                        agg,
+                    })
+                    .collect();
+                let started = Instant::now();
+                runtime.block_on(async {
+                    writer
+                        .write(WriteBatch {
+                            series: Vec::new(),
+                            rollups,
+                        })
+                        .await
+                        .expect("write");
+                    writer.sync().await.expect("sync");
+                });
+                total += started.elapsed();
+            }
+            total
+        })
+    });
+    group.finish();
+    runtime.block_on(writer.shutdown());
+}
+
+criterion_group!(benches, ingest, flush);
+criterion_main!(benches);

@@ -1,0 +1,248 @@
+//! HTTP API (axum): health, self-metrics, targets, series and rollup queries.
+//!
+//! Owns routing, request limits, auth and the mapping of every error to a
+//! status code. Handlers read through `StoreReader` (off the runtime, with a
+//! deadline) and the target registry; they must not write to the store and
+//! must not build SQL from request text.
+
+mod error;
+pub mod selector;
+mod time;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{RawQuery, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+use serde_json::json;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+pub use error::ApiError;
+use selector::Selector;
+
+use crate::config::{ApiConfig, Retention};
+use crate::scrape::TargetRegistry;
+use crate::store::{Resolution, RollupAgg, StoreReader};
+use crate::telemetry::Telemetry;
+
+/// Everything the handlers share.
+#[derive(Clone)]
+pub struct ApiState {
+    pub reader: StoreReader,
+    pub registry: TargetRegistry,
+    pub telemetry: Arc<Telemetry>,
+    pub api: ApiConfig,
+    pub retention: Retention,
+    pub ready: Arc<AtomicBool>,
+}
+
+impl ApiState {
+    fn query_deadline(&self) -> Duration {
+        self.api.request_timeout
+    }
+}
+
+pub fn router(state: ApiState) -> Router {
+    let protected = Router::new()
+        .route("/api/v1/targets", get(targets))
+        .route("/api/v1/series", get(series))
+        .route("/api/v1/rollup", get(rollup))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(self_metrics))
+        .merge(protected)
+        .fallback(|| async { ApiError::NotFound("no such route".into()) })
+        .layer(RequestBodyLimitLayer::new(state.api.max_body_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            state.api.request_timeout + Duration::from_secs(1),
+        ))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn require_token(State(state): State<ApiState>, request: Request, next: Next) -> Response {
+    if let Some(token) = &state.api.bearer_token {
+        let expected = format!("Bearer {token}");
+        let given = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        if !given.is_some_and(|g| constant_time_eq(g.as_bytes(), expected.as_bytes())) {
+            return ApiError::Unauthorized.into_response();
+        }
+    }
+    next.run(request).await
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn readyz(State(state): State<ApiState>) -> Response {
+    if state.ready.load(Ordering::Relaxed) {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "starting\n").into_response()
+    }
+}
+
+async fn self_metrics(State(state): State<ApiState>) -> Response {
+    let dir = state.reader.data_dir().to_path_buf();
+    let bytes = tokio::task::spawn_blocking(move || crate::store::store_bytes(&dir))
+        .await
+        .unwrap_or(0);
+    let (up, down) = state.registry.health_counts();
+    let body = state.telemetry.render(bytes, up, down);
+    (
+        [(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"))],
+        body,
+    )
+        .into_response()
+}
+
+async fn targets(State(state): State<ApiState>) -> Json<serde_json::Value> {
+    Json(json!({"status": "success", "data": {"targets": state.registry.snapshot()}}))
+}
+
+/// Query-string pairs in order; repeated keys (`match[]`) are kept.
+fn query_pairs(raw: Option<String>) -> Result<Vec<(String, String)>, ApiError> {
+    serde_urlencoded::from_str::<Vec<(String, String)>>(raw.as_deref().unwrap_or(""))
+        .map_err(|e| ApiError::BadRequest(format!("bad query string: {e}")))
+}
+
+fn first<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+}
+
+fn selectors(pairs: &[(String, String)]) -> Result<Vec<Selector>, ApiError> {
+    pairs
+        .iter()
+        .filter(|(k, _)| k == "match" || k == "match[]")
+        .map(|(_, v)| Selector::parse(v).map_err(|e| ApiError::BadRequest(e.to_string())))
+        .collect()
+}
+
+#[derive(Serialize)]
+struct SeriesOut<'a> {
+    #[serde(rename = "__name__")]
+    name: &'a str,
+    #[serde(flatten)]
+    labels: &'a BTreeMap<String, String>,
+}
+
+async fn series(State(state): State<ApiState>, RawQuery(raw): RawQuery) -> Result<Json<serde_json::Value>, ApiError> {
+    let pairs = query_pairs(raw)?;
+    let selectors = selectors(&pairs)?;
+    if selectors.is_empty() {
+        return Err(ApiError::BadRequest("at least one match[] selector is required".into()));
+    }
+    let mut out = Vec::new();
+    for sel in &selectors {
+        let found = state
+            .reader
+            .series(sel.metric_name().map(str::to_string), state.query_deadline())
+            .await?;
+        out.extend(found.into_iter().filter(|s| sel.matches(&s.metric, &s.labels)));
+    }
+    out.sort_by_key(|s| s.id);
+    out.dedup_by_key(|s| s.id);
+    let data: Vec<_> = out
+        .iter()
+        .map(|s| SeriesOut {
+            name: &s.metric,
+            labels: &s.labels,
+        })
+        .collect();
+    Ok(Json(json!({"status": "success", "data": data})))
+}
+
+async fn rollup(State(state): State<ApiState>, RawQuery(raw): RawQuery) -> Result<Json<serde_json::Value>, ApiError> {
+    let pairs = query_pairs(raw)?;
+    let now = time::unix_now();
+    let end = first(&pairs, "end").map(time::parse_time).transpose()?.unwrap_or(now);
+    let start = first(&pairs, "start")
+        .map(time::parse_time)
+        .transpose()?
+        .unwrap_or(end - 3600);
+    if end <= start {
+        return Err(ApiError::BadRequest("end must be after start".into()));
+    }
+    let step = match first(&pairs, "step") {
+        Some(s) => time::parse_step(s)?,
+        None => ((end - start) / 300).max(60),
+    };
+    let agg: RollupAgg = first(&pairs, "agg")
+        .unwrap_or("avg")
+        .parse()
+        .map_err(ApiError::BadRequest)?;
+    let mut selector = match selectors(&pairs)?.into_iter().next() {
+        Some(s) => s,
+        None => Selector::default(),
+    };
+    if let Some(metric) = first(&pairs, "metric") {
+        selector.push_equal("__name__", metric);
+    }
+    let Some(metric) = selector.metric_name().map(str::to_string) else {
+        return Err(ApiError::BadRequest(
+            "a metric name is required: metric=NAME or match=NAME{...}".into(),
+        ));
+    };
+    let resolution = Resolution::for_query(step, start, now, &state.retention);
+    let step = step.max(resolution.secs());
+    let series: Vec<_> = state
+        .reader
+        .series(Some(metric), state.query_deadline())
+        .await?
+        .into_iter()
+        .filter(|s| selector.matches(&s.metric, &s.labels))
+        .collect();
+    let points_per_series = ((end - start) / step + 1) as usize;
+    if points_per_series.saturating_mul(series.len()) > state.api.max_points {
+        return Err(ApiError::BadRequest(format!(
+            "query would return up to {} points ({} series x {points_per_series} steps), limit is {}; \
+             narrow the selector or raise step",
+            points_per_series.saturating_mul(series.len()),
+            series.len(),
+            state.api.max_points
+        )));
+    }
+    let ids: Vec<u64> = series.iter().map(|s| s.id).collect();
+    let points = state
+        .reader
+        .rollups(resolution, ids, start, end, step, agg, state.query_deadline())
+        .await?;
+    let mut by_series: BTreeMap<u64, Vec<(i64, Option<f64>)>> = BTreeMap::new();
+    for p in points {
+        let v = p.value.is_finite().then_some(p.value);
+        by_series.entry(p.series_id).or_default().push((p.ts, v));
+    }
+    let result: Vec<_> = series
+        .iter()
+        .filter_map(|s| {
+            let values = by_series.remove(&s.id)?;
+            let mut metric = s.labels.clone();
+            metric.insert("__name__".into(), s.metric.clone());
+            Some(json!({"metric": metric, "values": values}))
+        })
+        .collect();
+    Ok(Json(json!({
+        "status": "success",
+        "data": {
+            "resolution": resolution.as_str(),
+            "step": step,
+            "start": start,
+            "end": end,
+            "agg": agg,
+            "result": result,
+        }
+    })))
+}

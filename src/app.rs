@@ -1,0 +1,182 @@
+//! Wiring: opens the store, starts one task per target, serves HTTP, and
+//! shuts everything down in order (stop scraping -> flush open minutes ->
+//! commit -> checkpoint).
+//!
+//! Owns task lifetimes and the start-up banner; it holds no logic of any stage.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{self, ApiState};
+use crate::config::{Config, TargetSpec};
+use crate::scrape::{self, ScrapeContext, TargetRegistry};
+use crate::store::{self, StoreError, StoreOptions};
+use crate::telemetry::Telemetry;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+    #[error("HTTP server: {0}")]
+    Serve(std::io::Error),
+}
+
+/// How `serve` was started.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub config: Config,
+    /// No config file was given: also look for a node exporter on
+    /// 127.0.0.1:9100 and scrape it when it answers.
+    pub discover_local: bool,
+}
+
+const LOCAL_NODE_EXPORTER: &str = "http://127.0.0.1:9100/metrics";
+
+async fn local_node_exporter_answers(client: &reqwest::Client) -> bool {
+    matches!(
+        client.get(LOCAL_NODE_EXPORTER).timeout(Duration::from_secs(1)).send().await,
+        Ok(r) if r.status().is_success()
+    )
+}
+
+pub async fn serve(options: ServeOptions, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), AppError> {
+    let config = options.config;
+    config.validate()?;
+    let telemetry = Arc::new(Telemetry::default());
+
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| AppError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+    let local = listener.local_addr().map_err(|source| AppError::Listen {
+        addr: config.listen,
+        source,
+    })?;
+
+    let mut store_options = StoreOptions::new(&config.data_dir, config.retention.clone());
+    let longest = config
+        .targets()?
+        .iter()
+        .map(|t| t.interval + t.timeout)
+        .max()
+        .unwrap_or(config.scrape.interval + config.scrape.timeout);
+    store_options.derive_lateness_secs = 120 + longest.as_secs() as i64;
+    let store_telemetry = telemetry.clone();
+    let (writer, reader) = tokio::task::spawn_blocking(move || store::open(store_options, store_telemetry))
+        .await
+        .map_err(|e| StoreError::Join(e.to_string()))??;
+
+    let client = scrape::fetch::client()?;
+    let mut targets = config.targets()?;
+    if config.self_scrape {
+        targets.push(TargetSpec {
+            cluster: "local".into(),
+            job: "fleetscope".into(),
+            instance: local.to_string(),
+            url: format!("http://{local}/metrics"),
+            interval: config.scrape.interval,
+            timeout: config.scrape.timeout,
+            honor_labels: false,
+        });
+    }
+    if options.discover_local && local_node_exporter_answers(&client).await {
+        targets.push(TargetSpec {
+            cluster: "local".into(),
+            job: "node".into(),
+            instance: "127.0.0.1:9100".into(),
+            url: LOCAL_NODE_EXPORTER.into(),
+            interval: config.scrape.interval,
+            timeout: config.scrape.timeout,
+            honor_labels: false,
+        });
+    }
+
+    let token = CancellationToken::new();
+    let registry = TargetRegistry::default();
+    let ctx = ScrapeContext {
+        client,
+        limits: config.limits.clone(),
+        writer: writer.clone(),
+        telemetry: telemetry.clone(),
+        registry: registry.clone(),
+        shutdown: token.clone(),
+    };
+    let mut tasks = JoinSet::new();
+    for spec in &targets {
+        tasks.spawn(scrape::run_target(ctx.clone(), spec.clone()));
+    }
+    let maintenance = {
+        let writer = writer.clone();
+        let token = token.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                tokio::select! {
+                    _ = token.cancelled() => break,
+                    _ = tick.tick() => if writer.maintain().await.is_err() { break },
+                }
+            }
+        })
+    };
+
+    let ready = Arc::new(AtomicBool::new(false));
+    let state = ApiState {
+        reader,
+        registry,
+        telemetry,
+        api: config.api.clone(),
+        retention: config.retention.clone(),
+        ready: ready.clone(),
+    };
+    let app = api::router(state);
+    print_banner(&config, local, &targets);
+    ready.store(true, Ordering::Relaxed);
+
+    let server_token = token.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        tracing::info!("shutting down: flushing open buckets");
+        server_token.cancel();
+    });
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(token.clone().cancelled_owned())
+        .await;
+    token.cancel();
+    while tasks.join_next().await.is_some() {}
+    let _ = maintenance.await;
+    writer.sync().await.ok();
+    writer.shutdown().await;
+    tracing::info!("stopped; all flushed buckets are committed");
+    served.map_err(AppError::Serve)
+}
+
+fn print_banner(config: &Config, local: SocketAddr, targets: &[TargetSpec]) {
+    println!("fleetscope {} listening on http://{local}", env!("CARGO_PKG_VERSION"));
+    println!("  data:    {}", config.data_dir.join(store::DB_FILE).display());
+    println!("  targets: {}", targets.len());
+    for t in targets.iter().take(20) {
+        println!("    - {}/{} {}", t.cluster, t.job, t.url);
+    }
+    if targets.len() > 20 {
+        println!("    ... and {} more (GET /api/v1/targets)", targets.len() - 20);
+    }
+    println!("  Grafana: add a JSON datasource (simpod-json-datasource) with URL http://{local}/grafana");
+}

@@ -1,0 +1,439 @@
+//! Typed configuration: defaults < TOML file < command-line flags, then `validate()`.
+//!
+//! Owns the shape of `fleetscope.toml` and every limit's default. It must not
+//! start anything or touch the network: the scraper and the store read a
+//! validated `Config` and nothing else.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Default HTTP listen address: loopback only, so a first run exposes nothing.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9470";
+pub const DEFAULT_DATA_DIR: &str = "./fleetscope-data";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid config: {0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub scrape: ScrapeDefaults,
+    pub limits: Limits,
+    pub retention: Retention,
+    pub api: ApiConfig,
+    /// Scrape fleetscope's own `/metrics` (job "fleetscope").
+    pub self_scrape: bool,
+    #[serde(rename = "cluster")]
+    pub clusters: Vec<ClusterConfig>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: DEFAULT_LISTEN.parse().expect("constant address parses"),
+            data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            scrape: ScrapeDefaults::default(),
+            limits: Limits::default(),
+            retention: Retention::default(),
+            api: ApiConfig::default(),
+            self_scrape: true,
+            clusters: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ScrapeDefaults {
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+impl Default for ScrapeDefaults {
+    fn default() -> Self {
+        ScrapeDefaults {
+            interval: Duration::from_secs(30),
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Per-scrape limits. Prometheus ships most of these off; a fleet tool cannot
+/// afford one bad exporter taking the process down, so all are on by default.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Decompressed body bytes; the fetch aborts as soon as this is passed.
+    pub body_bytes: usize,
+    pub samples_per_scrape: usize,
+    pub labels_per_series: usize,
+    pub label_name_length: usize,
+    pub label_value_length: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            body_bytes: 64 << 20,
+            samples_per_scrape: 50_000,
+            labels_per_series: 64,
+            label_name_length: 256,
+            label_value_length: 4096,
+        }
+    }
+}
+
+/// How long each resolution is kept. The 1h default is over a year so last
+/// year's peak sales day stays comparable.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Retention {
+    #[serde(rename = "1m", with = "humantime_serde")]
+    pub one_minute: Duration,
+    #[serde(rename = "5m", with = "humantime_serde")]
+    pub five_minutes: Duration,
+    #[serde(rename = "1h", with = "humantime_serde")]
+    pub one_hour: Duration,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            one_minute: Duration::from_secs(2 * 86_400),
+            five_minutes: Duration::from_secs(30 * 86_400),
+            one_hour: Duration::from_secs(400 * 86_400),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiConfig {
+    /// When set, every API route except /healthz and /readyz needs
+    /// `Authorization: Bearer <token>`.
+    pub bearer_token: Option<String>,
+    pub max_body_bytes: usize,
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// Upper bound on points one range query may return.
+    pub max_points: usize,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            bearer_token: None,
+            max_body_bytes: 1 << 20,
+            request_timeout: Duration::from_secs(30),
+            max_points: 1_000_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterConfig {
+    pub name: String,
+    #[serde(rename = "static")]
+    pub static_jobs: Vec<StaticJob>,
+    pub federate: Vec<FederateJob>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct StaticJob {
+    pub job: String,
+    /// `host:port` or full URLs.
+    pub targets: Vec<String>,
+    pub scheme: Option<String>,
+    pub metrics_path: Option<String>,
+    #[serde(with = "humantime_serde::option")]
+    pub interval: Option<Duration>,
+    #[serde(with = "humantime_serde::option")]
+    pub timeout: Option<Duration>,
+    pub honor_labels: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct FederateJob {
+    pub job: String,
+    /// Base URL of the cluster's Prometheus, e.g. `http://prometheus.monitoring:9090`.
+    pub url: String,
+    /// `match[]` selectors; at least one is required by Prometheus.
+    #[serde(rename = "match")]
+    pub matchers: Vec<String>,
+    #[serde(with = "humantime_serde::option")]
+    pub interval: Option<Duration>,
+    #[serde(with = "humantime_serde::option")]
+    pub timeout: Option<Duration>,
+    /// Federation keeps the source's labels by default, as Prometheus docs advise.
+    pub honor_labels: bool,
+}
+
+impl Default for FederateJob {
+    fn default() -> Self {
+        FederateJob {
+            job: "federate".into(),
+            url: String::new(),
+            matchers: Vec::new(),
+            interval: None,
+            timeout: None,
+            honor_labels: true,
+        }
+    }
+}
+
+/// One concrete scrape target, after expanding jobs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TargetSpec {
+    pub cluster: String,
+    pub job: String,
+    /// Value of the `instance` label: `host:port` of the URL.
+    pub instance: String,
+    pub url: String,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub honor_labels: bool,
+}
+
+impl Config {
+    pub fn from_toml_str(text: &str, origin: &Path) -> Result<Config, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: origin.to_path_buf(),
+            message: e.to_string(),
+        })
+    }
+
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let config = Config::from_toml_str(&text, path)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |m: String| Err(ConfigError::Invalid(m));
+        check_scrape_timing("scrape", self.scrape.interval, self.scrape.timeout)?;
+        let l = &self.limits;
+        for (name, v) in [
+            ("limits.body_bytes", l.body_bytes),
+            ("limits.samples_per_scrape", l.samples_per_scrape),
+            ("limits.labels_per_series", l.labels_per_series),
+            ("limits.label_name_length", l.label_name_length),
+            ("limits.label_value_length", l.label_value_length),
+            ("api.max_body_bytes", self.api.max_body_bytes),
+            ("api.max_points", self.api.max_points),
+        ] {
+            if v == 0 {
+                return invalid(format!("{name} must be greater than 0"));
+            }
+        }
+        let r = &self.retention;
+        if r.one_minute < Duration::from_secs(3600) {
+            return invalid("retention.1m must be at least 1h".into());
+        }
+        if r.five_minutes < r.one_minute || r.one_hour < r.five_minutes {
+            return invalid("retention must not shrink with coarser resolution (1m <= 5m <= 1h)".into());
+        }
+        if let Some(token) = &self.api.bearer_token {
+            if token.trim().is_empty() {
+                return invalid("api.bearer_token is set but empty".into());
+            }
+        }
+        let mut names = HashSet::new();
+        for (i, c) in self.clusters.iter().enumerate() {
+            if c.name.trim().is_empty() {
+                return invalid(format!("cluster[{i}].name is empty"));
+            }
+            if !names.insert(c.name.as_str()) {
+                return invalid(format!("cluster name {:?} appears twice", c.name));
+            }
+            for j in &c.static_jobs {
+                if j.job.is_empty() {
+                    return invalid(format!("cluster {:?}: a static job has no `job` name", c.name));
+                }
+                if j.targets.is_empty() {
+                    return invalid(format!("cluster {:?} job {:?}: `targets` is empty", c.name, j.job));
+                }
+            }
+            for f in &c.federate {
+                if f.matchers.is_empty() {
+                    return invalid(format!(
+                        "cluster {:?} federate {:?}: at least one `match` selector is required",
+                        c.name, f.url
+                    ));
+                }
+            }
+        }
+        let mut seen = HashSet::new();
+        for t in self.targets()? {
+            check_scrape_timing(&format!("target {}", t.url), t.interval, t.timeout)?;
+            if !seen.insert((t.cluster.clone(), t.job.clone(), t.url.clone())) {
+                return invalid(format!(
+                    "target {} appears twice in cluster {:?} job {:?}",
+                    t.url, t.cluster, t.job
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Expands the configured jobs into concrete targets.
+    pub fn targets(&self) -> Result<Vec<TargetSpec>, ConfigError> {
+        let mut out = Vec::new();
+        for c in &self.clusters {
+            for j in &c.static_jobs {
+                let scheme = j.scheme.as_deref().unwrap_or("http");
+                let path = j.metrics_path.as_deref().unwrap_or("/metrics");
+                for t in &j.targets {
+                    let url = if t.contains("://") {
+                        t.clone()
+                    } else {
+                        format!("{scheme}://{t}{path}")
+                    };
+                    out.push(TargetSpec {
+                        cluster: c.name.clone(),
+                        job: j.job.clone(),
+                        instance: instance_of(&url)?,
+                        url,
+                        interval: j.interval.unwrap_or(self.scrape.interval),
+                        timeout: j.timeout.unwrap_or(self.scrape.timeout),
+                        honor_labels: j.honor_labels,
+                    });
+                }
+            }
+            for f in &c.federate {
+                let base = f.url.trim_end_matches('/');
+                let base = base.strip_suffix("/federate").unwrap_or(base);
+                let mut url = format!("{base}/federate?");
+                for (i, m) in f.matchers.iter().enumerate() {
+                    if i > 0 {
+                        url.push('&');
+                    }
+                    url.push_str("match%5B%5D=");
+                    url.push_str(&percent_encode(m));
+                }
+                out.push(TargetSpec {
+                    cluster: c.name.clone(),
+                    job: f.job.clone(),
+                    instance: instance_of(&url)?,
+                    url,
+                    interval: f.interval.unwrap_or(self.scrape.interval),
+                    timeout: f.timeout.unwrap_or(self.scrape.timeout),
+                    honor_labels: f.honor_labels,
+                });
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn check_scrape_timing(what: &str, interval: Duration, timeout: Duration) -> Result<(), ConfigError> {
+    if interval < Duration::from_secs(1) {
+        return Err(ConfigError::Invalid(format!("{what}: interval must be at least 1s")));
+    }
+    if timeout.is_zero() || timeout > interval {
+        return Err(ConfigError::Invalid(format!(
+            "{what}: timeout ({}) must be positive and not longer than the interval ({})",
+            humantime::format_duration(timeout),
+            humantime::format_duration(interval)
+        )));
+    }
+    Ok(())
+}
+
+/// `host:port` of an http(s) URL, as Prometheus sets `instance`.
+fn instance_of(url: &str) -> Result<String, ConfigError> {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .ok_or_else(|| ConfigError::Invalid(format!("target {url:?}: only http:// and https:// are supported")))?;
+    let authority = rest.split(['/', '?']).next().unwrap_or_default();
+    let authority = authority.rsplit('@').next().unwrap_or_default();
+    if authority.is_empty() {
+        return Err(ConfigError::Invalid(format!("target {url:?}: no host")));
+    }
+    Ok(authority.to_string())
+}
+
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() * 3);
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_file_loads_and_validates() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/fleetscope.example.toml");
+        let config = Config::load(&path).expect("example config is valid");
+        assert!(!config.clusters.is_empty());
+        assert!(!config.targets().expect("targets expand").is_empty());
+    }
+
+    #[test]
+    fn federate_url_encodes_match() {
+        let config = Config::from_toml_str(
+            r#"
+[[cluster]]
+name = "sh-1"
+[[cluster.federate]]
+url = "http://prom:9090"
+match = ['{job=~"node|kubelet"}']
+"#,
+            Path::new("t.toml"),
+        )
+        .unwrap();
+        config.validate().unwrap();
+        let t = &config.targets().unwrap()[0];
+        assert_eq!(
+            t.url,
+            "http://prom:9090/federate?match%5B%5D=%7Bjob%3D~%22node%7Ckubelet%22%7D"
+        );
+        assert_eq!(t.instance, "prom:9090");
+        assert!(t.honor_labels);
+    }
+
+    #[test]
+    fn errors_are_precise() {
+        let bad = Config::from_toml_str("listen = 5", Path::new("x.toml")).unwrap_err();
+        assert!(bad.to_string().contains("x.toml"), "{bad}");
+        let unknown = Config::from_toml_str("lisen = \"1.2.3.4:5\"", Path::new("x.toml")).unwrap_err();
+        assert!(unknown.to_string().contains("unknown field"), "{unknown}");
+        let mut c = Config::default();
+        c.scrape.timeout = Duration::from_secs(60);
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("timeout"), "{e}");
+    }
+}

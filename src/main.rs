@@ -1,0 +1,179 @@
+//! The `fleetscope` command line: parse arguments, load config, start tracing,
+//! hand over to the library, turn the result into an exit code.
+
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use fleetscope::app::{self, ServeOptions};
+use fleetscope::config::Config;
+use fleetscope::scrape::parse::Format;
+
+#[derive(Parser)]
+#[command(name = "fleetscope", version, about = "Fleet-wide Kubernetes observability: scrape, roll up into DuckDB, serve to Grafana")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Scrape the configured targets, keep rollups, serve the API.
+    Serve {
+        /// TOML config; without it fleetscope runs the embedded default
+        /// (self-scrape plus a local node exporter when one answers).
+        #[arg(long, env = "FLEETSCOPE_CONFIG")]
+        config: Option<PathBuf>,
+        /// Overrides `listen` from the config.
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// Overrides `data_dir` from the config.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Validate a config file and print the effective config.
+    CheckConfig { file: PathBuf },
+    /// Validate an exposition payload like `promtool check metrics`.
+    CheckMetrics {
+        #[arg(long, value_enum, default_value_t = FormatArg::Auto)]
+        format: FormatArg,
+        /// Print every parsed sample as a JSON line.
+        #[arg(long)]
+        print: bool,
+        /// File to check; `-` or nothing reads stdin.
+        file: Option<PathBuf>,
+    },
+    /// Print the version.
+    Version,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum FormatArg {
+    Auto,
+    Prometheus,
+    Openmetrics,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if std::env::var("FLEETSCOPE_LOG_FORMAT").is_ok_and(|v| v == "json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Version => {
+            println!("fleetscope {}", env!("CARGO_PKG_VERSION"));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::CheckConfig { file } => match Config::load(&file) {
+            Ok(config) => {
+                println!("{}", toml::to_string_pretty(&config).context("rendering config")?);
+                let targets = config.targets()?;
+                eprintln!("{}: valid, {} clusters, {} targets", file.display(), config.clusters.len(), targets.len());
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                Ok(ExitCode::FAILURE)
+            }
+        },
+        Command::CheckMetrics { format, print, file } => {
+            let mut input = Vec::new();
+            match file.as_deref() {
+                None => std::io::stdin().read_to_end(&mut input),
+                Some(p) if p.as_os_str() == "-" => std::io::stdin().read_to_end(&mut input),
+                Some(p) => std::fs::File::open(p).and_then(|mut f| f.read_to_end(&mut input)),
+            }
+            .context("reading input")?;
+            let format = match format {
+                FormatArg::Auto => None,
+                FormatArg::Prometheus => Some(Format::Prometheus),
+                FormatArg::Openmetrics => Some(Format::OpenMetrics),
+            };
+            let stdout = std::io::stdout();
+            let mut lock = std::io::BufWriter::new(stdout.lock());
+            let printer: Option<&mut dyn Write> = if print { Some(&mut lock) } else { None };
+            let result = fleetscope::check::check_metrics(&input, format, printer);
+            let _ = lock.flush();
+            match result {
+                Ok(_) => Ok(ExitCode::SUCCESS),
+                Err(e) => {
+                    eprintln!("{e}");
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
+        Command::Serve {
+            config,
+            listen,
+            data_dir,
+        } => {
+            init_tracing();
+            let discover_local = config.is_none();
+            let mut cfg = match &config {
+                Some(path) => Config::load(path)?,
+                None => Config::default(),
+            };
+            if let Some(listen) = listen {
+                cfg.listen = listen;
+            }
+            if let Some(dir) = data_dir {
+                cfg.data_dir = dir;
+            }
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            runtime.block_on(app::serve(
+                ServeOptions {
+                    config: cfg,
+                    discover_local,
+                },
+                shutdown_signal(),
+            ))?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

@@ -1,0 +1,315 @@
+//! In-memory 1-minute rollups, counter-aware, Thanos-style aggregates.
+//!
+//! Owns the per-series open bucket (count, sum, min, max, first, last and the
+//! reset-corrected increase for counters) and decides when a bucket is
+//! complete. It must not do IO or know about HTTP or DuckDB: complete buckets
+//! leave as `RollupRow`s and the store persists them. The 5m and 1h
+//! resolutions are derived from stored 1m rows by the store, with the same
+//! `Aggregate::merge` rules expressed in SQL.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+pub const ONE_MINUTE_SECS: i64 = 60;
+
+/// Series that have not been seen for this many minutes are dropped from
+/// memory (pod churn); their stored rows stay.
+pub const IDLE_EVICTION_MINUTES: i64 = 10;
+
+/// The per-bucket aggregate. `increase` is only meaningful for counters: the
+/// sum of non-negative deltas, where a drop is a counter reset and the new
+/// value counts as the delta (what Prometheus' `increase()` assumes).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Aggregate {
+    pub count: u32,
+    pub sum: f64,
+    pub min: f64,
+    pub max: f64,
+    pub first: f64,
+    pub last: f64,
+    pub increase: f64,
+}
+
+impl Aggregate {
+    pub const EMPTY: Aggregate = Aggregate {
+        count: 0,
+        sum: 0.0,
+        min: f64::INFINITY,
+        max: f64::NEG_INFINITY,
+        first: f64::NAN,
+        last: f64::NAN,
+        increase: 0.0,
+    };
+
+    #[inline]
+    pub fn add(&mut self, value: f64) {
+        if self.count == 0 {
+            self.first = value;
+        }
+        self.count += 1;
+        self.sum += value;
+        self.min = self.min.min(value);
+        self.max = self.max.max(value);
+        self.last = value;
+    }
+
+    /// Combines a later bucket into this one (used to derive 5m/1h and to
+    /// merge rows of the same minute written before and after a restart).
+    pub fn merge(&mut self, later: &Aggregate) {
+        if later.count == 0 {
+            return;
+        }
+        if self.count == 0 {
+            *self = *later;
+            return;
+        }
+        self.count += later.count;
+        self.sum += later.sum;
+        self.min = self.min.min(later.min);
+        self.max = self.max.max(later.max);
+        self.last = later.last;
+        self.increase += later.increase;
+    }
+}
+
+/// One complete bucket of one series, ready for the store.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RollupRow {
+    pub series_id: u64,
+    /// Unix seconds of the bucket start.
+    pub bucket_start: i64,
+    pub agg: Aggregate,
+}
+
+/// Identity of a series, written once when the series is first seen.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeriesRow {
+    pub id: u64,
+    pub metric: String,
+    /// `counter`, `gauge`, `histogram`, ... as declared by the exporter.
+    pub kind: &'static str,
+    /// Every label including `cluster`, `job` and `instance`, sorted by name,
+    /// values unescaped. `__name__` is not included (it is `metric`).
+    pub labels: Vec<(String, String)>,
+}
+
+impl SeriesRow {
+    pub fn label(&self, name: &str) -> Option<&str> {
+        self.labels
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Series ids are already xxh3 hashes; hashing them again is wasted work.
+#[derive(Default)]
+pub struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+pub type IdMap<V> = HashMap<u64, V, BuildHasherDefault<IdHasher>>;
+
+struct SeriesState {
+    counter: bool,
+    /// Last raw value seen (NaN before the first), carried across buckets so
+    /// the increase between two scrapes lands in the later bucket.
+    prev_raw: f64,
+    bucket: Aggregate,
+    last_seen_minute: i64,
+}
+
+/// The open minute of every series of one target. One per scrape target,
+/// owned by that target's task, so the hot path takes no lock.
+pub struct MinuteAggregator {
+    open_minute: Option<i64>,
+    series: IdMap<SeriesState>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Observed {
+    Accepted,
+    /// NaN (including Prometheus' staleness marker) carries no value to aggregate.
+    SkippedNaN,
+}
+
+impl Default for MinuteAggregator {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MinuteAggregator {
+    pub fn new() -> Self {
+        MinuteAggregator {
+            open_minute: None,
+            series: IdMap::default(),
+        }
+    }
+
+    pub fn series_count(&self) -> usize {
+        self.series.len()
+    }
+
+    pub fn contains(&self, id: u64) -> bool {
+        self.series.contains_key(&id)
+    }
+
+    pub fn open_minute(&self) -> Option<i64> {
+        self.open_minute
+    }
+
+    /// Starts a scrape observed at `ts_secs`. When it falls in a later minute
+    /// than the open one, the open minute is complete: its non-empty buckets
+    /// are appended to `out`, and idle series are evicted. Returns how many
+    /// series were evicted. A clock that went backwards keeps the open minute.
+    pub fn begin_scrape(&mut self, ts_secs: i64, out: &mut Vec<RollupRow>) -> usize {
+        let minute = ts_secs.div_euclid(ONE_MINUTE_SECS) * ONE_MINUTE_SECS;
+        match self.open_minute {
+            Some(open) if minute <= open => 0,
+            Some(_) => {
+                self.close_open_minute(out);
+                self.open_minute = Some(minute);
+                let horizon = minute - IDLE_EVICTION_MINUTES * ONE_MINUTE_SECS;
+                let before = self.series.len();
+                self.series.retain(|_, s| s.last_seen_minute >= horizon);
+                before - self.series.len()
+            }
+            None => {
+                self.open_minute = Some(minute);
+                0
+            }
+        }
+    }
+
+    /// Adds one sample to the open minute (call `begin_scrape` first).
+    #[inline]
+    pub fn observe(&mut self, id: u64, counter: bool, value: f64) -> Observed {
+        let minute = self.open_minute.unwrap_or(0);
+        let state = self.series.entry(id).or_insert(SeriesState {
+            counter,
+            prev_raw: f64::NAN,
+            bucket: Aggregate::EMPTY,
+            last_seen_minute: minute,
+        });
+        state.last_seen_minute = minute;
+        if value.is_nan() {
+            return Observed::SkippedNaN;
+        }
+        if state.counter {
+            if !state.prev_raw.is_nan() {
+                let delta = if value >= state.prev_raw {
+                    value - state.prev_raw
+                } else {
+                    value
+                };
+                state.bucket.increase += delta;
+            }
+            state.prev_raw = value;
+        }
+        state.bucket.add(value);
+        Observed::Accepted
+    }
+
+    /// Emits the open minute's buckets even though the minute is not over
+    /// (graceful shutdown). The counters' previous values are kept.
+    pub fn close_open_minute(&mut self, out: &mut Vec<RollupRow>) {
+        let Some(open) = self.open_minute else { return };
+        for (id, s) in self.series.iter_mut() {
+            if s.bucket.count > 0 {
+                out.push(RollupRow {
+                    series_id: *id,
+                    bucket_start: open,
+                    agg: s.bucket,
+                });
+                s.bucket = Aggregate::EMPTY;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows_by_minute(rows: &[RollupRow], id: u64) -> Vec<(i64, Aggregate)> {
+        let mut v: Vec<_> = rows
+            .iter()
+            .filter(|r| r.series_id == id)
+            .map(|r| (r.bucket_start, r.agg))
+            .collect();
+        v.sort_by_key(|(t, _)| *t);
+        v
+    }
+
+    #[test]
+    fn gauge_bucket_keeps_count_sum_min_max_first_last() {
+        let mut agg = MinuteAggregator::new();
+        let mut out = Vec::new();
+        for (t, v) in [(0, 5.0), (15, 1.0), (30, 9.0), (45, 3.0)] {
+            agg.begin_scrape(t, &mut out);
+            agg.observe(7, false, v);
+        }
+        assert!(out.is_empty(), "minute not complete yet");
+        agg.begin_scrape(60, &mut out);
+        let got = rows_by_minute(&out, 7);
+        assert_eq!(got.len(), 1);
+        let (start, a) = got[0];
+        assert_eq!(start, 0);
+        assert_eq!((a.count, a.sum, a.min, a.max, a.first, a.last), (4, 18.0, 1.0, 9.0, 5.0, 3.0));
+        assert_eq!(a.increase, 0.0);
+    }
+
+    #[test]
+    fn counter_increase_is_reset_corrected_and_spans_buckets() {
+        let mut agg = MinuteAggregator::new();
+        let mut out = Vec::new();
+        // 10 -> 20 -> 25 | reset to 3 -> 8 | 12
+        for (t, v) in [(0, 10.0), (20, 20.0), (40, 25.0), (60, 3.0), (80, 8.0), (120, 12.0)] {
+            agg.begin_scrape(t, &mut out);
+            agg.observe(1, true, v);
+        }
+        agg.close_open_minute(&mut out);
+        let got = rows_by_minute(&out, 1);
+        let inc: Vec<f64> = got.iter().map(|(_, a)| a.increase).collect();
+        assert_eq!(inc, vec![15.0, 3.0 + 5.0, 4.0]);
+        // The total equals what two raw readings say, reset included.
+        assert_eq!(inc.iter().sum::<f64>(), 15.0 + 3.0 + 5.0 + 4.0);
+    }
+
+    #[test]
+    fn nan_is_skipped_and_idle_series_evicted() {
+        let mut agg = MinuteAggregator::new();
+        let mut out = Vec::new();
+        agg.begin_scrape(0, &mut out);
+        assert_eq!(agg.observe(1, false, f64::NAN), Observed::SkippedNaN);
+        agg.observe(2, false, 1.0);
+        let evicted = agg.begin_scrape(60 * (IDLE_EVICTION_MINUTES + 2), &mut out);
+        assert_eq!(evicted, 2);
+        assert_eq!(out.len(), 1, "NaN-only series emits no row");
+    }
+
+    #[test]
+    fn merge_matches_single_bucket() {
+        let values = [3.0, -1.0, 7.5, 2.0, 2.0, 10.0];
+        let mut whole = Aggregate::EMPTY;
+        values.iter().for_each(|v| whole.add(*v));
+        let (mut a, mut b) = (Aggregate::EMPTY, Aggregate::EMPTY);
+        values[..2].iter().for_each(|v| a.add(*v));
+        values[2..].iter().for_each(|v| b.add(*v));
+        a.merge(&b);
+        assert_eq!(a, whole);
+    }
+}

@@ -1,0 +1,422 @@
+//! One scrape's payload -> series identities -> the target's open minute.
+//!
+//! A scrape is all or nothing: the whole payload is parsed and checked
+//! against the limits into a staging area first, and only a clean scrape
+//! touches the aggregator, so a truncated or oversized payload writes no
+//! partial rows.
+
+use std::collections::HashSet;
+use std::hash::BuildHasherDefault;
+
+use xxhash_rust::xxh3::xxh3_64;
+
+use super::parse::{Format, MetricKind, Parser, RawValue, Sample};
+use crate::config::{Limits, TargetSpec};
+use crate::rollup::{IdHasher, MinuteAggregator, RollupRow, SeriesRow};
+use crate::telemetry::ScrapeErrorReason;
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum IngestError {
+    #[error("parse error at {0}")]
+    Parse(String),
+    #[error("sample limit exceeded: more than {limit} samples")]
+    SampleLimit { limit: usize },
+    #[error("series {series} has {count} labels, limit is {limit}")]
+    TooManyLabels {
+        series: String,
+        count: usize,
+        limit: usize,
+    },
+    #[error("series {series}: label {label:?} is longer than {limit} bytes")]
+    LabelTooLong {
+        series: String,
+        label: String,
+        limit: usize,
+    },
+}
+
+impl IngestError {
+    pub fn reason(&self) -> ScrapeErrorReason {
+        match self {
+            IngestError::Parse(_) => ScrapeErrorReason::ParseError,
+            IngestError::SampleLimit { .. } => ScrapeErrorReason::SampleLimit,
+            IngestError::TooManyLabels { .. } | IngestError::LabelTooLong { .. } => ScrapeErrorReason::LabelLimit,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct IngestStats {
+    pub samples: usize,
+    pub duplicates: usize,
+    pub new_series: usize,
+}
+
+#[derive(Clone, Copy)]
+enum LabelValue<'a> {
+    Raw(RawValue<'a>),
+    Plain(&'a str),
+}
+
+impl LabelValue<'_> {
+    fn append_to(&self, out: &mut Vec<u8>, scratch: &mut String) {
+        match self {
+            LabelValue::Plain(s) => out.extend_from_slice(s.as_bytes()),
+            LabelValue::Raw(r) if !r.has_escapes() => out.extend_from_slice(r.0.as_bytes()),
+            LabelValue::Raw(r) => {
+                scratch.clear();
+                r.unescape_into(scratch);
+                out.extend_from_slice(scratch.as_bytes());
+            }
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            LabelValue::Plain(s) => s.len(),
+            LabelValue::Raw(r) => r.0.len(),
+        }
+    }
+
+    fn to_string(self) -> String {
+        match self {
+            LabelValue::Plain(s) => s.to_string(),
+            LabelValue::Raw(r) => r.to_cow().into_owned(),
+        }
+    }
+}
+
+struct Staged {
+    id: u64,
+    counter: bool,
+    value: f64,
+}
+
+/// Counters get a reset-corrected increase. Federation often serves
+/// everything as untyped, so `_total` names count as counters too.
+fn is_counter(kind: MetricKind, name: &str) -> bool {
+    match kind {
+        MetricKind::Counter => true,
+        MetricKind::Histogram => name.ends_with("_bucket") || name.ends_with("_count") || name.ends_with("_sum"),
+        MetricKind::Summary => name.ends_with("_count") || name.ends_with("_sum"),
+        MetricKind::Unknown => name.ends_with("_total"),
+        _ => false,
+    }
+}
+
+const TARGET_LABELS: [&str; 3] = ["cluster", "job", "instance"];
+const EXPORTED_TARGET_LABELS: [&str; 3] = ["exported_cluster", "exported_job", "exported_instance"];
+
+/// Per-target ingest state: its labels, limits and open minute.
+pub struct Ingestor {
+    target_values: [String; 3],
+    honor_labels: bool,
+    limits: Limits,
+    aggregator: MinuteAggregator,
+    staged: Vec<Staged>,
+    seen: HashSet<u64, BuildHasherDefault<IdHasher>>,
+    key: Vec<u8>,
+    scratch: String,
+}
+
+impl Ingestor {
+    pub fn new(target: &TargetSpec, limits: Limits) -> Ingestor {
+        Ingestor {
+            target_values: [target.cluster.clone(), target.job.clone(), target.instance.clone()],
+            honor_labels: target.honor_labels,
+            limits,
+            aggregator: MinuteAggregator::new(),
+            staged: Vec::new(),
+            seen: HashSet::default(),
+            key: Vec::with_capacity(256),
+            scratch: String::new(),
+        }
+    }
+
+    pub fn series_count(&self) -> usize {
+        self.aggregator.series_count()
+    }
+
+    /// Starts a scrape at `ts_secs`, completing the previous minute into `out`.
+    /// Returns the number of idle series evicted.
+    pub fn begin(&mut self, ts_secs: i64, out: &mut Vec<RollupRow>) -> usize {
+        self.aggregator.begin_scrape(ts_secs, out)
+    }
+
+    /// Emits the open minute now (graceful shutdown).
+    pub fn close(&mut self, out: &mut Vec<RollupRow>) {
+        self.aggregator.close_open_minute(out);
+    }
+
+    /// Parses and checks the whole payload; on success adds every sample to
+    /// the open minute and appends first-seen series to `new_series`.
+    pub fn ingest(
+        &mut self,
+        body: &[u8],
+        format: Format,
+        new_series: &mut Vec<SeriesRow>,
+    ) -> Result<IngestStats, IngestError> {
+        self.staged.clear();
+        self.seen.clear();
+        let first_new = new_series.len();
+        let result = self.stage(body, format, new_series);
+        if result.is_err() {
+            new_series.truncate(first_new);
+            return result;
+        }
+        for s in &self.staged {
+            self.aggregator.observe(s.id, s.counter, s.value);
+        }
+        result
+    }
+
+    fn stage(
+        &mut self,
+        body: &[u8],
+        format: Format,
+        new_series: &mut Vec<SeriesRow>,
+    ) -> Result<IngestStats, IngestError> {
+        let Ingestor {
+            target_values,
+            honor_labels,
+            limits,
+            aggregator,
+            staged,
+            seen,
+            key,
+            scratch,
+        } = self;
+        let mut stats = IngestStats::default();
+        let mut labels: Vec<(&str, LabelValue<'_>)> = Vec::with_capacity(16);
+        for sample in Parser::new(body, format) {
+            let sample = sample.map_err(|e| IngestError::Parse(e.to_string()))?;
+            stats.samples += 1;
+            if stats.samples > limits.samples_per_scrape {
+                return Err(IngestError::SampleLimit {
+                    limit: limits.samples_per_scrape,
+                });
+            }
+            labels.clear();
+            collect_labels(&sample, target_values, *honor_labels, &mut labels);
+            check_label_limits(&sample, &labels, limits)?;
+            let id = series_key(sample.name, &labels, key, scratch);
+            if !seen.insert(id) {
+                stats.duplicates += 1;
+                continue;
+            }
+            if !aggregator.contains(id) {
+                stats.new_series += 1;
+                new_series.push(SeriesRow {
+                    id,
+                    metric: sample.name.to_string(),
+                    kind: sample.kind.as_str(),
+                    labels: labels.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect(),
+                });
+            }
+            staged.push(Staged {
+                id,
+                counter: is_counter(sample.kind, sample.name),
+                value: sample.value,
+            });
+        }
+        Ok(stats)
+    }
+
+    /// Records `up`, `scrape_duration_seconds` and `scrape_samples_scraped`
+    /// for this target into the open minute.
+    pub fn record_scrape_health(
+        &mut self,
+        up: bool,
+        duration_secs: f64,
+        samples: usize,
+        new_series: &mut Vec<SeriesRow>,
+    ) {
+        for (name, value) in [
+            ("up", if up { 1.0 } else { 0.0 }),
+            ("scrape_duration_seconds", duration_secs),
+            ("scrape_samples_scraped", samples as f64),
+        ] {
+            let labels: Vec<(&str, LabelValue<'_>)> = TARGET_LABELS
+                .iter()
+                .zip(&self.target_values)
+                .map(|(n, v)| (*n, LabelValue::Plain(v.as_str())))
+                .collect();
+            let id = series_key(name, &labels, &mut self.key, &mut self.scratch);
+            if !self.aggregator.contains(id) {
+                new_series.push(SeriesRow {
+                    id,
+                    metric: name.to_string(),
+                    kind: "gauge",
+                    labels: labels.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect(),
+                });
+            }
+            self.aggregator.observe(id, false, value);
+        }
+    }
+}
+
+/// The sample's labels plus the target labels, sorted by name. A scraped
+/// label that collides with a target label wins under `honor_labels`,
+/// otherwise it is kept as `exported_<name>`, as Prometheus does.
+fn collect_labels<'s>(
+    sample: &Sample<'s>,
+    target_values: &'s [String; 3],
+    honor_labels: bool,
+    out: &mut Vec<(&'s str, LabelValue<'s>)>,
+) {
+    let mut present = [false; 3];
+    for (name, value) in sample.labels.iter() {
+        match TARGET_LABELS.iter().position(|t| *t == name) {
+            Some(i) if honor_labels => {
+                present[i] = true;
+                out.push((name, LabelValue::Raw(value)));
+            }
+            Some(i) => out.push((EXPORTED_TARGET_LABELS[i], LabelValue::Raw(value))),
+            None => out.push((name, LabelValue::Raw(value))),
+        }
+    }
+    for i in 0..3 {
+        if !present[i] {
+            out.push((TARGET_LABELS[i], LabelValue::Plain(&target_values[i])));
+        }
+    }
+    // Empty label values mean "no label" in Prometheus' data model.
+    out.retain(|(_, v)| v.len() > 0);
+    if !out.is_sorted_by(|a, b| a.0 <= b.0) {
+        out.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    }
+}
+
+fn check_label_limits(sample: &Sample<'_>, labels: &[(&str, LabelValue<'_>)], limits: &Limits) -> Result<(), IngestError> {
+    if labels.len() > limits.labels_per_series {
+        return Err(IngestError::TooManyLabels {
+            series: sample.name.to_string(),
+            count: labels.len(),
+            limit: limits.labels_per_series,
+        });
+    }
+    for (name, value) in labels {
+        if name.len() > limits.label_name_length {
+            return Err(IngestError::LabelTooLong {
+                series: sample.name.to_string(),
+                label: name.chars().take(64).collect(),
+                limit: limits.label_name_length,
+            });
+        }
+        if value.len() > limits.label_value_length {
+            return Err(IngestError::LabelTooLong {
+                series: sample.name.to_string(),
+                label: name.to_string(),
+                limit: limits.label_value_length,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The stable 64-bit series id: xxh3 of the metric name and the sorted,
+/// unescaped label pairs, with separator bytes that cannot occur in UTF-8.
+fn series_key(name: &str, labels: &[(&str, LabelValue<'_>)], key: &mut Vec<u8>, scratch: &mut String) -> u64 {
+    key.clear();
+    key.extend_from_slice(name.as_bytes());
+    for (n, v) in labels {
+        key.push(0xff);
+        key.extend_from_slice(n.as_bytes());
+        key.push(0xfe);
+        v.append_to(key, scratch);
+    }
+    xxh3_64(key)
+}
+
+/// The id of a series given its metric name and (unsorted, unescaped) labels;
+/// equal to what ingest assigns. Used by tests and tools to find a series.
+pub fn series_id(metric: &str, labels: &[(&str, &str)]) -> u64 {
+    let mut sorted: Vec<(&str, LabelValue<'_>)> = labels
+        .iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(n, v)| (*n, LabelValue::Plain(v)))
+        .collect();
+    sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    series_key(metric, &sorted, &mut Vec::new(), &mut String::new())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn target(honor: bool) -> TargetSpec {
+        TargetSpec {
+            cluster: "sh-1".into(),
+            job: "node".into(),
+            instance: "10.0.0.1:9100".into(),
+            url: "http://10.0.0.1:9100/metrics".into(),
+            interval: Duration::from_secs(15),
+            timeout: Duration::from_secs(5),
+            honor_labels: honor,
+        }
+    }
+
+    #[test]
+    fn ids_ignore_label_order_and_escaping() {
+        let mut a = Ingestor::new(&target(false), Limits::default());
+        let mut rows = Vec::new();
+        let mut new = Vec::new();
+        a.begin(0, &mut rows);
+        a.ingest(b"m{b=\"x\\\\y\",a=\"1\"} 1\n", Format::Prometheus, &mut new).unwrap();
+        let want = series_id(
+            "m",
+            &[("a", "1"), ("b", "x\\y"), ("cluster", "sh-1"), ("job", "node"), ("instance", "10.0.0.1:9100")],
+        );
+        assert_eq!(new[0].id, want);
+        assert_eq!(new[0].label("b"), Some("x\\y"));
+    }
+
+    #[test]
+    fn honor_labels_decides_collisions() {
+        let body = b"m{job=\"inner\",instance=\"pod:80\"} 1\n";
+        let mut new = Vec::new();
+        let mut kept = Ingestor::new(&target(true), Limits::default());
+        kept.ingest(body, Format::Prometheus, &mut new).unwrap();
+        assert_eq!(new[0].label("job"), Some("inner"));
+        assert_eq!(new[0].label("instance"), Some("pod:80"));
+        assert_eq!(new[0].label("cluster"), Some("sh-1"));
+        new.clear();
+        let mut renamed = Ingestor::new(&target(false), Limits::default());
+        renamed.ingest(body, Format::Prometheus, &mut new).unwrap();
+        assert_eq!(new[0].label("job"), Some("node"));
+        assert_eq!(new[0].label("exported_job"), Some("inner"));
+    }
+
+    #[test]
+    fn a_bad_scrape_changes_nothing() {
+        let limits = Limits {
+            samples_per_scrape: 2,
+            ..Limits::default()
+        };
+        let mut ing = Ingestor::new(&target(false), limits);
+        let mut new = Vec::new();
+        let err = ing
+            .ingest(b"a 1\nb 2\nc 3\n", Format::Prometheus, &mut new)
+            .unwrap_err();
+        assert_eq!(err.reason(), ScrapeErrorReason::SampleLimit);
+        assert!(new.is_empty());
+        assert_eq!(ing.series_count(), 0);
+        let err = ing
+            .ingest(b"a 1\nb{x=\"1\" 2\n", Format::Prometheus, &mut new)
+            .unwrap_err();
+        assert_eq!(err.reason(), ScrapeErrorReason::ParseError);
+        assert!(err.to_string().contains("2:"), "{err}");
+        assert_eq!(ing.series_count(), 0);
+    }
+
+    #[test]
+    fn duplicates_are_counted_and_dropped() {
+        let mut ing = Ingestor::new(&target(false), Limits::default());
+        let mut new = Vec::new();
+        let stats = ing
+            .ingest(b"a{x=\"1\"} 1\na{x=\"1\"} 2\n", Format::Prometheus, &mut new)
+            .unwrap();
+        assert_eq!((stats.samples, stats.duplicates, stats.new_series), (2, 1, 1));
+    }
+}

@@ -1,0 +1,281 @@
+//! The read side: cloned connections on `spawn_blocking`, interrupted at a deadline.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use duckdb::{params, Connection};
+use serde::Serialize;
+
+use super::StoreError;
+use crate::config::Retention;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Resolution {
+    #[serde(rename = "1m")]
+    OneMinute,
+    #[serde(rename = "5m")]
+    FiveMinutes,
+    #[serde(rename = "1h")]
+    OneHour,
+}
+
+impl Resolution {
+    pub fn secs(self) -> i64 {
+        match self {
+            Resolution::OneMinute => 60,
+            Resolution::FiveMinutes => 300,
+            Resolution::OneHour => 3600,
+        }
+    }
+
+    fn table(self) -> &'static str {
+        match self {
+            Resolution::OneMinute => "rollup_1m",
+            Resolution::FiveMinutes => "rollup_5m",
+            Resolution::OneHour => "rollup_1h",
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Resolution::OneMinute => "1m",
+            Resolution::FiveMinutes => "5m",
+            Resolution::OneHour => "1h",
+        }
+    }
+
+    /// The coarsest resolution that still gives at least one row per step,
+    /// falling back to a coarser one when `start` is older than a finer
+    /// resolution keeps data. A 30-day panel never reads 1m rows.
+    pub fn for_query(step_secs: i64, start: i64, now: i64, retention: &Retention) -> Resolution {
+        let by_step = if step_secs >= 3600 {
+            Resolution::OneHour
+        } else if step_secs >= 300 {
+            Resolution::FiveMinutes
+        } else {
+            Resolution::OneMinute
+        };
+        let age = now.saturating_sub(start).max(0) as u64;
+        let by_age = if age > retention.five_minutes.as_secs() {
+            Resolution::OneHour
+        } else if age > retention.one_minute.as_secs() {
+            Resolution::FiveMinutes
+        } else {
+            Resolution::OneMinute
+        };
+        if by_age.secs() > by_step.secs() {
+            by_age
+        } else {
+            by_step
+        }
+    }
+}
+
+/// How the rows of one series within one step are combined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RollupAgg {
+    Avg,
+    Min,
+    Max,
+    Sum,
+    Count,
+    First,
+    Last,
+    /// Reset-corrected counter increase over the step.
+    Increase,
+    /// `increase / step`, per second.
+    Rate,
+}
+
+impl FromStr for RollupAgg {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "avg" => RollupAgg::Avg,
+            "min" => RollupAgg::Min,
+            "max" => RollupAgg::Max,
+            "sum" => RollupAgg::Sum,
+            "count" => RollupAgg::Count,
+            "first" => RollupAgg::First,
+            "last" => RollupAgg::Last,
+            "increase" => RollupAgg::Increase,
+            "rate" => RollupAgg::Rate,
+            other => {
+                return Err(format!(
+                    "unknown agg {other:?}; expected one of avg, min, max, sum, count, first, last, increase, rate"
+                ))
+            }
+        })
+    }
+}
+
+impl RollupAgg {
+    /// SQL over the rollup columns; constants only, never request text.
+    fn sql(self) -> &'static str {
+        match self {
+            RollupAgg::Avg => "sum(sum) / sum(count)",
+            RollupAgg::Min => "min(min)",
+            RollupAgg::Max => "max(max)",
+            RollupAgg::Sum => "sum(sum)",
+            RollupAgg::Count => "sum(count)::DOUBLE",
+            RollupAgg::First => "arg_min(first, ts)",
+            RollupAgg::Last => "arg_max(last, ts)",
+            RollupAgg::Increase => "sum(increase)",
+            RollupAgg::Rate => "sum(increase) / ?",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SeriesInfo {
+    pub id: u64,
+    pub metric: String,
+    pub kind: String,
+    pub labels: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RollupPoint {
+    pub series_id: u64,
+    pub ts: i64,
+    pub value: f64,
+}
+
+/// Cheap, cloneable read handle.
+#[derive(Clone)]
+pub struct StoreReader {
+    template: Arc<Mutex<Connection>>,
+    data_dir: PathBuf,
+}
+
+impl StoreReader {
+    pub(super) fn new(conn: Connection, data_dir: PathBuf) -> StoreReader {
+        StoreReader {
+            template: Arc::new(Mutex::new(conn)),
+            data_dir,
+        }
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// Runs `f` on its own connection off the async runtime; interrupts the
+    /// query when `deadline` passes.
+    pub async fn run<T, F>(&self, deadline: Duration, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let conn = {
+            let template = self
+                .template
+                .lock()
+                .map_err(|_| StoreError::Join("reader connection poisoned".into()))?;
+            template.try_clone()?
+        };
+        let interrupt = conn.interrupt_handle();
+        let task = tokio::task::spawn_blocking(move || f(&conn));
+        match tokio::time::timeout(deadline, task).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(join)) => Err(StoreError::Join(join.to_string())),
+            Err(_) => {
+                interrupt.interrupt();
+                Err(StoreError::Deadline)
+            }
+        }
+    }
+
+    /// Series, optionally only of one metric name. Label matching beyond the
+    /// name happens in the caller, on parsed labels, never in SQL.
+    pub async fn series(&self, metric: Option<String>, deadline: Duration) -> Result<Vec<SeriesInfo>, StoreError> {
+        self.run(deadline, move |conn| {
+            let mut stmt = conn.prepare(
+                "SELECT id, metric, kind, labels FROM series WHERE (?1 IS NULL OR metric = ?1) ORDER BY metric, labels",
+            )?;
+            let rows = stmt.query_map(params![metric], |r| {
+                Ok((
+                    r.get::<_, u64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                ))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (id, metric, kind, labels) = row?;
+                let labels: BTreeMap<String, String> = serde_json::from_str(&labels).unwrap_or_default();
+                out.push(SeriesInfo {
+                    id,
+                    metric,
+                    kind,
+                    labels,
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Distinct metric names (for pickers).
+    pub async fn metric_names(&self, deadline: Duration) -> Result<Vec<String>, StoreError> {
+        self.run(deadline, |conn| {
+            let mut stmt = conn.prepare("SELECT DISTINCT metric FROM series ORDER BY metric")?;
+            let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    /// One value per series and step in `[start, end)`, steps aligned to
+    /// multiples of `step` since the epoch.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn rollups(
+        &self,
+        resolution: Resolution,
+        series_ids: Vec<u64>,
+        start: i64,
+        end: i64,
+        step: i64,
+        agg: RollupAgg,
+        deadline: Duration,
+    ) -> Result<Vec<RollupPoint>, StoreError> {
+        if series_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let step = step.max(resolution.secs());
+        self.run(deadline, move |conn| {
+            let ids = series_ids.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
+            let sql = format!(
+                "SELECT series_id, (ts // {step}) * {step} AS t, {agg} AS v
+                 FROM {table}
+                 WHERE series_id IN (SELECT CAST(unnest(string_split(?, ',')) AS UBIGINT))
+                   AND ts >= ? AND ts < ?
+                 GROUP BY series_id, t ORDER BY series_id, t",
+                agg = agg.sql(),
+                table = resolution.table(),
+            );
+            let mut stmt = conn.prepare(&sql)?;
+            let map = |r: &duckdb::Row<'_>| {
+                Ok(RollupPoint {
+                    series_id: r.get(0)?,
+                    ts: r.get(1)?,
+                    value: r.get::<_, Option<f64>>(2)?.unwrap_or(f64::NAN),
+                })
+            };
+            let rows = if agg == RollupAgg::Rate {
+                stmt.query_map(params![step as f64, ids, start, end], map)?
+                    .collect::<Result<Vec<_>, _>>()?
+            } else {
+                stmt.query_map(params![ids, start, end], map)?
+                    .collect::<Result<Vec<_>, _>>()?
+            };
+            Ok(rows)
+        })
+        .await
+    }
+}

@@ -1,0 +1,58 @@
+//! Versioned schema migrations, applied in order inside one transaction each.
+
+use std::path::Path;
+
+use super::StoreError;
+
+/// Migration N (1-based) is `MIGRATIONS[N-1]`. Never edit a released entry;
+/// append a new one.
+const MIGRATIONS: &[&str] = &[
+    // 1: series identity and the three rollup resolutions.
+    "CREATE TABLE series (
+        id UBIGINT PRIMARY KEY,
+        metric VARCHAR NOT NULL,
+        kind VARCHAR NOT NULL,
+        cluster VARCHAR,
+        job VARCHAR,
+        instance VARCHAR,
+        namespace VARCHAR,
+        pod VARCHAR,
+        node VARCHAR,
+        container VARCHAR,
+        labels VARCHAR NOT NULL,
+        first_seen BIGINT NOT NULL
+    );
+    CREATE TABLE rollup_1m (series_id UBIGINT NOT NULL, ts BIGINT NOT NULL, count UINTEGER NOT NULL,
+        sum DOUBLE, min DOUBLE, max DOUBLE, first DOUBLE, last DOUBLE, increase DOUBLE);
+    CREATE TABLE rollup_5m (series_id UBIGINT NOT NULL, ts BIGINT NOT NULL, count UINTEGER NOT NULL,
+        sum DOUBLE, min DOUBLE, max DOUBLE, first DOUBLE, last DOUBLE, increase DOUBLE);
+    CREATE TABLE rollup_1h (series_id UBIGINT NOT NULL, ts BIGINT NOT NULL, count UINTEGER NOT NULL,
+        sum DOUBLE, min DOUBLE, max DOUBLE, first DOUBLE, last DOUBLE, increase DOUBLE);
+    CREATE TABLE watermarks (name VARCHAR PRIMARY KEY, ts BIGINT NOT NULL);",
+];
+
+pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
+pub fn migrate(conn: &mut duckdb::Connection, path: &Path) -> Result<(), StoreError> {
+    conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")?;
+    let current: u32 = conn
+        .query_row("SELECT coalesce(max(version), 0) FROM schema_version", [], |r| r.get(0))?;
+    if current > SCHEMA_VERSION {
+        return Err(StoreError::SchemaTooNew {
+            path: path.to_path_buf(),
+            found: current,
+            known: SCHEMA_VERSION,
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let version = i as u32 + 1;
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)
+            .and_then(|_| tx.execute("INSERT INTO schema_version VALUES (?)", [version]).map(|_| ()))
+            .map_err(|source| StoreError::Migration { version, source })?;
+        tx.commit()
+            .map_err(|source| StoreError::Migration { version, source })?;
+        tracing::info!(version, "applied schema migration");
+    }
+    Ok(())
+}

@@ -1,0 +1,402 @@
+//! The single writer thread: batches in, one DuckDB transaction per batch
+//! group, plus derivation of 5m/1h rows and retention.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use duckdb::{params, Connection};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{DirLock, StoreError, StoreOptions};
+use crate::rollup::{RollupRow, SeriesRow};
+use crate::telemetry::Telemetry;
+
+/// Rows the writer takes into one transaction before committing.
+const MAX_ROWS_PER_TRANSACTION: usize = 1_000_000;
+/// Batches waiting for the writer; senders wait (backpressure) beyond this.
+const QUEUE_DEPTH: usize = 256;
+/// Rows kept for retry after a failed commit (e.g. a full disk); older rows
+/// beyond this are dropped and counted.
+const MAX_RETRY_ROWS: usize = 2_000_000;
+const MAINTENANCE_EVERY: Duration = Duration::from_secs(5);
+const RETENTION_EVERY: Duration = Duration::from_secs(600);
+
+/// What one scrape target hands to the store: new series and complete buckets.
+#[derive(Debug, Default)]
+pub struct WriteBatch {
+    pub series: Vec<SeriesRow>,
+    pub rollups: Vec<RollupRow>,
+}
+
+impl WriteBatch {
+    pub fn is_empty(&self) -> bool {
+        self.series.is_empty() && self.rollups.is_empty()
+    }
+}
+
+enum Msg {
+    Batch(WriteBatch),
+    /// Replies once everything sent before it is committed.
+    Sync(oneshot::Sender<Result<(), String>>),
+    Maintain,
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// Cheap handle to the writer thread; clone one per producer.
+#[derive(Clone)]
+pub struct StoreWriter {
+    tx: mpsc::Sender<Msg>,
+    thread: Arc<Mutex<Option<JoinHandle<()>>>>,
+}
+
+impl StoreWriter {
+    pub(super) fn start(
+        conn: Connection,
+        lock: DirLock,
+        options: StoreOptions,
+        telemetry: Arc<Telemetry>,
+    ) -> Result<StoreWriter, StoreError> {
+        let known_series = load_known_series(&conn)?;
+        let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
+        let mut state = Writer {
+            conn,
+            _lock: lock,
+            options,
+            telemetry,
+            known_series,
+            retry: VecDeque::new(),
+            retry_rows: 0,
+            last_maintenance: Instant::now(),
+            last_retention: None,
+        };
+        let thread = std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || state.run(rx))
+            .map_err(|e| StoreError::Join(e.to_string()))?;
+        Ok(StoreWriter {
+            tx,
+            thread: Arc::new(Mutex::new(Some(thread))),
+        })
+    }
+
+    /// Queues a batch; waits while the writer's queue is full.
+    pub async fn write(&self, batch: WriteBatch) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.tx
+            .send(Msg::Batch(batch))
+            .await
+            .map_err(|_| StoreError::WriterGone)
+    }
+
+    /// Returns when everything queued before this call is committed.
+    pub async fn sync(&self) -> Result<(), StoreError> {
+        let (reply, done) = oneshot::channel();
+        self.tx
+            .send(Msg::Sync(reply))
+            .await
+            .map_err(|_| StoreError::WriterGone)?;
+        match done.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(message)) => Err(StoreError::Join(message)),
+            Err(_) => Err(StoreError::WriterGone),
+        }
+    }
+
+    /// Asks the writer to derive coarser resolutions and apply retention now
+    /// if due; used by a periodic task so an idle store still maintains itself.
+    pub async fn maintain(&self) -> Result<(), StoreError> {
+        self.tx
+            .send(Msg::Maintain)
+            .await
+            .map_err(|_| StoreError::WriterGone)
+    }
+
+    /// Commits everything queued, checkpoints, and stops the thread.
+    pub async fn shutdown(&self) {
+        let (reply, done) = oneshot::channel();
+        if self.tx.send(Msg::Shutdown(reply)).await.is_ok() {
+            let _ = done.await;
+        }
+        let thread = self.thread.lock().ok().and_then(|mut t| t.take());
+        if let Some(thread) = thread {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+    }
+}
+
+fn load_known_series(conn: &Connection) -> Result<HashSet<u64>, StoreError> {
+    let mut stmt = conn.prepare("SELECT id FROM series")?;
+    let ids = stmt.query_map([], |r| r.get::<_, u64>(0))?;
+    let mut known = HashSet::new();
+    for id in ids {
+        known.insert(id?);
+    }
+    Ok(known)
+}
+
+pub(super) fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+struct Writer {
+    conn: Connection,
+    _lock: DirLock,
+    options: StoreOptions,
+    telemetry: Arc<Telemetry>,
+    known_series: HashSet<u64>,
+    retry: VecDeque<WriteBatch>,
+    retry_rows: usize,
+    last_maintenance: Instant,
+    last_retention: Option<Instant>,
+}
+
+impl Writer {
+    fn run(&mut self, mut rx: mpsc::Receiver<Msg>) {
+        while let Some(first) = rx.blocking_recv() {
+            let mut pending = Vec::new();
+            let mut syncs = Vec::new();
+            let mut shutdown = None;
+            let mut rows = 0;
+            let mut maintain = false;
+            let mut next = Some(first);
+            while let Some(msg) = next.take() {
+                match msg {
+                    Msg::Batch(b) => {
+                        rows += b.rollups.len() + b.series.len();
+                        pending.push(b);
+                    }
+                    Msg::Sync(reply) => syncs.push(reply),
+                    Msg::Maintain => maintain = true,
+                    Msg::Shutdown(reply) => {
+                        shutdown = Some(reply);
+                        break;
+                    }
+                }
+                if rows < MAX_ROWS_PER_TRANSACTION {
+                    next = rx.try_recv().ok();
+                }
+            }
+            let result = self.commit_with_retry(pending);
+            for reply in syncs {
+                let _ = reply.send(result.clone());
+            }
+            if maintain || self.last_maintenance.elapsed() >= MAINTENANCE_EVERY {
+                self.maintain();
+            }
+            if let Some(reply) = shutdown {
+                if let Err(e) = self.conn.execute_batch("CHECKPOINT") {
+                    tracing::warn!(error = %e, "checkpoint at shutdown failed");
+                }
+                let _ = reply.send(());
+                return;
+            }
+        }
+    }
+
+    /// Commits earlier failed batches first, then the new ones. On failure
+    /// everything is kept (bounded) for the next attempt.
+    fn commit_with_retry(&mut self, new: Vec<WriteBatch>) -> Result<(), String> {
+        for b in new {
+            self.retry_rows += b.rollups.len();
+            self.retry.push_back(b);
+        }
+        while self.retry_rows > MAX_RETRY_ROWS {
+            match self.retry.pop_front() {
+                Some(old) => {
+                    self.retry_rows -= old.rollups.len();
+                    tracing::error!(rows = old.rollups.len(), "dropping rollup rows that could not be stored");
+                }
+                None => break,
+            }
+        }
+        if self.retry.is_empty() {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let batches: Vec<WriteBatch> = self.retry.drain(..).collect();
+        match self.commit(&batches) {
+            Ok((series_written, rows_written)) => {
+                self.retry_rows = 0;
+                self.telemetry.flush_latency(started.elapsed());
+                self.telemetry.series_written(series_written);
+                self.telemetry.rows_written(60, rows_written);
+                Ok(())
+            }
+            Err(e) => {
+                self.telemetry.store_write_error();
+                tracing::error!(error = %e, "store commit failed; rows kept for retry");
+                self.retry.extend(batches);
+                Err(e.to_string())
+            }
+        }
+    }
+
+    fn commit(&mut self, batches: &[WriteBatch]) -> Result<(u64, u64), duckdb::Error> {
+        let now = unix_now();
+        self.conn.execute_batch("BEGIN TRANSACTION")?;
+        let mut new_ids = HashSet::new();
+        let result = (|| {
+            let mut rows = 0u64;
+            {
+                let mut app = self.conn.appender("series")?;
+                for s in batches.iter().flat_map(|b| &b.series) {
+                    if self.known_series.contains(&s.id) || !new_ids.insert(s.id) {
+                        continue;
+                    }
+                    let labels = labels_json(&s.labels);
+                    app.append_row(params![
+                        s.id,
+                        s.metric,
+                        s.kind,
+                        s.label("cluster"),
+                        s.label("job"),
+                        s.label("instance"),
+                        s.label("namespace"),
+                        s.label("pod"),
+                        s.label("node"),
+                        s.label("container"),
+                        labels,
+                        now
+                    ])?;
+                }
+                app.flush()?;
+            }
+            {
+                let mut app = self.conn.appender("rollup_1m")?;
+                for r in batches.iter().flat_map(|b| &b.rollups) {
+                    let a = &r.agg;
+                    app.append_row(params![
+                        r.series_id,
+                        r.bucket_start,
+                        a.count,
+                        a.sum,
+                        a.min,
+                        a.max,
+                        a.first,
+                        a.last,
+                        a.increase
+                    ])?;
+                    rows += 1;
+                }
+                app.flush()?;
+            }
+            Ok(rows)
+        })();
+        match result.and_then(|rows| self.conn.execute_batch("COMMIT").map(|_| rows)) {
+            Ok(rows) => {
+                let series = new_ids.len() as u64;
+                self.known_series.extend(new_ids);
+                Ok((series, rows))
+            }
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                Err(e)
+            }
+        }
+    }
+
+    fn maintain(&mut self) {
+        self.last_maintenance = Instant::now();
+        if !self.retry.is_empty() {
+            let _ = self.commit_with_retry(Vec::new());
+        }
+        let now = unix_now();
+        let horizon_5m = now - self.options.derive_lateness_secs;
+        match derive(&self.conn, "rollup_1m", "rollup_5m", 300, horizon_5m) {
+            Ok(n) => self.telemetry.rows_written(300, n),
+            Err(e) => tracing::error!(error = %e, "deriving 5m rollups failed"),
+        }
+        match watermark(&self.conn, "rollup_5m").map(|wm| wm.unwrap_or(i64::MIN)) {
+            Ok(wm_5m) => match derive(&self.conn, "rollup_5m", "rollup_1h", 3600, wm_5m) {
+                Ok(n) => self.telemetry.rows_written(3600, n),
+                Err(e) => tracing::error!(error = %e, "deriving 1h rollups failed"),
+            },
+            Err(e) => tracing::error!(error = %e, "reading watermark failed"),
+        }
+        if self
+            .last_retention
+            .is_none_or(|t| t.elapsed() >= RETENTION_EVERY)
+        {
+            self.last_retention = Some(Instant::now());
+            let r = &self.options.retention;
+            for (table, keep) in [
+                ("rollup_1m", r.one_minute),
+                ("rollup_5m", r.five_minutes),
+                ("rollup_1h", r.one_hour),
+            ] {
+                let cutoff = now - keep.as_secs() as i64;
+                let sql = format!("DELETE FROM {table} WHERE ts < ?");
+                match self.conn.execute(&sql, [cutoff]) {
+                    Ok(n) => self.telemetry.retention_deleted(n as u64),
+                    Err(e) => tracing::error!(error = %e, table, "retention failed"),
+                }
+            }
+        }
+    }
+}
+
+fn labels_json(labels: &[(String, String)]) -> String {
+    let map: serde_json::Map<String, serde_json::Value> = labels
+        .iter()
+        .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+        .collect();
+    serde_json::Value::Object(map).to_string()
+}
+
+/// End (exclusive) of the last window derived into `table`.
+fn watermark(conn: &Connection, table: &str) -> Result<Option<i64>, duckdb::Error> {
+    let mut stmt = conn.prepare("SELECT ts FROM watermarks WHERE name = ?")?;
+    let mut rows = stmt.query([table])?;
+    match rows.next()? {
+        Some(row) => Ok(Some(row.get(0)?)),
+        None => Ok(None),
+    }
+}
+
+/// Derives complete `width`-second windows of `target` from `source` up to
+/// `horizon`, and moves the watermark in the same transaction, so a crash
+/// either derives a window once or not at all. Table names are constants
+/// from this module, never request text.
+fn derive(conn: &Connection, source: &str, target: &str, width: i64, horizon: i64) -> Result<u64, duckdb::Error> {
+    let end = horizon.div_euclid(width) * width;
+    let start = match watermark(conn, target)? {
+        Some(wm) => wm,
+        None => {
+            let sql = format!("SELECT min(ts) FROM {source}");
+            let first: Option<i64> = conn.query_row(&sql, [], |r| r.get(0))?;
+            match first {
+                Some(t) => t.div_euclid(width) * width,
+                None => return Ok(0),
+            }
+        }
+    };
+    if end <= start {
+        return Ok(0);
+    }
+    conn.execute_batch("BEGIN TRANSACTION")?;
+    let sql = format!(
+        "INSERT INTO {target}
+         SELECT series_id, (ts // {width}) * {width} AS bucket, sum(count), sum(sum), min(min), max(max),
+                arg_min(first, ts), arg_max(last, ts), sum(increase)
+         FROM {source} WHERE ts >= ? AND ts < ? GROUP BY series_id, bucket"
+    );
+    let result = conn.execute(&sql, params![start, end]).and_then(|n| {
+        conn.execute(
+            "INSERT OR REPLACE INTO watermarks VALUES (?, ?)",
+            params![target, end],
+        )?;
+        conn.execute_batch("COMMIT")?;
+        Ok(n as u64)
+    });
+    if result.is_err() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    result
+}
