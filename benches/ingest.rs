@@ -12,10 +12,17 @@ use fleetscope::scrape::parse::{validate, Format};
 use fleetscope::store::{self, StoreOptions, WriteBatch};
 use fleetscope::telemetry::Telemetry;
 
-const FIXTURES: &[&str] = &["node_exporter.prom", "kube_state_metrics.prom", "cadvisor.prom"];
+const FIXTURES: &[&str] = &[
+    "node_exporter.prom",
+    "kube_state_metrics.prom",
+    "cadvisor.prom",
+];
 
 fn fixture(name: &str) -> Vec<u8> {
-    let path = format!("{}/tests/fixtures/exposition/{name}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/tests/fixtures/exposition/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
     std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
@@ -46,14 +53,18 @@ fn ingest(c: &mut Criterion) {
         let mut new_series = Vec::new();
         let mut ts = 0;
         // First scrape registers the series; the steady state is what counts.
-        ingestor.ingest(&body, Format::Prometheus, &mut new_series).expect("ingest");
+        ingestor
+            .ingest(&body, Format::Prometheus, &mut new_series)
+            .expect("ingest");
         group.bench_function(*name, |b| {
             b.iter(|| {
                 ts += 15;
                 rows.clear();
                 new_series.clear();
                 ingestor.begin(ts, &mut rows);
-                ingestor.ingest(&body, Format::Prometheus, &mut new_series).expect("ingest")
+                ingestor
+                    .ingest(&body, Format::Prometheus, &mut new_series)
+                    .expect("ingest")
             })
         });
     }
@@ -68,7 +79,12 @@ fn flush(c: &mut Criterion) {
         .block_on(async {
             tokio::task::spawn_blocking({
                 let dir = dir.path().to_path_buf();
-                move || store::open(StoreOptions::new(dir, Retention::default()), Arc::new(Telemetry::default()))
+                move || {
+                    store::open(
+                        StoreOptions::new(dir, Retention::default()),
+                        Arc::new(Telemetry::default()),
+                    )
+                }
             })
             .await
         })

@@ -55,7 +55,10 @@ async fn local_node_exporter_answers(client: &reqwest::Client) -> bool {
     )
 }
 
-pub async fn serve(options: ServeOptions, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), AppError> {
+pub async fn serve(
+    options: ServeOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), AppError> {
     let config = options.config;
     config.validate()?;
     let telemetry = Arc::new(Telemetry::default());
@@ -80,9 +83,10 @@ pub async fn serve(options: ServeOptions, shutdown: impl Future<Output = ()> + S
         .unwrap_or(config.scrape.interval + config.scrape.timeout);
     store_options.derive_lateness_secs = 120 + longest.as_secs() as i64;
     let store_telemetry = telemetry.clone();
-    let (writer, reader) = tokio::task::spawn_blocking(move || store::open(store_options, store_telemetry))
-        .await
-        .map_err(|e| StoreError::Join(e.to_string()))??;
+    let (writer, reader) =
+        tokio::task::spawn_blocking(move || store::open(store_options, store_telemetry))
+            .await
+            .map_err(|e| StoreError::Join(e.to_string()))??;
 
     let client = scrape::fetch::client()?;
     let mut targets = config.targets()?;
@@ -169,14 +173,25 @@ pub async fn serve(options: ServeOptions, shutdown: impl Future<Output = ()> + S
 }
 
 fn print_banner(config: &Config, local: SocketAddr, targets: &[TargetSpec]) {
-    println!("fleetscope {} listening on http://{local}", env!("CARGO_PKG_VERSION"));
-    println!("  data:    {}", config.data_dir.join(store::DB_FILE).display());
+    println!(
+        "fleetscope {} listening on http://{local}",
+        env!("CARGO_PKG_VERSION")
+    );
+    println!(
+        "  data:    {}",
+        config.data_dir.join(store::DB_FILE).display()
+    );
     println!("  targets: {}", targets.len());
     for t in targets.iter().take(20) {
         println!("    - {}/{} {}", t.cluster, t.job, t.url);
     }
     if targets.len() > 20 {
-        println!("    ... and {} more (GET /api/v1/targets)", targets.len() - 20);
+        println!(
+            "    ... and {} more (GET /api/v1/targets)",
+            targets.len() - 20
+        );
     }
-    println!("  Grafana: add a JSON datasource (simpod-json-datasource) with URL http://{local}/grafana");
+    println!(
+        "  Grafana: add a JSON datasource (simpod-json-datasource) with URL http://{local}/grafana"
+    );
 }

@@ -20,7 +20,11 @@ struct PrintedSample<'a> {
 
 /// Validates a whole payload in `format` (or sniffed when `None`). With
 /// `print`, writes each sample as one JSON line. Returns the sample count.
-pub fn check_metrics(input: &[u8], format: Option<Format>, print: Option<&mut dyn Write>) -> Result<usize, ParseError> {
+pub fn check_metrics(
+    input: &[u8],
+    format: Option<Format>,
+    print: Option<&mut dyn Write>,
+) -> Result<usize, ParseError> {
     let format = format.unwrap_or_else(|| Format::sniff(input));
     let Some(out) = print else {
         return crate::scrape::parse::validate(input, format);
@@ -36,7 +40,12 @@ pub fn check_metrics(input: &[u8], format: Option<Format>, print: Option<&mut dy
             labels: s
                 .labels
                 .iter()
-                .map(|(n, v)| (n.to_string(), serde_json::Value::String(v.to_cow().into_owned())))
+                .map(|(n, v)| {
+                    (
+                        n.to_string(),
+                        serde_json::Value::String(v.to_cow().into_owned()),
+                    )
+                })
                 .collect(),
             value: format_value(s.value),
             timestamp_ms: s.timestamp_ms,

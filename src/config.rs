@@ -255,7 +255,9 @@ impl Config {
             return invalid("retention.1m must be at least 1h".into());
         }
         if r.five_minutes < r.one_minute || r.one_hour < r.five_minutes {
-            return invalid("retention must not shrink with coarser resolution (1m <= 5m <= 1h)".into());
+            return invalid(
+                "retention must not shrink with coarser resolution (1m <= 5m <= 1h)".into(),
+            );
         }
         if let Some(token) = &self.api.bearer_token {
             if token.trim().is_empty() {
@@ -272,10 +274,16 @@ impl Config {
             }
             for j in &c.static_jobs {
                 if j.job.is_empty() {
-                    return invalid(format!("cluster {:?}: a static job has no `job` name", c.name));
+                    return invalid(format!(
+                        "cluster {:?}: a static job has no `job` name",
+                        c.name
+                    ));
                 }
                 if j.targets.is_empty() {
-                    return invalid(format!("cluster {:?} job {:?}: `targets` is empty", c.name, j.job));
+                    return invalid(format!(
+                        "cluster {:?} job {:?}: `targets` is empty",
+                        c.name, j.job
+                    ));
                 }
             }
             for f in &c.federate {
@@ -350,9 +358,15 @@ impl Config {
     }
 }
 
-fn check_scrape_timing(what: &str, interval: Duration, timeout: Duration) -> Result<(), ConfigError> {
+fn check_scrape_timing(
+    what: &str,
+    interval: Duration,
+    timeout: Duration,
+) -> Result<(), ConfigError> {
     if interval < Duration::from_secs(1) {
-        return Err(ConfigError::Invalid(format!("{what}: interval must be at least 1s")));
+        return Err(ConfigError::Invalid(format!(
+            "{what}: interval must be at least 1s"
+        )));
     }
     if timeout.is_zero() || timeout > interval {
         return Err(ConfigError::Invalid(format!(
@@ -369,7 +383,11 @@ fn instance_of(url: &str) -> Result<String, ConfigError> {
     let rest = url
         .strip_prefix("http://")
         .or_else(|| url.strip_prefix("https://"))
-        .ok_or_else(|| ConfigError::Invalid(format!("target {url:?}: only http:// and https:// are supported")))?;
+        .ok_or_else(|| {
+            ConfigError::Invalid(format!(
+                "target {url:?}: only http:// and https:// are supported"
+            ))
+        })?;
     let authority = rest.split(['/', '?']).next().unwrap_or_default();
     let authority = authority.rsplit('@').next().unwrap_or_default();
     if authority.is_empty() {
@@ -429,7 +447,8 @@ match = ['{job=~"node|kubelet"}']
     fn errors_are_precise() {
         let bad = Config::from_toml_str("listen = 5", Path::new("x.toml")).unwrap_err();
         assert!(bad.to_string().contains("x.toml"), "{bad}");
-        let unknown = Config::from_toml_str("lisen = \"1.2.3.4:5\"", Path::new("x.toml")).unwrap_err();
+        let unknown =
+            Config::from_toml_str("lisen = \"1.2.3.4:5\"", Path::new("x.toml")).unwrap_err();
         assert!(unknown.to_string().contains("unknown field"), "{unknown}");
         let mut c = Config::default();
         c.scrape.timeout = Duration::from_secs(60);

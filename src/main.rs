@@ -13,7 +13,11 @@ use fleetscope::config::Config;
 use fleetscope::scrape::parse::Format;
 
 #[derive(Parser)]
-#[command(name = "fleetscope", version, about = "Fleet-wide Kubernetes observability: scrape, roll up into DuckDB, serve to Grafana")]
+#[command(
+    name = "fleetscope",
+    version,
+    about = "Fleet-wide Kubernetes observability: scrape, roll up into DuckDB, serve to Grafana"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -71,7 +75,9 @@ fn main() -> ExitCode {
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if std::env::var("FLEETSCOPE_LOG_FORMAT").is_ok_and(|v| v == "json") {
         builder.json().init();
     } else {
@@ -87,9 +93,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::CheckConfig { file } => match Config::load(&file) {
             Ok(config) => {
-                println!("{}", toml::to_string_pretty(&config).context("rendering config")?);
+                println!(
+                    "{}",
+                    toml::to_string_pretty(&config).context("rendering config")?
+                );
                 let targets = config.targets()?;
-                eprintln!("{}: valid, {} clusters, {} targets", file.display(), config.clusters.len(), targets.len());
+                eprintln!(
+                    "{}: valid, {} clusters, {} targets",
+                    file.display(),
+                    config.clusters.len(),
+                    targets.len()
+                );
                 Ok(ExitCode::SUCCESS)
             }
             Err(e) => {
@@ -97,7 +111,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::FAILURE)
             }
         },
-        Command::CheckMetrics { format, print, file } => {
+        Command::CheckMetrics {
+            format,
+            print,
+            file,
+        } => {
             let mut input = Vec::new();
             match file.as_deref() {
                 None => std::io::stdin().read_to_end(&mut input),
@@ -160,13 +178,14 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {},
             _ = term.recv() => {},

@@ -94,11 +94,17 @@ impl Telemetry {
     }
     pub fn scrape_failed(&self, reason: ScrapeErrorReason) {
         self.scrapes.fetch_add(1, Relaxed);
-        let i = ScrapeErrorReason::ALL.iter().position(|r| *r == reason).unwrap_or(0);
+        let i = ScrapeErrorReason::ALL
+            .iter()
+            .position(|r| *r == reason)
+            .unwrap_or(0);
         self.scrape_errors[i].fetch_add(1, Relaxed);
     }
     pub fn scrape_errors(&self, reason: ScrapeErrorReason) -> u64 {
-        let i = ScrapeErrorReason::ALL.iter().position(|r| *r == reason).unwrap_or(0);
+        let i = ScrapeErrorReason::ALL
+            .iter()
+            .position(|r| *r == reason)
+            .unwrap_or(0);
         self.scrape_errors[i].load(Relaxed)
     }
     pub fn samples_ingested(&self) -> u64 {
@@ -144,9 +150,16 @@ impl Telemetry {
     pub fn render(&self, store_bytes: u64, targets_up: u64, targets_down: u64) -> String {
         let mut out = String::with_capacity(4096);
         let mut counter = |name: &str, help: &str, v: u64| {
-            let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}\n");
+            let _ = write!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}\n"
+            );
         };
-        counter("fleetscope_scrapes_total", "Scrapes attempted.", self.scrapes.load(Relaxed));
+        counter(
+            "fleetscope_scrapes_total",
+            "Scrapes attempted.",
+            self.scrapes.load(Relaxed),
+        );
         counter(
             "fleetscope_samples_ingested_total",
             "Samples accepted from successful scrapes.",
@@ -187,7 +200,9 @@ impl Telemetry {
                 self.scrape_errors[i].load(Relaxed)
             );
         }
-        out.push_str("# HELP fleetscope_store_rows_written_total Rollup rows committed to DuckDB.\n");
+        out.push_str(
+            "# HELP fleetscope_store_rows_written_total Rollup rows committed to DuckDB.\n",
+        );
         out.push_str("# TYPE fleetscope_store_rows_written_total counter\n");
         for (res, c) in [
             ("1m", &self.rows_written_1m),
@@ -202,7 +217,11 @@ impl Telemetry {
         }
         out.push_str("# HELP fleetscope_active_series Series held in the in-memory rollup.\n");
         out.push_str("# TYPE fleetscope_active_series gauge\n");
-        let _ = writeln!(out, "fleetscope_active_series {}", self.active_series.load(Relaxed));
+        let _ = writeln!(
+            out,
+            "fleetscope_active_series {}",
+            self.active_series.load(Relaxed)
+        );
         out.push_str("# HELP fleetscope_store_bytes Size of the DuckDB file and its WAL.\n");
         out.push_str("# TYPE fleetscope_store_bytes gauge\n");
         let _ = writeln!(out, "fleetscope_store_bytes {store_bytes}");
@@ -220,7 +239,10 @@ impl Telemetry {
             );
         }
         let count = self.flush.count.load(Relaxed);
-        let _ = writeln!(out, "fleetscope_store_flush_seconds_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(
+            out,
+            "fleetscope_store_flush_seconds_bucket{{le=\"+Inf\"}} {count}"
+        );
         let _ = writeln!(
             out,
             "fleetscope_store_flush_seconds_sum {}",

@@ -21,17 +21,26 @@ async fn counter_target() -> u16 {
         "/metrics",
         get(move || {
             let v = n.fetch_add(3, Ordering::Relaxed) + 3;
-            async move { format!("# TYPE parcels_sorted_total counter\nparcels_sorted_total{{line=\"a\"}} {v}\n") }
+            async move {
+                format!(
+                    "# TYPE parcels_sorted_total counter\nparcels_sorted_total{{line=\"a\"}} {v}\n"
+                )
+            }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let port = listener.local_addr().expect("addr").port();
     tokio::spawn(async move { axum::serve(listener, app).await });
     port
 }
 
 async fn committed_points(fs: &Fleetscope, start: i64) -> Vec<(i64, f64)> {
-    let q = format!("/api/v1/rollup?metric=parcels_sorted_total&start={start}&end={}&step=60&agg=increase", start + 7200);
+    let q = format!(
+        "/api/v1/rollup?metric=parcels_sorted_total&start={start}&end={}&step=60&agg=increase",
+        start + 7200
+    );
     let r = http()
         .get(fs.url(&q))
         .bearer_auth(TOKEN)
@@ -42,7 +51,16 @@ async fn committed_points(fs: &Fleetscope, start: i64) -> Vec<(i64, f64)> {
     let v: serde_json::Value = r.json().await.expect("json");
     v["data"]["result"][0]["values"]
         .as_array()
-        .map(|a| a.iter().map(|p| (p[0].as_i64().unwrap_or(0), p[1].as_f64().unwrap_or(f64::NAN))).collect())
+        .map(|a| {
+            a.iter()
+                .map(|p| {
+                    (
+                        p[0].as_i64().unwrap_or(0),
+                        p[1].as_f64().unwrap_or(f64::NAN),
+                    )
+                })
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -62,7 +80,11 @@ async fn kill_9_loses_nothing_committed() {
     let second = Command::new(fleetscope_bin())
         .args(["serve", "--config"])
         .arg(dir.path().join("fleetscope.toml"))
-        .args(["--listen", &format!("127.0.0.1:{}", free_port()), "--data-dir"])
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{}", free_port()),
+            "--data-dir",
+        ])
         .arg(&fs.data_dir)
         .stdout(Stdio::null())
         .output()
@@ -76,23 +98,43 @@ async fn kill_9_loses_nothing_committed() {
 
     // Auth and bad requests.
     let client = http();
-    let r = client.get(fs.url("/api/v1/targets")).send().await.expect("req");
+    let r = client
+        .get(fs.url("/api/v1/targets"))
+        .send()
+        .await
+        .expect("req");
     assert_eq!(r.status(), 401);
-    let r = client.get(fs.url("/api/v1/targets")).bearer_auth("wrong").send().await.expect("req");
+    let r = client
+        .get(fs.url("/api/v1/targets"))
+        .bearer_auth("wrong")
+        .send()
+        .await
+        .expect("req");
     assert_eq!(r.status(), 401);
     for (q, needle) in [
         ("/api/v1/rollup?metric=x&agg=median", "unknown agg"),
         ("/api/v1/rollup?match=x%7Ba%3D", "bad selector"),
         ("/api/v1/rollup?agg=avg", "metric name is required"),
-        ("/api/v1/rollup?metric=x&start=10&end=5", "end must be after start"),
+        (
+            "/api/v1/rollup?metric=x&start=10&end=5",
+            "end must be after start",
+        ),
         ("/api/v1/rollup?metric=x&start=yesterday", "RFC 3339"),
         ("/api/v1/series", "match[]"),
     ] {
-        let r = client.get(fs.url(q)).bearer_auth(TOKEN).send().await.expect("req");
+        let r = client
+            .get(fs.url(q))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .expect("req");
         assert_eq!(r.status(), 400, "{q}");
         let v: serde_json::Value = r.json().await.expect("json error body");
         assert_eq!(v["status"], "error");
-        assert!(v["error"].as_str().unwrap_or("").contains(needle), "{q}: {v}");
+        assert!(
+            v["error"].as_str().unwrap_or("").contains(needle),
+            "{q}: {v}"
+        );
     }
     let sqlish = urlencode("x'; COPY series TO '/tmp/pwned.csv'; --");
     let r = client
@@ -121,7 +163,11 @@ async fn kill_9_loses_nothing_committed() {
     let after = committed_points(&fs, start).await;
     for (ts, v) in &before {
         let found = after.iter().find(|(t, _)| t == ts);
-        assert_eq!(found.map(|(_, v)| *v), Some(*v), "bucket {ts} survived kill -9 unchanged");
+        assert_eq!(
+            found.map(|(_, v)| *v),
+            Some(*v),
+            "bucket {ts} survived kill -9 unchanged"
+        );
     }
     assert!(fs.proc.terminate().success());
 }

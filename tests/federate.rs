@@ -24,7 +24,9 @@ async fn federation_keeps_source_labels_with_honor_labels() {
         let (client, prom) = (client.clone(), prom.clone());
         async move {
             let v: serde_json::Value = client
-                .get(format!("{prom}/api/v1/query?query=up%7Bjob%3D%22node%22%7D"))
+                .get(format!(
+                    "{prom}/api/v1/query?query=up%7Bjob%3D%22node%22%7D"
+                ))
                 .send()
                 .await
                 .ok()?
@@ -57,11 +59,17 @@ honor_labels = false
 "#
     );
     let fs = Fleetscope::start(dir.path(), &config).await;
-    eventually(Duration::from_secs(30), "3 federation scrapes each", || async {
-        let t = fs.targets().await;
-        (t.len() == 2 && t.iter().all(|t| t["scrapes"].as_u64().unwrap_or(0) >= 3 && t["health"] == "up"))
+    eventually(
+        Duration::from_secs(30),
+        "3 federation scrapes each",
+        || async {
+            let t = fs.targets().await;
+            (t.len() == 2
+                && t.iter()
+                    .all(|t| t["scrapes"].as_u64().unwrap_or(0) >= 3 && t["health"] == "up"))
             .then_some(())
-    })
+        },
+    )
     .await;
     let db_path = fs.db_path();
     assert!(fs.proc.terminate().success());
@@ -96,7 +104,11 @@ honor_labels = false
             |r| r.get(0),
         )
         .expect("rows");
-    assert!(rows >= 3 * east.len() as u64, "{rows} samples for {} series", east.len());
+    assert!(
+        rows >= 3 * east.len() as u64,
+        "{rows} samples for {} series",
+        east.len()
+    );
 }
 
 fn labels_of(db: &duckdb::Connection, cluster: &str) -> Vec<String> {

@@ -57,7 +57,10 @@ async fn start_bad_targets() -> (u16, u16) {
         }
         Bytes::from(s)
     };
-    let garbage: Bytes = (0..100_000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect::<Vec<_>>().into();
+    let garbage: Bytes = (0..100_000u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect::<Vec<_>>()
+        .into();
     let app = Router::new()
         .route(
             "/healthy",
@@ -66,10 +69,12 @@ async fn start_bad_targets() -> (u16, u16) {
                 async move { format!("# TYPE reqs_total counter\nreqs_total {n}\n") }
             }),
         )
-        .route("/hang", get(|| std::future::pending::<String>()))
+        .route("/hang", get(std::future::pending::<String>))
         .route(
             "/trickle",
-            get(|| async { stream_body(100, Bytes::from_static(b"a"), Some(Duration::from_secs(1))) }),
+            get(|| async {
+                stream_body(100, Bytes::from_static(b"a"), Some(Duration::from_secs(1)))
+            }),
         )
         .route(
             "/big",
@@ -91,15 +96,31 @@ async fn start_bad_targets() -> (u16, u16) {
                 }
             }),
         )
-        .route("/garbage", get(move || { let g = garbage.clone(); async move { g } }))
-        .route("/million", get(move || { let m = million.clone(); async move { m } }));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        .route(
+            "/garbage",
+            get(move || {
+                let g = garbage.clone();
+                async move { g }
+            }),
+        )
+        .route(
+            "/million",
+            get(move || {
+                let m = million.clone();
+                async move { m }
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let port = listener.local_addr().expect("addr").port();
     tokio::spawn(async move { axum::serve(listener, app).await });
 
     // Truncated: promises 100000 bytes, sends a few, closes. Raw TCP, since
     // a well-behaved HTTP library refuses to do this.
-    let raw = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let raw = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let raw_port = raw.local_addr().expect("addr").port();
     tokio::spawn(async move {
         while let Ok((mut sock, _)) = raw.accept().await {
@@ -119,7 +140,15 @@ async fn start_bad_targets() -> (u16, u16) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_targets_are_contained() {
     let (port, raw_port) = start_bad_targets().await;
-    let jobs = ["healthy", "hang", "trickle", "big", "gzip-bomb", "garbage", "million"];
+    let jobs = [
+        "healthy",
+        "hang",
+        "trickle",
+        "big",
+        "gzip-bomb",
+        "garbage",
+        "million",
+    ];
     let mut config = format!(
         "self_scrape = false\n[scrape]\ninterval = \"2s\"\ntimeout = \"1s\"\n[limits]\nbody_bytes = {BODY_LIMIT}\n[[cluster]]\nname = \"lab\"\n"
     );
@@ -134,15 +163,23 @@ async fn bad_targets_are_contained() {
     let dir = tempfile::tempdir().expect("tempdir");
     let fs = Fleetscope::start(dir.path(), &config).await;
     let started = std::time::Instant::now();
-    let targets = eventually(Duration::from_secs(60), "4 scrapes of every target", || async {
-        let t = fs.targets().await;
-        (t.len() == 8 && t.iter().all(|t| t["scrapes"].as_u64().unwrap_or(0) >= 4)).then_some(t)
-    })
+    let targets = eventually(
+        Duration::from_secs(60),
+        "4 scrapes of every target",
+        || async {
+            let t = fs.targets().await;
+            (t.len() == 8 && t.iter().all(|t| t["scrapes"].as_u64().unwrap_or(0) >= 4)).then_some(t)
+        },
+    )
     .await;
     let elapsed = started.elapsed();
     let reason_of = |job: &str| {
         let t = targets.iter().find(|t| t["job"] == job).expect("target");
-        (t["health"].as_str().unwrap_or("").to_string(), t["last_error_reason"].as_str().unwrap_or("").to_string(), t.clone())
+        (
+            t["health"].as_str().unwrap_or("").to_string(),
+            t["last_error_reason"].as_str().unwrap_or("").to_string(),
+            t.clone(),
+        )
     };
     for (job, reason) in [
         ("hang", "timeout"),
@@ -154,24 +191,53 @@ async fn bad_targets_are_contained() {
         ("truncated", "read_error"),
     ] {
         let (health, got, t) = reason_of(job);
-        assert_eq!((health.as_str(), got.as_str()), ("down", reason), "{job}: {t}");
-        assert!(t["last_error"].as_str().is_some_and(|e| !e.is_empty()), "{t}");
+        assert_eq!(
+            (health.as_str(), got.as_str()),
+            ("down", reason),
+            "{job}: {t}"
+        );
+        assert!(
+            t["last_error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{t}"
+        );
     }
     let (health, _, healthy) = reason_of("healthy");
     assert_eq!(health, "up", "{healthy}");
-    assert_eq!(healthy["late_scrapes"], 0, "the healthy target kept its schedule: {healthy}");
+    assert_eq!(
+        healthy["late_scrapes"], 0,
+        "the healthy target kept its schedule: {healthy}"
+    );
     let expected = elapsed.as_secs_f64() / 2.0;
     let scrapes = healthy["scrapes"].as_f64().unwrap_or(0.0);
-    assert!(scrapes >= expected - 2.0, "healthy target scraped {scrapes} times in {elapsed:?}");
+    assert!(
+        scrapes >= expected - 2.0,
+        "healthy target scraped {scrapes} times in {elapsed:?}"
+    );
     let hang = reason_of("hang").2;
     let hang_secs = hang["last_scrape_duration_seconds"].as_f64().unwrap_or(0.0);
-    assert!((1.0..1.5).contains(&hang_secs), "a hung target costs one timeout: {hang_secs}s");
+    assert!(
+        (1.0..1.5).contains(&hang_secs),
+        "a hung target costs one timeout: {hang_secs}s"
+    );
 
-    let metrics = http().get(fs.url("/metrics")).send().await.expect("metrics").text().await.expect("text");
-    assert!(metrics.contains("fleetscope_scrape_errors_total{reason=\"body_too_large\"}"), "{metrics}");
+    let metrics = http()
+        .get(fs.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("fleetscope_scrape_errors_total{reason=\"body_too_large\"}"),
+        "{metrics}"
+    );
 
     let peak_kib = fs.proc.peak_rss_kib();
-    println!("peak RSS with a 50 MB body, a 1 GB gzip bomb and 10^6 series on offer: {} MiB", peak_kib / 1024);
+    println!(
+        "peak RSS with a 50 MB body, a 1 GB gzip bomb and 10^6 series on offer: {} MiB",
+        peak_kib / 1024
+    );
     assert!(peak_kib < 400 * 1024, "peak RSS {} MiB", peak_kib / 1024);
 
     let db_path = fs.db_path();
@@ -201,5 +267,8 @@ async fn bad_targets_are_contained() {
             |r| r.get(0),
         )
         .expect("increase");
-    assert!(healthy_increase >= scrapes - 1.0, "counter increase {healthy_increase} after {scrapes} scrapes");
+    assert!(
+        healthy_increase >= scrapes - 1.0,
+        "counter increase {healthy_increase} after {scrapes} scrapes"
+    );
 }

@@ -66,9 +66,10 @@ impl IntoResponse for ApiError {
         });
         let mut response = (status, Json(body)).into_response();
         if status == StatusCode::UNAUTHORIZED {
-            response
-                .headers_mut()
-                .insert("WWW-Authenticate", axum::http::HeaderValue::from_static("Bearer"));
+            response.headers_mut().insert(
+                "WWW-Authenticate",
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
         }
         response
     }

@@ -75,7 +75,10 @@ pub fn router(state: ApiState) -> Router {
 async fn require_token(State(state): State<ApiState>, request: Request, next: Next) -> Response {
     if let Some(token) = &state.api.bearer_token {
         let expected = format!("Bearer {token}");
-        let given = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        let given = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
         if !given.is_some_and(|g| constant_time_eq(g.as_bytes(), expected.as_bytes())) {
             return ApiError::Unauthorized.into_response();
         }
@@ -103,7 +106,10 @@ async fn self_metrics(State(state): State<ApiState>) -> Response {
     let (up, down) = state.registry.health_counts();
     let body = state.telemetry.render(bytes, up, down);
     (
-        [(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
         body,
     )
         .into_response()
@@ -120,7 +126,10 @@ fn query_pairs(raw: Option<String>) -> Result<Vec<(String, String)>, ApiError> {
 }
 
 fn first<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
-    pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    pairs
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
 }
 
 fn selectors(pairs: &[(String, String)]) -> Result<Vec<Selector>, ApiError> {
@@ -139,19 +148,31 @@ struct SeriesOut<'a> {
     labels: &'a BTreeMap<String, String>,
 }
 
-async fn series(State(state): State<ApiState>, RawQuery(raw): RawQuery) -> Result<Json<serde_json::Value>, ApiError> {
+async fn series(
+    State(state): State<ApiState>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let pairs = query_pairs(raw)?;
     let selectors = selectors(&pairs)?;
     if selectors.is_empty() {
-        return Err(ApiError::BadRequest("at least one match[] selector is required".into()));
+        return Err(ApiError::BadRequest(
+            "at least one match[] selector is required".into(),
+        ));
     }
     let mut out = Vec::new();
     for sel in &selectors {
         let found = state
             .reader
-            .series(sel.metric_name().map(str::to_string), state.query_deadline())
+            .series(
+                sel.metric_name().map(str::to_string),
+                state.query_deadline(),
+            )
             .await?;
-        out.extend(found.into_iter().filter(|s| sel.matches(&s.metric, &s.labels)));
+        out.extend(
+            found
+                .into_iter()
+                .filter(|s| sel.matches(&s.metric, &s.labels)),
+        );
     }
     out.sort_by_key(|s| s.id);
     out.dedup_by_key(|s| s.id);
@@ -165,10 +186,16 @@ async fn series(State(state): State<ApiState>, RawQuery(raw): RawQuery) -> Resul
     Ok(Json(json!({"status": "success", "data": data})))
 }
 
-async fn rollup(State(state): State<ApiState>, RawQuery(raw): RawQuery) -> Result<Json<serde_json::Value>, ApiError> {
+async fn rollup(
+    State(state): State<ApiState>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let pairs = query_pairs(raw)?;
     let now = time::unix_now();
-    let end = first(&pairs, "end").map(time::parse_time).transpose()?.unwrap_or(now);
+    let end = first(&pairs, "end")
+        .map(time::parse_time)
+        .transpose()?
+        .unwrap_or(now);
     let start = first(&pairs, "start")
         .map(time::parse_time)
         .transpose()?
@@ -184,10 +211,7 @@ async fn rollup(State(state): State<ApiState>, RawQuery(raw): RawQuery) -> Resul
         .unwrap_or("avg")
         .parse()
         .map_err(ApiError::BadRequest)?;
-    let mut selector = match selectors(&pairs)?.into_iter().next() {
-        Some(s) => s,
-        None => Selector::default(),
-    };
+    let mut selector = selectors(&pairs)?.into_iter().next().unwrap_or_default();
     if let Some(metric) = first(&pairs, "metric") {
         selector.push_equal("__name__", metric);
     }
@@ -218,7 +242,15 @@ async fn rollup(State(state): State<ApiState>, RawQuery(raw): RawQuery) -> Resul
     let ids: Vec<u64> = series.iter().map(|s| s.id).collect();
     let points = state
         .reader
-        .rollups(resolution, ids, start, end, step, agg, state.query_deadline())
+        .rollups(
+            resolution,
+            ids,
+            start,
+            end,
+            step,
+            agg,
+            state.query_deadline(),
+        )
         .await?;
     let mut by_series: BTreeMap<u64, Vec<(i64, Option<f64>)>> = BTreeMap::new();
     for p in points {

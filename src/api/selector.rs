@@ -49,10 +49,12 @@ pub struct Selector {
 impl Selector {
     /// The metric name when the selector pins one with `name{...}` or `__name__="x"`.
     pub fn metric_name(&self) -> Option<&str> {
-        self.matchers.iter().find_map(|m| match (&m.op, m.name.as_str()) {
-            (MatchOp::Equal(v), "__name__") => Some(v.as_str()),
-            _ => None,
-        })
+        self.matchers
+            .iter()
+            .find_map(|m| match (&m.op, m.name.as_str()) {
+                (MatchOp::Equal(v), "__name__") => Some(v.as_str()),
+                _ => None,
+            })
     }
 
     pub fn matches(&self, metric: &str, labels: &BTreeMap<String, String>) -> bool {
@@ -189,7 +191,10 @@ impl<'a> Cursor<'a> {
         let len = rest
             .char_indices()
             .find(|(i, c)| {
-                let ok = c.is_ascii_alphabetic() || *c == '_' || (allow_colon && *c == ':') || (*i > 0 && c.is_ascii_digit());
+                let ok = c.is_ascii_alphabetic()
+                    || *c == '_'
+                    || (allow_colon && *c == ':')
+                    || (*i > 0 && c.is_ascii_digit());
                 !ok
             })
             .map(|(i, _)| i)
@@ -230,19 +235,26 @@ mod tests {
     use super::*;
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
     }
 
     #[test]
     fn parses_and_matches() {
-        let s = Selector::parse(r#"node_cpu_seconds_total{mode!="idle", cpu=~"0|1", job="node"}"#).unwrap();
+        let s = Selector::parse(r#"node_cpu_seconds_total{mode!="idle", cpu=~"0|1", job="node"}"#)
+            .unwrap();
         assert_eq!(s.metric_name(), Some("node_cpu_seconds_total"));
         let l = labels(&[("mode", "user"), ("cpu", "1"), ("job", "node")]);
         assert!(s.matches("node_cpu_seconds_total", &l));
         let l = labels(&[("mode", "idle"), ("cpu", "1"), ("job", "node")]);
         assert!(!s.matches("node_cpu_seconds_total", &l));
         let l = labels(&[("mode", "user"), ("cpu", "10"), ("job", "node")]);
-        assert!(!s.matches("node_cpu_seconds_total", &l), "regex is anchored");
+        assert!(
+            !s.matches("node_cpu_seconds_total", &l),
+            "regex is anchored"
+        );
     }
 
     #[test]

@@ -20,7 +20,11 @@ pub fn parse_time(s: &str) -> Result<i64, ApiError> {
     }
     chrono::DateTime::parse_from_rfc3339(s)
         .map(|t| t.timestamp())
-        .map_err(|_| ApiError::BadRequest(format!("cannot parse {s:?} as Unix seconds or RFC 3339 time")))
+        .map_err(|_| {
+            ApiError::BadRequest(format!(
+                "cannot parse {s:?} as Unix seconds or RFC 3339 time"
+            ))
+        })
 }
 
 /// Seconds (`60`, `1.5`) or a duration (`5m`, `1h30m`); at least 1s.

@@ -268,7 +268,10 @@ mod tests {
         assert_eq!(got.len(), 1);
         let (start, a) = got[0];
         assert_eq!(start, 0);
-        assert_eq!((a.count, a.sum, a.min, a.max, a.first, a.last), (4, 18.0, 1.0, 9.0, 5.0, 3.0));
+        assert_eq!(
+            (a.count, a.sum, a.min, a.max, a.first, a.last),
+            (4, 18.0, 1.0, 9.0, 5.0, 3.0)
+        );
         assert_eq!(a.increase, 0.0);
     }
 
@@ -277,7 +280,14 @@ mod tests {
         let mut agg = MinuteAggregator::new();
         let mut out = Vec::new();
         // 10 -> 20 -> 25 | reset to 3 -> 8 | 12
-        for (t, v) in [(0, 10.0), (20, 20.0), (40, 25.0), (60, 3.0), (80, 8.0), (120, 12.0)] {
+        for (t, v) in [
+            (0, 10.0),
+            (20, 20.0),
+            (40, 25.0),
+            (60, 3.0),
+            (80, 8.0),
+            (120, 12.0),
+        ] {
             agg.begin_scrape(t, &mut out);
             agg.observe(1, true, v);
         }

@@ -74,7 +74,10 @@ async fn fetch_inner(
     let response = client
         .get(url)
         .header(reqwest::header::ACCEPT, ACCEPT)
-        .header("X-Prometheus-Scrape-Timeout-Seconds", format!("{}", timeout.as_secs_f64()))
+        .header(
+            "X-Prometheus-Scrape-Timeout-Seconds",
+            format!("{}", timeout.as_secs_f64()),
+        )
         .send()
         .await
         .map_err(|e| {

@@ -40,7 +40,9 @@ impl IngestError {
         match self {
             IngestError::Parse(_) => ScrapeErrorReason::ParseError,
             IngestError::SampleLimit { .. } => ScrapeErrorReason::SampleLimit,
-            IngestError::TooManyLabels { .. } | IngestError::LabelTooLong { .. } => ScrapeErrorReason::LabelLimit,
+            IngestError::TooManyLabels { .. } | IngestError::LabelTooLong { .. } => {
+                ScrapeErrorReason::LabelLimit
+            }
         }
     }
 }
@@ -78,7 +80,7 @@ impl LabelValue<'_> {
         }
     }
 
-    fn to_string(self) -> String {
+    fn to_owned_string(self) -> String {
         match self {
             LabelValue::Plain(s) => s.to_string(),
             LabelValue::Raw(r) => r.to_cow().into_owned(),
@@ -97,7 +99,9 @@ struct Staged {
 fn is_counter(kind: MetricKind, name: &str) -> bool {
     match kind {
         MetricKind::Counter => true,
-        MetricKind::Histogram => name.ends_with("_bucket") || name.ends_with("_count") || name.ends_with("_sum"),
+        MetricKind::Histogram => {
+            name.ends_with("_bucket") || name.ends_with("_count") || name.ends_with("_sum")
+        }
         MetricKind::Summary => name.ends_with("_count") || name.ends_with("_sum"),
         MetricKind::Unknown => name.ends_with("_total"),
         _ => false,
@@ -122,7 +126,11 @@ pub struct Ingestor {
 impl Ingestor {
     pub fn new(target: &TargetSpec, limits: Limits) -> Ingestor {
         Ingestor {
-            target_values: [target.cluster.clone(), target.job.clone(), target.instance.clone()],
+            target_values: [
+                target.cluster.clone(),
+                target.job.clone(),
+                target.instance.clone(),
+            ],
             honor_labels: target.honor_labels,
             limits,
             aggregator: MinuteAggregator::new(),
@@ -210,7 +218,10 @@ impl Ingestor {
                     id,
                     metric: sample.name.to_string(),
                     kind: sample.kind.as_str(),
-                    labels: labels.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect(),
+                    labels: labels
+                        .iter()
+                        .map(|(n, v)| (n.to_string(), v.to_owned_string()))
+                        .collect(),
                 });
             }
             staged.push(Staged {
@@ -247,7 +258,10 @@ impl Ingestor {
                     id,
                     metric: name.to_string(),
                     kind: "gauge",
-                    labels: labels.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect(),
+                    labels: labels
+                        .iter()
+                        .map(|(n, v)| (n.to_string(), v.to_owned_string()))
+                        .collect(),
                 });
             }
             self.aggregator.observe(id, false, value);
@@ -287,7 +301,11 @@ fn collect_labels<'s>(
     }
 }
 
-fn check_label_limits(sample: &Sample<'_>, labels: &[(&str, LabelValue<'_>)], limits: &Limits) -> Result<(), IngestError> {
+fn check_label_limits(
+    sample: &Sample<'_>,
+    labels: &[(&str, LabelValue<'_>)],
+    limits: &Limits,
+) -> Result<(), IngestError> {
     if labels.len() > limits.labels_per_series {
         return Err(IngestError::TooManyLabels {
             series: sample.name.to_string(),
@@ -316,7 +334,12 @@ fn check_label_limits(sample: &Sample<'_>, labels: &[(&str, LabelValue<'_>)], li
 
 /// The stable 64-bit series id: xxh3 of the metric name and the sorted,
 /// unescaped label pairs, with separator bytes that cannot occur in UTF-8.
-fn series_key(name: &str, labels: &[(&str, LabelValue<'_>)], key: &mut Vec<u8>, scratch: &mut String) -> u64 {
+fn series_key(
+    name: &str,
+    labels: &[(&str, LabelValue<'_>)],
+    key: &mut Vec<u8>,
+    scratch: &mut String,
+) -> u64 {
     key.clear();
     key.extend_from_slice(name.as_bytes());
     for (n, v) in labels {
@@ -363,10 +386,17 @@ mod tests {
         let mut rows = Vec::new();
         let mut new = Vec::new();
         a.begin(0, &mut rows);
-        a.ingest(b"m{b=\"x\\\\y\",a=\"1\"} 1\n", Format::Prometheus, &mut new).unwrap();
+        a.ingest(b"m{b=\"x\\\\y\",a=\"1\"} 1\n", Format::Prometheus, &mut new)
+            .unwrap();
         let want = series_id(
             "m",
-            &[("a", "1"), ("b", "x\\y"), ("cluster", "sh-1"), ("job", "node"), ("instance", "10.0.0.1:9100")],
+            &[
+                ("a", "1"),
+                ("b", "x\\y"),
+                ("cluster", "sh-1"),
+                ("job", "node"),
+                ("instance", "10.0.0.1:9100"),
+            ],
         );
         assert_eq!(new[0].id, want);
         assert_eq!(new[0].label("b"), Some("x\\y"));
@@ -415,8 +445,15 @@ mod tests {
         let mut ing = Ingestor::new(&target(false), Limits::default());
         let mut new = Vec::new();
         let stats = ing
-            .ingest(b"a{x=\"1\"} 1\na{x=\"1\"} 2\n", Format::Prometheus, &mut new)
+            .ingest(
+                b"a{x=\"1\"} 1\na{x=\"1\"} 2\n",
+                Format::Prometheus,
+                &mut new,
+            )
             .unwrap();
-        assert_eq!((stats.samples, stats.duplicates, stats.new_series), (2, 1, 1));
+        assert_eq!(
+            (stats.samples, stats.duplicates, stats.new_series),
+            (2, 1, 1)
+        );
     }
 }

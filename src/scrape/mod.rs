@@ -8,7 +8,6 @@
 
 pub mod fetch;
 pub mod ingest;
-#[path = "parse_stub.rs"]
 pub mod parse;
 
 use std::collections::BTreeMap;
@@ -98,11 +97,13 @@ impl TargetRegistry {
 
     /// (up, down) counts; targets not yet scraped count as neither.
     pub fn health_counts(&self) -> (u64, u64) {
-        self.snapshot().iter().fold((0, 0), |(up, down), t| match t.health {
-            Health::Up => (up + 1, down),
-            Health::Down => (up, down + 1),
-            Health::Unknown => (up, down),
-        })
+        self.snapshot()
+            .iter()
+            .fold((0, 0), |(up, down), t| match t.health {
+                Health::Up => (up + 1, down),
+                Health::Down => (up, down + 1),
+                Health::Unknown => (up, down),
+            })
     }
 }
 
@@ -206,7 +207,14 @@ async fn scrape_once(
     let started_ms = unix_ms();
     let started = Instant::now();
     ingestor.begin(started_ms.div_euclid(1000), &mut batch.rollups);
-    let fetched = fetch::fetch(&ctx.client, &spec.url, spec.timeout, ctx.limits.body_bytes, body).await;
+    let fetched = fetch::fetch(
+        &ctx.client,
+        &spec.url,
+        spec.timeout,
+        ctx.limits.body_bytes,
+        body,
+    )
+    .await;
     let outcome = match fetched {
         Ok(format) => ingestor
             .ingest(body, format, &mut batch.series)

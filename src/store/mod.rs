@@ -46,8 +46,14 @@ pub enum StoreError {
     },
     #[error("schema migration {version} failed: {source}")]
     Migration { version: u32, source: duckdb::Error },
-    #[error("database file {path} has schema version {found}, newer than this binary knows ({known})")]
-    SchemaTooNew { path: PathBuf, found: u32, known: u32 },
+    #[error(
+        "database file {path} has schema version {found}, newer than this binary knows ({known})"
+    )]
+    SchemaTooNew {
+        path: PathBuf,
+        found: u32,
+        known: u32,
+    },
     #[error("DuckDB: {0}")]
     Db(#[from] duckdb::Error),
     #[error("query exceeded its deadline and was interrupted")]
@@ -148,4 +154,142 @@ pub fn store_bytes(data_dir: &Path) -> u64 {
         .filter_map(|p| std::fs::metadata(p).ok())
         .map(|m| m.len())
         .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rollup::{Aggregate, RollupRow, SeriesRow};
+    use std::time::Duration;
+
+    fn agg(values: &[f64], increase: f64) -> Aggregate {
+        let mut a = Aggregate::EMPTY;
+        values.iter().for_each(|v| a.add(*v));
+        a.increase = increase;
+        a
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn writes_read_back_derive_and_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let telemetry = Arc::new(Telemetry::default());
+        let mut options = StoreOptions::new(dir.path(), Retention::default());
+        options.derive_lateness_secs = 0;
+        let (writer, reader) = open(options.clone(), telemetry.clone()).unwrap();
+        let second = open(options.clone(), telemetry.clone());
+        assert!(matches!(second, Err(StoreError::Locked { .. })));
+
+        let series = SeriesRow {
+            id: 42,
+            metric: "parcels_total".into(),
+            kind: "counter",
+            labels: vec![
+                ("cluster".into(), "sh".into()),
+                ("pod".into(), "p-1".into()),
+            ],
+        };
+        // Five 1m buckets in one complete 5m window an hour ago (recent
+        // enough that retention keeps it).
+        let base = (writer::unix_now() - 3600) / 300 * 300;
+        let rollups = (0..5)
+            .map(|i| RollupRow {
+                series_id: 42,
+                bucket_start: base + i * 60,
+                agg: agg(&[i as f64, i as f64 + 1.0], 1.0),
+            })
+            .collect();
+        writer
+            .write(WriteBatch {
+                series: vec![series.clone(), series],
+                rollups,
+            })
+            .await
+            .unwrap();
+        writer.sync().await.unwrap();
+        writer.maintain().await.unwrap();
+        writer.sync().await.unwrap();
+
+        let found = reader
+            .series(Some("parcels_total".into()), Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert_eq!(found.len(), 1, "a series written twice is stored once");
+        assert_eq!(found[0].labels.get("pod").map(String::as_str), Some("p-1"));
+        let pts = reader
+            .rollups(
+                Resolution::FiveMinutes,
+                vec![42],
+                base,
+                base + 300,
+                300,
+                RollupAgg::Increase,
+                Duration::from_secs(5),
+            )
+            .await
+            .unwrap();
+        assert_eq!(pts.len(), 1);
+        assert_eq!((pts[0].ts, pts[0].value), (base, 5.0));
+        for (a, want) in [
+            (RollupAgg::Max, 5.0),
+            (RollupAgg::Min, 0.0),
+            (RollupAgg::First, 0.0),
+            (RollupAgg::Last, 5.0),
+            (RollupAgg::Avg, 2.5),
+        ] {
+            let p = reader
+                .rollups(
+                    Resolution::OneMinute,
+                    vec![42],
+                    base,
+                    base + 300,
+                    300,
+                    a,
+                    Duration::from_secs(5),
+                )
+                .await
+                .unwrap();
+            assert_eq!(p[0].value, want, "{a:?}");
+        }
+        writer.shutdown().await;
+        drop(reader);
+
+        // Reopen: everything is still there and the lock is free again.
+        let (writer, reader) = open(options, telemetry).unwrap();
+        let pts = reader
+            .rollups(
+                Resolution::OneMinute,
+                vec![42],
+                base,
+                base + 300,
+                60,
+                RollupAgg::Count,
+                Duration::from_secs(5),
+            )
+            .await
+            .unwrap();
+        assert_eq!(pts.len(), 5);
+        writer.shutdown().await;
+    }
+
+    #[test]
+    fn resolution_follows_step_and_age() {
+        let r = Retention::default();
+        let now = 100 * 86_400;
+        assert_eq!(
+            Resolution::for_query(60, now - 3600, now, &r),
+            Resolution::OneMinute
+        );
+        assert_eq!(
+            Resolution::for_query(600, now - 3600, now, &r),
+            Resolution::FiveMinutes
+        );
+        assert_eq!(
+            Resolution::for_query(60, now - 10 * 86_400, now, &r),
+            Resolution::FiveMinutes
+        );
+        assert_eq!(
+            Resolution::for_query(60, now - 60 * 86_400, now, &r),
+            Resolution::OneHour
+        );
+    }
 }

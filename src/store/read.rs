@@ -192,7 +192,11 @@ impl StoreReader {
 
     /// Series, optionally only of one metric name. Label matching beyond the
     /// name happens in the caller, on parsed labels, never in SQL.
-    pub async fn series(&self, metric: Option<String>, deadline: Duration) -> Result<Vec<SeriesInfo>, StoreError> {
+    pub async fn series(
+        &self,
+        metric: Option<String>,
+        deadline: Duration,
+    ) -> Result<Vec<SeriesInfo>, StoreError> {
         self.run(deadline, move |conn| {
             let mut stmt = conn.prepare(
                 "SELECT id, metric, kind, labels FROM series WHERE (?1 IS NULL OR metric = ?1) ORDER BY metric, labels",
@@ -249,7 +253,11 @@ impl StoreReader {
         }
         let step = step.max(resolution.secs());
         self.run(deadline, move |conn| {
-            let ids = series_ids.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
+            let ids = series_ids
+                .iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(",");
             let sql = format!(
                 "SELECT series_id, (ts // {step}) * {step} AS t, {agg} AS v
                  FROM {table}

@@ -35,8 +35,11 @@ pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 
 pub fn migrate(conn: &mut duckdb::Connection, path: &Path) -> Result<(), StoreError> {
     conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")?;
-    let current: u32 = conn
-        .query_row("SELECT coalesce(max(version), 0) FROM schema_version", [], |r| r.get(0))?;
+    let current: u32 = conn.query_row(
+        "SELECT coalesce(max(version), 0) FROM schema_version",
+        [],
+        |r| r.get(0),
+    )?;
     if current > SCHEMA_VERSION {
         return Err(StoreError::SchemaTooNew {
             path: path.to_path_buf(),
@@ -48,7 +51,10 @@ pub fn migrate(conn: &mut duckdb::Connection, path: &Path) -> Result<(), StoreEr
         let version = i as u32 + 1;
         let tx = conn.transaction()?;
         tx.execute_batch(sql)
-            .and_then(|_| tx.execute("INSERT INTO schema_version VALUES (?)", [version]).map(|_| ()))
+            .and_then(|_| {
+                tx.execute("INSERT INTO schema_version VALUES (?)", [version])
+                    .map(|_| ())
+            })
             .map_err(|source| StoreError::Migration { version, source })?;
         tx.commit()
             .map_err(|source| StoreError::Migration { version, source })?;

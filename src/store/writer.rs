@@ -211,7 +211,10 @@ impl Writer {
             match self.retry.pop_front() {
                 Some(old) => {
                     self.retry_rows -= old.rollups.len();
-                    tracing::error!(rows = old.rollups.len(), "dropping rollup rows that could not be stored");
+                    tracing::error!(
+                        rows = old.rollups.len(),
+                        "dropping rollup rows that could not be stored"
+                    );
                 }
                 None => break,
             }
@@ -364,7 +367,13 @@ fn watermark(conn: &Connection, table: &str) -> Result<Option<i64>, duckdb::Erro
 /// `horizon`, and moves the watermark in the same transaction, so a crash
 /// either derives a window once or not at all. Table names are constants
 /// from this module, never request text.
-fn derive(conn: &Connection, source: &str, target: &str, width: i64, horizon: i64) -> Result<u64, duckdb::Error> {
+fn derive(
+    conn: &Connection,
+    source: &str,
+    target: &str,
+    width: i64,
+    horizon: i64,
+) -> Result<u64, duckdb::Error> {
     let end = horizon.div_euclid(width) * width;
     let start = match watermark(conn, target)? {
         Some(wm) => wm,
@@ -399,4 +408,53 @@ fn derive(conn: &Connection, source: &str, target: &str, width: i64, horizon: i6
         let _ = conn.execute_batch("ROLLBACK");
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derive_is_exact_and_moves_the_watermark() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        super::super::schema::migrate(&mut conn, std::path::Path::new(":memory:")).unwrap();
+        conn.execute_batch(
+            "INSERT INTO rollup_1m VALUES (1, 600, 2, 3, 1, 2, 1, 2, 1), (1, 660, 2, 7, 3, 4, 3, 4, 2), (1, 900, 1, 9, 9, 9, 9, 9, 0)",
+        )
+        .unwrap();
+        assert_eq!(
+            derive(&conn, "rollup_1m", "rollup_5m", 300, 1000).unwrap(),
+            1,
+            "only the complete window"
+        );
+        assert_eq!(watermark(&conn, "rollup_5m").unwrap(), Some(900));
+        let row: (i64, u32, f64, f64, f64, f64, f64, f64) = conn
+            .query_row(
+                "SELECT ts, count, sum, min, max, first, last, increase FROM rollup_5m",
+                [],
+                |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                        r.get(6)?,
+                        r.get(7)?,
+                    ))
+                },
+            )
+            .unwrap();
+        assert_eq!(row, (600, 4, 10.0, 1.0, 4.0, 1.0, 4.0, 3.0));
+        assert_eq!(
+            derive(&conn, "rollup_1m", "rollup_5m", 300, 1000).unwrap(),
+            0,
+            "derived once"
+        );
+        assert_eq!(
+            derive(&conn, "rollup_1m", "rollup_5m", 300, 1200).unwrap(),
+            1
+        );
+    }
 }

@@ -46,10 +46,9 @@ pub struct Proc {
 
 impl Proc {
     pub fn spawn(name: &str, cmd: &mut Command) -> Proc {
-        let child = cmd
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {name}: {e} (run scripts/test.sh, which installs it)"));
+        let child = cmd.stdin(Stdio::null()).spawn().unwrap_or_else(|e| {
+            panic!("cannot start {name}: {e} (run scripts/test.sh, which installs it)")
+        });
         Proc {
             child,
             name: name.to_string(),
@@ -76,7 +75,11 @@ impl Proc {
             if let Some(status) = self.child.try_wait().expect("wait") {
                 return status;
             }
-            assert!(Instant::now() < deadline, "{} did not stop on SIGTERM", self.name);
+            assert!(
+                Instant::now() < deadline,
+                "{} did not stop on SIGTERM",
+                self.name
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -88,7 +91,8 @@ impl Proc {
 
     /// Peak resident memory (VmHWM) in KiB.
     pub fn peak_rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
         status
             .lines()
             .find(|l| l.starts_with("VmHWM:"))
@@ -141,7 +145,11 @@ impl Fleetscope {
                 }
             });
         }
-        let fs = Fleetscope { proc, addr, data_dir };
+        let fs = Fleetscope {
+            proc,
+            addr,
+            data_dir,
+        };
         let client = http();
         let url = fs.url("/readyz");
         eventually(Duration::from_secs(30), "fleetscope /readyz", || {
@@ -229,7 +237,12 @@ pub fn urlencode(s: &str) -> String {
 }
 
 /// A real Prometheus scraping the given targets every second.
-pub fn start_prometheus(dir: &Path, job: &str, targets: &[String], extra_labels: &str) -> (Proc, u16) {
+pub fn start_prometheus(
+    dir: &Path,
+    job: &str,
+    targets: &[String],
+    extra_labels: &str,
+) -> (Proc, u16) {
     let port = free_port();
     let targets: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
     let config = format!(
@@ -240,7 +253,10 @@ pub fn start_prometheus(dir: &Path, job: &str, targets: &[String], extra_labels:
     std::fs::write(&config_path, config).expect("write prometheus.yml");
     let mut cmd = Command::new("prometheus");
     cmd.arg(format!("--config.file={}", config_path.display()))
-        .arg(format!("--storage.tsdb.path={}", dir.join("tsdb").display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("tsdb").display()
+        ))
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
         .stdout(Stdio::null())
         .stderr(Stdio::null());

@@ -1,0 +1,50 @@
+//! Fuzz target for `fleetscope::scrape::parse`: any bytes, both formats.
+//!
+//! Run from the repository root: `cargo +nightly fuzz run parse`
+//! (seed corpus: fuzz/corpus/parse, copied from tests/fixtures/exposition).
+//! Checks: no panic, no hang, errors are final, label iteration agrees with
+//! the reported counts, and `validate` agrees with the iterator.
+#![no_main]
+
+use fleetscope::scrape::parse::{validate, Format, Parser};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let _ = Format::sniff(data);
+    for format in [Format::Prometheus, Format::OpenMetrics] {
+        let mut parser = Parser::new(data, format);
+        let mut samples = 0usize;
+        let mut errored = false;
+        while let Some(r) = parser.next_sample() {
+            assert!(!errored, "parser yielded an item after an error");
+            match r {
+                Ok(s) => {
+                    samples += 1;
+                    assert!(s.line >= 1);
+                    let mut n = 0;
+                    for (name, value) in s.labels.iter() {
+                        n += 1;
+                        assert!(!name.is_empty());
+                        let _ = value.to_cow();
+                        assert!(s.labels.get(name).is_some());
+                    }
+                    assert_eq!(n, s.labels.len());
+                    if let Some(e) = s.exemplar {
+                        assert_eq!(e.labels.iter().count(), e.labels.len());
+                    }
+                    let _ = parser.help(s.family);
+                }
+                Err(e) => {
+                    assert!(e.line >= 1 && e.column >= 1);
+                    errored = true;
+                }
+            }
+            assert!(samples <= data.len() + 1);
+        }
+        assert!(parser.next_sample().is_none());
+        match validate(data, format) {
+            Ok(n) => assert!(!errored && n == samples),
+            Err(_) => assert!(errored),
+        }
+    }
+});
