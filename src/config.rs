@@ -135,6 +135,12 @@ pub struct ApiConfig {
     pub request_timeout: Duration,
     /// Upper bound on points one range query may return.
     pub max_points: usize,
+    /// Where the Grafana JSON datasource API is mounted.
+    pub grafana_prefix: String,
+    /// HTTP basic auth as an alternative to the bearer token (Grafana's
+    /// datasource "Basic auth" setting).
+    pub basic_auth_user: Option<String>,
+    pub basic_auth_password: Option<String>,
 }
 
 impl Default for ApiConfig {
@@ -144,6 +150,9 @@ impl Default for ApiConfig {
             max_body_bytes: 1 << 20,
             request_timeout: Duration::from_secs(30),
             max_points: 1_000_000,
+            grafana_prefix: "/grafana".into(),
+            basic_auth_user: None,
+            basic_auth_password: None,
         }
     }
 }
@@ -263,6 +272,13 @@ impl Config {
             if token.trim().is_empty() {
                 return invalid("api.bearer_token is set but empty".into());
             }
+        }
+        let prefix = &self.api.grafana_prefix;
+        if !prefix.starts_with('/') || prefix.len() < 2 || prefix.ends_with('/') {
+            return invalid(format!("api.grafana_prefix {prefix:?} must start with / and not end with /"));
+        }
+        if self.api.basic_auth_user.is_some() != self.api.basic_auth_password.is_some() {
+            return invalid("api.basic_auth_user and api.basic_auth_password go together".into());
         }
         let mut names = HashSet::new();
         for (i, c) in self.clusters.iter().enumerate() {

@@ -12,7 +12,8 @@
 //! - [`scrape`]: per-target tasks, bounded fetch, the exposition parser, ingest.
 //! - [`rollup`]: in-memory 1-minute aggregates, counter resets.
 //! - [`store`]: the single DuckDB writer, migrations, derivation, retention, reads.
-//! - [`api`]: the HTTP surface.
+//! - [`views`]: fleet views (heatmaps, cluster status, grouped series) over the store.
+//! - [`api`]: the HTTP surface: native JSON and the Grafana JSON datasource.
 //! - [`telemetry`]: fleetscope's own metrics.
 //! - [`app`]: wiring and shutdown order; [`check`]: offline validators for the CLI.
 
@@ -24,3 +25,4 @@ pub mod rollup;
 pub mod scrape;
 pub mod store;
 pub mod telemetry;
+pub mod views;

@@ -1,4 +1,5 @@
-//! Fuzz target for `fleetscope::scrape::parse`: any bytes, both formats.
+//! Fuzz target for fleetscope's exposition parser (`src/scrape/parse`), compiled
+//! on its own: any bytes, both formats.
 //!
 //! Run from the repository root: `cargo +nightly fuzz run parse`
 //! (seed corpus: fuzz/corpus/parse, copied from tests/fixtures/exposition).
@@ -6,7 +7,11 @@
 //! the reported counts, and `validate` agrees with the iterator.
 #![no_main]
 
-use fleetscope::scrape::parse::{validate, Format, Parser};
+#[allow(dead_code)]
+#[path = "../../src/scrape/parse/mod.rs"]
+mod parse;
+
+use parse::{validate, Format, Parser};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

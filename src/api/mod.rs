@@ -6,8 +6,10 @@
 //! must not build SQL from request text.
 
 mod error;
-pub mod selector;
+mod grafana;
+
 mod time;
+mod views;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,7 +29,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 pub use error::ApiError;
-use selector::Selector;
+use crate::views::selector::Selector;
 
 use crate::config::{ApiConfig, Retention};
 use crate::scrape::TargetRegistry;
@@ -56,6 +58,9 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/targets", get(targets))
         .route("/api/v1/series", get(series))
         .route("/api/v1/rollup", get(rollup))
+        .route("/api/v1/views/{target}", get(native_view))
+        .nest(&state.api.grafana_prefix, grafana::routes())
+        .route(&format!("{}/", state.api.grafana_prefix), get(grafana::health))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
@@ -72,14 +77,23 @@ pub fn router(state: ApiState) -> Router {
         .with_state(state)
 }
 
+/// Bearer token and/or basic auth, when configured, guard `/api` and the
+/// Grafana routes. Comparison is constant-time.
 async fn require_token(State(state): State<ApiState>, request: Request, next: Next) -> Response {
-    if let Some(token) = &state.api.bearer_token {
-        let expected = format!("Bearer {token}");
-        let given = request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
-        if !given.is_some_and(|g| constant_time_eq(g.as_bytes(), expected.as_bytes())) {
+    let api = &state.api;
+    let mut accepted = Vec::new();
+    if let Some(token) = &api.bearer_token {
+        accepted.push(format!("Bearer {token}"));
+    }
+    if let (Some(user), Some(password)) = (&api.basic_auth_user, &api.basic_auth_password) {
+        use base64::Engine as _;
+        let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        accepted.push(format!("Basic {encoded}"));
+    }
+    if !accepted.is_empty() {
+        let given = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        let ok = given.is_some_and(|g| accepted.iter().any(|a| constant_time_eq(g.as_bytes(), a.as_bytes())));
+        if !ok {
             return ApiError::Unauthorized.into_response();
         }
     }
@@ -184,6 +198,30 @@ async fn series(
         })
         .collect();
     Ok(Json(json!({"status": "success", "data": data})))
+}
+
+/// `GET /api/v1/views/{pods_heatmap|nodes_heatmap|cluster_status|timeseries}`:
+/// the Grafana targets as flat JSON rows, with the payload keys as query
+/// parameters plus `start`, `end` and `step`.
+async fn native_view(
+    State(state): State<ApiState>,
+    axum::extract::Path(target): axum::extract::Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let pairs = query_pairs(raw)?;
+    let args = views::ViewArgs::from_pairs(&pairs);
+    let Some(request) = views::ViewRequest::parse(&target, &args, Default::default())? else {
+        return Err(ApiError::NotFound(format!(
+            "unknown view {target:?}; one of pods_heatmap, nodes_heatmap, cluster_status, timeseries"
+        )));
+    };
+    let now = time::unix_now();
+    let end = first(&pairs, "end").map(time::parse_time).transpose()?.unwrap_or(now);
+    let start = first(&pairs, "start").map(time::parse_time).transpose()?.unwrap_or(end - 3600);
+    let step = first(&pairs, "step").map(time::parse_step).transpose()?.unwrap_or(60);
+    let range = crate::views::TimeRange::new(start, end, step, 11_000, now, &state.retention)?;
+    let answer = request.run(&state, range, state.query_deadline()).await?;
+    Ok(Json(views::flat_rows(&answer)))
 }
 
 async fn rollup(

@@ -31,7 +31,8 @@ impl Resolution {
         }
     }
 
-    fn table(self) -> &'static str {
+    /// The table holding this resolution (a constant, safe to put in SQL).
+    pub fn table(self) -> &'static str {
         match self {
             Resolution::OneMinute => "rollup_1m",
             Resolution::FiveMinutes => "rollup_5m",

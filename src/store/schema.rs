@@ -29,6 +29,9 @@ const MIGRATIONS: &[&str] = &[
     CREATE TABLE rollup_1h (series_id UBIGINT NOT NULL, ts BIGINT NOT NULL, count UINTEGER NOT NULL,
         sum DOUBLE, min DOUBLE, max DOUBLE, first DOUBLE, last DOUBLE, increase DOUBLE);
     CREATE TABLE watermarks (name VARCHAR PRIMARY KEY, ts BIGINT NOT NULL);",
+    // 2: the workload (Deployment/StatefulSet/DaemonSet/Job name) a pod belongs to,
+    // for fleet views filtered by workload.
+    "ALTER TABLE series ADD COLUMN workload VARCHAR;",
 ];
 
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;

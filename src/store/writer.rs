@@ -266,7 +266,8 @@ impl Writer {
                         s.label("node"),
                         s.label("container"),
                         labels,
-                        now
+                        now,
+                        s.label("pod").and_then(workload_of)
                     ])?;
                 }
                 app.flush()?;
@@ -345,6 +346,32 @@ impl Writer {
     }
 }
 
+/// The workload a pod name belongs to, from Kubernetes' naming rules:
+/// Deployment pods are `<name>-<replicaset hash>-<5 chars>`, DaemonSet and
+/// Job pods `<name>-<5 chars>`, StatefulSet pods `<name>-<ordinal>`.
+pub fn workload_of(pod: &str) -> Option<String> {
+    fn is_suffix(s: &str) -> bool {
+        s.len() == 5 && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    }
+    fn is_rs_hash(s: &str) -> bool {
+        (6..=10).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    }
+    let mut parts: Vec<&str> = pod.split('-').collect();
+    if parts.len() < 2 {
+        return Some(pod.to_string());
+    }
+    let last = parts[parts.len() - 1];
+    if last.bytes().all(|b| b.is_ascii_digit()) {
+        parts.pop();
+    } else if is_suffix(last) {
+        parts.pop();
+        if parts.len() >= 2 && is_rs_hash(parts[parts.len() - 1]) {
+            parts.pop();
+        }
+    }
+    Some(parts.join("-"))
+}
+
 fn labels_json(labels: &[(String, String)]) -> String {
     let map: serde_json::Map<String, serde_json::Value> = labels
         .iter()
@@ -413,6 +440,15 @@ fn derive(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn workloads_from_pod_names() {
+        assert_eq!(workload_of("web-7d9f8c6b5-x2x9q").as_deref(), Some("web"));
+        assert_eq!(workload_of("order-api-5f7b9c8d4f-abcde").as_deref(), Some("order-api"));
+        assert_eq!(workload_of("kafka-2").as_deref(), Some("kafka"));
+        assert_eq!(workload_of("node-exporter-8kq2z").as_deref(), Some("node-exporter"));
+        assert_eq!(workload_of("standalone").as_deref(), Some("standalone"));
+    }
 
     #[test]
     fn derive_is_exact_and_moves_the_watermark() {

@@ -1,0 +1,441 @@
+//! The Grafana JSON datasource API (simpod-json-datasource 0.6.x), mounted
+//! under a configurable prefix (default `/grafana`).
+//!
+//! Tolerant of what Grafana 10/11 actually send: unknown fields, `filters`
+//! or `adhocFilters`, `payload` or `data`, payloads as objects or JSON
+//! strings, multi-value variables as arrays, `a|b` or `{a,b}`. Answers
+//! `/query` with data frames (explicit field types, epoch-millisecond times).
+
+use std::collections::BTreeMap;
+
+use axum::extract::State;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+use super::views::{heat_row_labels, ViewAnswer, ViewArgs, ViewRequest, TARGETS};
+use super::{ApiError, ApiState};
+use crate::views::{self, Dim, FilterOp, NodeMode, PodMode, Scope, TimeRange};
+
+pub fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/", get(health))
+        .route("/metrics", post(list_metrics))
+        .route("/search", post(list_metrics))
+        .route("/metric-payload-options", post(payload_options))
+        .route("/query", post(query))
+        .route("/variable", post(variable))
+        .route("/tag-keys", post(tag_keys))
+        .route("/tag-values", post(tag_values))
+        .route("/annotations", post(annotations))
+}
+
+/// "Test connection" on the datasource page.
+pub async fn health() -> Json<Value> {
+    Json(json!({"status": "ok", "service": "fleetscope"}))
+}
+
+/// Grafana sends bodies with `Content-Type: application/json`, but curl users
+/// and older proxies do not; parse leniently and answer 400 on bad JSON.
+fn body_json(body: &[u8]) -> Result<Value, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(json!({}));
+    }
+    let v: Value = serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("request body is not valid JSON: {e}")))?;
+    if !v.is_object() {
+        return Err(ApiError::BadRequest("request body must be a JSON object".into()));
+    }
+    Ok(v)
+}
+
+/// A target's payload: `payload` (object or JSON text) or the older `data`.
+fn payload_of(v: &Value) -> Result<Value, ApiError> {
+    let p = v.get("payload").filter(|p| !p.is_null()).or_else(|| v.get("data").filter(|p| !p.is_null()));
+    match p {
+        None => Ok(json!({})),
+        Some(Value::String(s)) if s.trim().is_empty() => Ok(json!({})),
+        Some(Value::String(s)) => match serde_json::from_str::<Value>(s) {
+            Ok(o @ Value::Object(_)) => Ok(o),
+            _ => Err(ApiError::BadRequest(format!("payload is not a JSON object: {s:?}"))),
+        },
+        Some(o @ Value::Object(_)) => Ok(o.clone()),
+        Some(other) => Err(ApiError::BadRequest(format!("payload must be an object, got {other}"))),
+    }
+}
+
+fn payload_option(name: &str, label: &str, kind: &str, options: Option<Vec<Value>>) -> Value {
+    let mut o = json!({"name": name, "label": label, "type": kind, "reloadMetric": false, "width": 20});
+    if let Some(options) = options {
+        o["options"] = Value::Array(options);
+    }
+    o
+}
+
+fn static_options(items: &[(&str, &str)]) -> Vec<Value> {
+    items.iter().map(|(v, l)| json!({"label": l, "value": v})).collect()
+}
+
+fn dim_payloads(dims: &[Dim]) -> Vec<Value> {
+    dims.iter()
+        .map(|d| payload_option(d.name(), d.name(), "multi-select", None))
+        .collect()
+}
+
+async fn list_metrics(State(_state): State<ApiState>, body: axum::body::Bytes) -> Result<Json<Value>, ApiError> {
+    body_json(&body)?;
+    let limit = payload_option("limit", "rows (top N)", "input", None);
+    let out: Vec<Value> = TARGETS
+        .iter()
+        .map(|(value, label)| {
+            let mut payloads = Vec::new();
+            match *value {
+                "pods_heatmap" => {
+                    payloads.push(payload_option("mode", "cell value", "select", Some(static_options(&PodMode::ALL))));
+                    payloads.extend(dim_payloads(&Dim::ALL));
+                    payloads.push(limit.clone());
+                }
+                "nodes_heatmap" => {
+                    payloads.push(payload_option("mode", "cell value", "select", Some(static_options(&NodeMode::ALL))));
+                    payloads.extend(dim_payloads(&[Dim::Cluster, Dim::Node]));
+                    payloads.push(limit.clone());
+                }
+                "cluster_status" => payloads.extend(dim_payloads(&[Dim::Cluster])),
+                _ => {
+                    payloads.push(payload_option("metric", "metric", "select", None));
+                    payloads.push(payload_option("match", "label matchers", "input", None));
+                    let aggs: Vec<(&str, &str)> = views::SeriesAgg::NAMES.iter().map(|n| (*n, *n)).collect();
+                    payloads.push(payload_option("agg", "aggregation", "select", Some(static_options(&aggs))));
+                    payloads.push(payload_option("by", "group by", "multi-select", None));
+                    payloads.extend(dim_payloads(&Dim::ALL));
+                    payloads.push(limit.clone());
+                }
+            }
+            json!({"label": label, "value": value, "payloads": payloads})
+        })
+        .collect();
+    Ok(Json(Value::Array(out)))
+}
+
+async fn payload_options(State(state): State<ApiState>, body: axum::body::Bytes) -> Result<Json<Value>, ApiError> {
+    let req = body_json(&body)?;
+    let name = req.get("name").and_then(Value::as_str).unwrap_or("");
+    let payload = payload_of(&req)?;
+    let mut args = ViewArgs::from_json(&payload);
+    // The option list of a dimension is not narrowed by that dimension itself.
+    args.values.remove(name);
+    let deadline = state.query_deadline();
+    let values: Vec<String> = if let Some(dim) = Dim::parse(name) {
+        views::dimension_values(&state.reader, dim, &args.scope()?, deadline).await?
+    } else if name == "metric" {
+        state.reader.metric_names(deadline).await?
+    } else if name == "by" {
+        let metric = args.one("metric").unwrap_or("up").to_string();
+        let series = state.reader.series(Some(metric), deadline).await?;
+        let mut keys: Vec<String> = series.into_iter().flat_map(|s| s.labels.into_keys()).collect();
+        keys.sort();
+        keys.dedup();
+        keys
+    } else {
+        Vec::new()
+    };
+    Ok(Json(Value::Array(values.into_iter().map(|v| json!({"label": v, "value": v})).collect())))
+}
+
+fn time_ms(v: Option<&Value>) -> Option<i64> {
+    match v? {
+        Value::String(s) => chrono::DateTime::parse_from_rfc3339(s).ok().map(|t| t.timestamp_millis()).or_else(|| s.parse::<i64>().ok()),
+        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
+        _ => None,
+    }
+}
+
+/// The time range of a request; the last hour when absent.
+fn request_range(req: &Value) -> Result<(i64, i64), ApiError> {
+    let now = super::time::unix_now();
+    let range = req.get("range");
+    let from = time_ms(range.and_then(|r| r.get("from"))).map(|ms| ms.div_euclid(1000));
+    let to = time_ms(range.and_then(|r| r.get("to"))).map(|ms| ms.div_euclid(1000));
+    if range.is_some_and(|r| r.get("from").is_some()) && from.is_none() {
+        return Err(ApiError::BadRequest("range.from is not an RFC 3339 time".into()));
+    }
+    let to = to.unwrap_or(now);
+    Ok((from.unwrap_or(to - 3600), to))
+}
+
+/// Ad hoc filters on the fleet dimensions; others become label matchers
+/// for `timeseries`.
+fn adhoc_scope(req: &Value) -> Result<(Scope, Vec<(String, String, String)>), ApiError> {
+    let mut scope = Scope::default();
+    let mut label_filters = Vec::new();
+    for key in ["filters", "adhocFilters"] {
+        let Some(Value::Array(filters)) = req.get(key) else { continue };
+        for f in filters {
+            let Some(k) = f.get("key").and_then(Value::as_str) else { continue };
+            let op = f.get("operator").and_then(Value::as_str).unwrap_or("=");
+            let mut values: Vec<String> = match f.get("values").or_else(|| f.get("value")) {
+                Some(Value::Array(a)) => a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect(),
+                Some(Value::String(s)) => vec![s.clone()],
+                Some(Value::Number(n)) => vec![n.to_string()],
+                _ => Vec::new(),
+            };
+            if matches!(op, "=" | "!=") && values.len() == 1 {
+                values = super::views::split_multi(&values[0]);
+            }
+            let Some(dim) = Dim::parse(k) else {
+                label_filters.push((k.to_string(), op.to_string(), values.join("|")));
+                continue;
+            };
+            let op = match op {
+                "=" | "=|" => FilterOp::In(values),
+                "!=" | "!=|" => FilterOp::NotIn(values),
+                "=~" => FilterOp::Regex(values.join("|")),
+                "!~" => FilterOp::NotRegex(values.join("|")),
+                other => return Err(ApiError::BadRequest(format!("unsupported ad hoc filter operator {other:?}"))),
+            };
+            scope.push(dim, op)?;
+        }
+    }
+    Ok((scope, label_filters))
+}
+
+async fn query(State(state): State<ApiState>, body: axum::body::Bytes) -> Result<Json<Value>, ApiError> {
+    let req = body_json(&body)?;
+    let (start, end) = request_range(&req)?;
+    let interval_s = req
+        .get("intervalMs")
+        .and_then(Value::as_f64)
+        .map(|ms| (ms / 1000.0).ceil() as i64)
+        .unwrap_or(60);
+    let max_points = req.get("maxDataPoints").and_then(Value::as_f64).map(|n| n as i64).unwrap_or(1000).clamp(1, 11_000);
+    let (adhoc, label_filters) = adhoc_scope(&req)?;
+    let deadline = state.query_deadline();
+    let mut frames = Vec::new();
+    let targets = req.get("targets").and_then(Value::as_array).cloned().unwrap_or_default();
+    for t in targets {
+        if t.get("hide").and_then(Value::as_bool) == Some(true) {
+            continue;
+        }
+        let ref_id = t.get("refId").and_then(Value::as_str).unwrap_or("A").to_string();
+        let target = t.get("target").and_then(Value::as_str).unwrap_or("");
+        let mut payload = payload_of(&t)?;
+        if target == "timeseries" && !label_filters.is_empty() {
+            payload = with_label_filters(payload, &label_filters);
+        }
+        let args = ViewArgs::from_json(&payload);
+        let Some(request) = ViewRequest::parse(target, &args, adhoc.clone())? else {
+            continue;
+        };
+        // Heatmaps keep columns readable: at most ~200 buckets however wide the panel.
+        let cap = if matches!(request, ViewRequest::Timeseries(_)) { max_points } else { max_points.min(200) };
+        let now = super::time::unix_now();
+        let range = TimeRange::new(start, end, interval_s.max(60), cap, now, &state.retention)?;
+        let answer = request.run(&state, range, deadline).await?;
+        frames.extend(frames_of(&answer, &ref_id));
+    }
+    Ok(Json(Value::Array(frames)))
+}
+
+/// Ad hoc filters on non-fleet keys become selector matchers for `timeseries`.
+fn with_label_filters(mut payload: Value, filters: &[(String, String, String)]) -> Value {
+    let mut matchers: Vec<String> = filters
+        .iter()
+        .filter(|(k, op, _)| k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') && matches!(op.as_str(), "=" | "!=" | "=~" | "!~"))
+        .map(|(k, op, v)| format!("{k}{op}\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\"")))
+        .collect();
+    let existing = payload.get("match").and_then(Value::as_str).unwrap_or("").trim().to_string();
+    let metric_part = if let Some(brace) = existing.find('{') {
+        let (m, rest) = existing.split_at(brace);
+        let inner = rest.trim_start_matches('{').trim_end_matches('}').trim();
+        if !inner.is_empty() {
+            matchers.insert(0, inner.to_string());
+        }
+        m.to_string()
+    } else {
+        existing
+    };
+    if let Value::Object(o) = &mut payload {
+        o.insert("match".into(), json!(format!("{metric_part}{{{}}}", matchers.join(","))));
+    }
+    payload
+}
+
+fn time_field(times: &[i64]) -> Value {
+    json!({"name": "time", "type": "time", "config": {}, "values": times.iter().map(|t| t * 1000).collect::<Vec<_>>()})
+}
+
+fn number_values(values: &[Option<f64>]) -> Vec<Value> {
+    values
+        .iter()
+        .map(|v| v.filter(|v| v.is_finite()).map(Value::from).unwrap_or(Value::Null))
+        .collect()
+}
+
+/// A data frame. `target` and an empty `datapoints` make every frame also a
+/// valid item of the plugin's OpenAPI `/query` schema; Grafana's
+/// `toDataFrame` reads `fields` first.
+fn frame(name: &str, ref_id: &str, meta: Value, fields: Vec<Value>) -> Value {
+    json!({"name": name, "refId": ref_id, "meta": meta, "fields": fields, "target": name, "datapoints": []})
+}
+
+pub fn frames_of(answer: &ViewAnswer, ref_id: &str) -> Vec<Value> {
+    match answer {
+        ViewAnswer::Heatmap { kind, map } => {
+            let mut fields = vec![time_field(&map.times)];
+            // Heatmap rows are drawn bottom-up in field order: hottest last, on top.
+            for row in map.rows.iter().rev() {
+                let labels = heat_row_labels(kind, &row.key);
+                fields.push(json!({
+                    "name": row.key.join("/"),
+                    "type": "number",
+                    "config": {"unit": map.unit, "displayNameFromDS": row.key.join("/")},
+                    "labels": labels,
+                    "values": number_values(&row.values),
+                }));
+            }
+            let mut meta = json!({
+                "type": "heatmap-rows",
+                "preferredVisualisationType": "heatmap",
+                "custom": {"total": map.total, "returned": map.rows.len(), "stepSeconds": map.range.step, "resolution": map.range.resolution.as_str()},
+            });
+            if map.total > map.rows.len() {
+                meta["notices"] = json!([{"severity": "info", "text": format!("top {} of {} {kind}, hottest on top", map.rows.len(), map.total)}]);
+            }
+            vec![frame(&format!("{kind}_heatmap"), ref_id, meta, fields)]
+        }
+        ViewAnswer::Status { times, panels } => panels
+            .iter()
+            .map(|p| {
+                let mut fields = vec![time_field(times)];
+                for (cluster, values) in &p.clusters {
+                    fields.push(json!({
+                        "name": cluster,
+                        "type": "number",
+                        "config": {"unit": p.unit},
+                        "labels": {"cluster": cluster},
+                        "values": number_values(values),
+                    }));
+                }
+                frame(p.name, ref_id, json!({"preferredVisualisationType": "graph"}), fields)
+            })
+            .collect(),
+        ViewAnswer::Series(s) => {
+            let mut frames: Vec<Value> = s
+                .series
+                .iter()
+                .map(|series| {
+                    let name = display_name(&series.labels);
+                    frame(
+                        &name,
+                        ref_id,
+                        json!({"type": "timeseries-multi", "custom": {"resolution": s.range.resolution.as_str(), "stepSeconds": s.range.step}}),
+                        vec![
+                            time_field(&s.times),
+                            json!({"name": "value", "type": "number", "config": {"displayNameFromDS": name}, "labels": series.labels, "values": number_values(&series.values)}),
+                        ],
+                    )
+                })
+                .collect();
+            if s.total > s.series.len() {
+                if let Some(first) = frames.first_mut() {
+                    first["meta"]["notices"] = json!([{"severity": "info", "text": format!("showing {} of {} series", s.series.len(), s.total)}]);
+                }
+            }
+            frames
+        }
+    }
+}
+
+fn display_name(labels: &BTreeMap<String, String>) -> String {
+    if labels.is_empty() {
+        return "total".into();
+    }
+    let inner: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+    format!("{{{}}}", inner.join(", "))
+}
+
+async fn variable(State(state): State<ApiState>, body: axum::body::Bytes) -> Result<Json<Value>, ApiError> {
+    let req = body_json(&body)?;
+    let payload = req.get("payload").cloned().unwrap_or(json!({}));
+    let target = payload
+        .get("target")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .or_else(|| req.get("target").and_then(Value::as_str).map(str::to_string))
+        .unwrap_or_default();
+    // The variable query is a dimension name, "metrics", or a JSON object
+    // {"target": "namespace", "cluster": "$cluster"} narrowing it.
+    let (what, args) = match serde_json::from_str::<Value>(&target) {
+        Ok(o @ Value::Object(_)) => (o.get("target").and_then(Value::as_str).unwrap_or("").to_string(), ViewArgs::from_json(&o)),
+        _ => (target.trim().to_string(), ViewArgs::default()),
+    };
+    let deadline = state.query_deadline();
+    let values = if let Some(dim) = Dim::parse(&what) {
+        let mut args = args;
+        args.values.remove(dim.name());
+        views::dimension_values(&state.reader, dim, &args.scope()?, deadline).await?
+    } else if what == "metrics" || what == "metric" {
+        state.reader.metric_names(deadline).await?
+    } else {
+        Vec::new()
+    };
+    Ok(Json(Value::Array(values.into_iter().map(|v| json!({"__text": v, "__value": v})).collect())))
+}
+
+async fn tag_keys(body: axum::body::Bytes) -> Result<Json<Value>, ApiError> {
+    body_json(&body)?;
+    Ok(Json(Value::Array(Dim::ALL.iter().map(|d| json!({"type": "string", "text": d.name()})).collect())))
+}
+
+async fn tag_values(State(state): State<ApiState>, body: axum::body::Bytes) -> Result<Json<Value>, ApiError> {
+    let req = body_json(&body)?;
+    let key = req.get("key").and_then(Value::as_str).unwrap_or("");
+    let Some(dim) = Dim::parse(key) else {
+        return Ok(Json(json!([])));
+    };
+    let (scope, _) = adhoc_scope(&req)?;
+    let values = views::dimension_values(&state.reader, dim, &scope, state.query_deadline()).await?;
+    Ok(Json(Value::Array(values.into_iter().map(|v| json!({"text": v})).collect())))
+}
+
+/// Legacy annotations: Kubernetes events and alerts arrive with the service
+/// map and alerting work; until then there is nothing to annotate with.
+async fn annotations(body: axum::body::Bytes) -> Result<Json<Value>, ApiError> {
+    body_json(&body)?;
+    Ok(Json(json!([])))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payload_accepts_object_string_and_data() {
+        assert_eq!(payload_of(&json!({"payload": {"a": 1}})).unwrap(), json!({"a": 1}));
+        assert_eq!(payload_of(&json!({"payload": "{\"a\": 1}"})).unwrap(), json!({"a": 1}));
+        assert_eq!(payload_of(&json!({"data": {"a": 2}})).unwrap(), json!({"a": 2}));
+        assert_eq!(payload_of(&json!({"payload": ""})).unwrap(), json!({}));
+        assert!(payload_of(&json!({"payload": "not json"})).is_err());
+    }
+
+    #[test]
+    fn adhoc_filters_old_and_new_names() {
+        let req = json!({
+            "filters": [{"key": "cluster", "operator": "=", "value": "a|b"}],
+            "adhocFilters": [{"key": "namespace", "operator": "=~", "value": "team-.*"}, {"key": "le", "operator": "=", "value": "0.5"}]
+        });
+        let (scope, labels) = adhoc_scope(&req).unwrap();
+        assert_eq!(scope.filters.len(), 2);
+        assert_eq!(scope.filters[0].op, FilterOp::In(vec!["a".into(), "b".into()]));
+        assert_eq!(labels, vec![("le".to_string(), "=".to_string(), "0.5".to_string())]);
+        let merged = with_label_filters(json!({"match": "m{a=\"1\"}"}), &labels);
+        assert_eq!(merged["match"], "m{a=\"1\",le=\"0.5\"}");
+    }
+
+    #[test]
+    fn range_from_grafana_request() {
+        let req = json!({"range": {"from": "2026-11-11T12:00:00.000Z", "to": "2026-11-11T13:00:00.000Z", "raw": {"from": "now-1h", "to": "now"}}});
+        let (a, b) = request_range(&req).unwrap();
+        assert_eq!(b - a, 3600);
+        assert!(request_range(&json!({"range": {"from": "yesterday"}})).is_err());
+    }
+}
