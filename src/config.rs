@@ -275,7 +275,9 @@ impl Config {
         }
         let prefix = &self.api.grafana_prefix;
         if !prefix.starts_with('/') || prefix.len() < 2 || prefix.ends_with('/') {
-            return invalid(format!("api.grafana_prefix {prefix:?} must start with / and not end with /"));
+            return invalid(format!(
+                "api.grafana_prefix {prefix:?} must start with / and not end with /"
+            ));
         }
         if self.api.basic_auth_user.is_some() != self.api.basic_auth_password.is_some() {
             return invalid("api.basic_auth_user and api.basic_auth_password go together".into());

@@ -24,5 +24,6 @@ pub mod config;
 pub mod rollup;
 pub mod scrape;
 pub mod store;
+pub mod synthetic;
 pub mod telemetry;
 pub mod views;

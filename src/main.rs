@@ -50,6 +50,24 @@ enum Command {
         /// File to check; `-` or nothing reads stdin.
         file: Option<PathBuf>,
     },
+    /// Write a synthetic fleet history (cAdvisor, kube-state-metrics and node
+    /// exporter series) into a data directory: for demos and view benchmarks.
+    Seed {
+        #[arg(long, default_value = "./fleetscope-data")]
+        data_dir: PathBuf,
+        #[arg(long, default_value_t = 3)]
+        clusters: usize,
+        #[arg(long, default_value_t = 4)]
+        namespaces: usize,
+        /// Pods per namespace.
+        #[arg(long, default_value_t = 25)]
+        pods: usize,
+        /// Nodes per cluster.
+        #[arg(long, default_value_t = 5)]
+        nodes: usize,
+        #[arg(long, default_value_t = 24)]
+        hours: i64,
+    },
     /// Print the version.
     Version,
 }
@@ -140,6 +158,45 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     Ok(ExitCode::FAILURE)
                 }
             }
+        }
+        Command::Seed {
+            data_dir,
+            clusters,
+            namespaces,
+            pods,
+            nodes,
+            hours,
+        } => {
+            init_tracing();
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)?
+                .as_secs() as i64;
+            let shape = fleetscope::synthetic::FleetShape {
+                clusters,
+                namespaces_per_cluster: namespaces,
+                pods_per_namespace: pods,
+                nodes_per_cluster: nodes,
+                minutes: hours * 60,
+                end_minute: now / 60 * 60,
+            };
+            let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+            let (series, rows) = runtime.block_on(async {
+                let options = fleetscope::store::StoreOptions::new(&data_dir, Default::default());
+                let telemetry = std::sync::Arc::new(fleetscope::telemetry::Telemetry::default());
+                let (writer, _reader) = tokio::task::spawn_blocking(move || {
+                    fleetscope::store::open(options, telemetry)
+                })
+                .await??;
+                let written = fleetscope::synthetic::seed(&writer, &shape).await;
+                writer.shutdown().await;
+                anyhow::Ok(written?)
+            })?;
+            println!(
+                "seeded {}: {} pods, {series} series, {rows} 1m rows over {hours}h",
+                data_dir.display(),
+                shape.pods()
+            );
+            Ok(ExitCode::SUCCESS)
         }
         Command::Serve {
             config,

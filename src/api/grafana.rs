@@ -41,30 +41,41 @@ fn body_json(body: &[u8]) -> Result<Value, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(json!({}));
     }
-    let v: Value = serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("request body is not valid JSON: {e}")))?;
+    let v: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::BadRequest(format!("request body is not valid JSON: {e}")))?;
     if !v.is_object() {
-        return Err(ApiError::BadRequest("request body must be a JSON object".into()));
+        return Err(ApiError::BadRequest(
+            "request body must be a JSON object".into(),
+        ));
     }
     Ok(v)
 }
 
 /// A target's payload: `payload` (object or JSON text) or the older `data`.
 fn payload_of(v: &Value) -> Result<Value, ApiError> {
-    let p = v.get("payload").filter(|p| !p.is_null()).or_else(|| v.get("data").filter(|p| !p.is_null()));
+    let p = v
+        .get("payload")
+        .filter(|p| !p.is_null())
+        .or_else(|| v.get("data").filter(|p| !p.is_null()));
     match p {
         None => Ok(json!({})),
         Some(Value::String(s)) if s.trim().is_empty() => Ok(json!({})),
         Some(Value::String(s)) => match serde_json::from_str::<Value>(s) {
             Ok(o @ Value::Object(_)) => Ok(o),
-            _ => Err(ApiError::BadRequest(format!("payload is not a JSON object: {s:?}"))),
+            _ => Err(ApiError::BadRequest(format!(
+                "payload is not a JSON object: {s:?}"
+            ))),
         },
         Some(o @ Value::Object(_)) => Ok(o.clone()),
-        Some(other) => Err(ApiError::BadRequest(format!("payload must be an object, got {other}"))),
+        Some(other) => Err(ApiError::BadRequest(format!(
+            "payload must be an object, got {other}"
+        ))),
     }
 }
 
 fn payload_option(name: &str, label: &str, kind: &str, options: Option<Vec<Value>>) -> Value {
-    let mut o = json!({"name": name, "label": label, "type": kind, "reloadMetric": false, "width": 20});
+    let mut o =
+        json!({"name": name, "label": label, "type": kind, "reloadMetric": false, "width": 20});
     if let Some(options) = options {
         o["options"] = Value::Array(options);
     }
@@ -72,7 +83,10 @@ fn payload_option(name: &str, label: &str, kind: &str, options: Option<Vec<Value
 }
 
 fn static_options(items: &[(&str, &str)]) -> Vec<Value> {
-    items.iter().map(|(v, l)| json!({"label": l, "value": v})).collect()
+    items
+        .iter()
+        .map(|(v, l)| json!({"label": l, "value": v}))
+        .collect()
 }
 
 fn dim_payloads(dims: &[Dim]) -> Vec<Value> {
@@ -81,7 +95,10 @@ fn dim_payloads(dims: &[Dim]) -> Vec<Value> {
         .collect()
 }
 
-async fn list_metrics(State(_state): State<ApiState>, body: axum::body::Bytes) -> Result<Json<Value>, ApiError> {
+async fn list_metrics(
+    State(_state): State<ApiState>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
     body_json(&body)?;
     let limit = payload_option("limit", "rows (top N)", "input", None);
     let out: Vec<Value> = TARGETS
@@ -90,12 +107,22 @@ async fn list_metrics(State(_state): State<ApiState>, body: axum::body::Bytes) -
             let mut payloads = Vec::new();
             match *value {
                 "pods_heatmap" => {
-                    payloads.push(payload_option("mode", "cell value", "select", Some(static_options(&PodMode::ALL))));
+                    payloads.push(payload_option(
+                        "mode",
+                        "cell value",
+                        "select",
+                        Some(static_options(&PodMode::ALL)),
+                    ));
                     payloads.extend(dim_payloads(&Dim::ALL));
                     payloads.push(limit.clone());
                 }
                 "nodes_heatmap" => {
-                    payloads.push(payload_option("mode", "cell value", "select", Some(static_options(&NodeMode::ALL))));
+                    payloads.push(payload_option(
+                        "mode",
+                        "cell value",
+                        "select",
+                        Some(static_options(&NodeMode::ALL)),
+                    ));
                     payloads.extend(dim_payloads(&[Dim::Cluster, Dim::Node]));
                     payloads.push(limit.clone());
                 }
@@ -103,8 +130,14 @@ async fn list_metrics(State(_state): State<ApiState>, body: axum::body::Bytes) -
                 _ => {
                     payloads.push(payload_option("metric", "metric", "select", None));
                     payloads.push(payload_option("match", "label matchers", "input", None));
-                    let aggs: Vec<(&str, &str)> = views::SeriesAgg::NAMES.iter().map(|n| (*n, *n)).collect();
-                    payloads.push(payload_option("agg", "aggregation", "select", Some(static_options(&aggs))));
+                    let aggs: Vec<(&str, &str)> =
+                        views::SeriesAgg::NAMES.iter().map(|n| (*n, *n)).collect();
+                    payloads.push(payload_option(
+                        "agg",
+                        "aggregation",
+                        "select",
+                        Some(static_options(&aggs)),
+                    ));
                     payloads.push(payload_option("by", "group by", "multi-select", None));
                     payloads.extend(dim_payloads(&Dim::ALL));
                     payloads.push(limit.clone());
@@ -116,7 +149,10 @@ async fn list_metrics(State(_state): State<ApiState>, body: axum::body::Bytes) -
     Ok(Json(Value::Array(out)))
 }
 
-async fn payload_options(State(state): State<ApiState>, body: axum::body::Bytes) -> Result<Json<Value>, ApiError> {
+async fn payload_options(
+    State(state): State<ApiState>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
     let req = body_json(&body)?;
     let name = req.get("name").and_then(Value::as_str).unwrap_or("");
     let payload = payload_of(&req)?;
@@ -131,19 +167,30 @@ async fn payload_options(State(state): State<ApiState>, body: axum::body::Bytes)
     } else if name == "by" {
         let metric = args.one("metric").unwrap_or("up").to_string();
         let series = state.reader.series(Some(metric), deadline).await?;
-        let mut keys: Vec<String> = series.into_iter().flat_map(|s| s.labels.into_keys()).collect();
+        let mut keys: Vec<String> = series
+            .into_iter()
+            .flat_map(|s| s.labels.into_keys())
+            .collect();
         keys.sort();
         keys.dedup();
         keys
     } else {
         Vec::new()
     };
-    Ok(Json(Value::Array(values.into_iter().map(|v| json!({"label": v, "value": v})).collect())))
+    Ok(Json(Value::Array(
+        values
+            .into_iter()
+            .map(|v| json!({"label": v, "value": v}))
+            .collect(),
+    )))
 }
 
 fn time_ms(v: Option<&Value>) -> Option<i64> {
     match v? {
-        Value::String(s) => chrono::DateTime::parse_from_rfc3339(s).ok().map(|t| t.timestamp_millis()).or_else(|| s.parse::<i64>().ok()),
+        Value::String(s) => chrono::DateTime::parse_from_rfc3339(s)
+            .ok()
+            .map(|t| t.timestamp_millis())
+            .or_else(|| s.parse::<i64>().ok()),
         Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
         _ => None,
     }
@@ -156,7 +203,9 @@ fn request_range(req: &Value) -> Result<(i64, i64), ApiError> {
     let from = time_ms(range.and_then(|r| r.get("from"))).map(|ms| ms.div_euclid(1000));
     let to = time_ms(range.and_then(|r| r.get("to"))).map(|ms| ms.div_euclid(1000));
     if range.is_some_and(|r| r.get("from").is_some()) && from.is_none() {
-        return Err(ApiError::BadRequest("range.from is not an RFC 3339 time".into()));
+        return Err(ApiError::BadRequest(
+            "range.from is not an RFC 3339 time".into(),
+        ));
     }
     let to = to.unwrap_or(now);
     Ok((from.unwrap_or(to - 3600), to))
@@ -164,16 +213,26 @@ fn request_range(req: &Value) -> Result<(i64, i64), ApiError> {
 
 /// Ad hoc filters on the fleet dimensions; others become label matchers
 /// for `timeseries`.
-fn adhoc_scope(req: &Value) -> Result<(Scope, Vec<(String, String, String)>), ApiError> {
+/// An ad hoc filter on a label that is not a fleet dimension: (key, operator, value).
+type LabelFilter = (String, String, String);
+
+fn adhoc_scope(req: &Value) -> Result<(Scope, Vec<LabelFilter>), ApiError> {
     let mut scope = Scope::default();
     let mut label_filters = Vec::new();
     for key in ["filters", "adhocFilters"] {
-        let Some(Value::Array(filters)) = req.get(key) else { continue };
+        let Some(Value::Array(filters)) = req.get(key) else {
+            continue;
+        };
         for f in filters {
-            let Some(k) = f.get("key").and_then(Value::as_str) else { continue };
+            let Some(k) = f.get("key").and_then(Value::as_str) else {
+                continue;
+            };
             let op = f.get("operator").and_then(Value::as_str).unwrap_or("=");
             let mut values: Vec<String> = match f.get("values").or_else(|| f.get("value")) {
-                Some(Value::Array(a)) => a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect(),
+                Some(Value::Array(a)) => a
+                    .iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect(),
                 Some(Value::String(s)) => vec![s.clone()],
                 Some(Value::Number(n)) => vec![n.to_string()],
                 _ => Vec::new(),
@@ -190,7 +249,11 @@ fn adhoc_scope(req: &Value) -> Result<(Scope, Vec<(String, String, String)>), Ap
                 "!=" | "!=|" => FilterOp::NotIn(values),
                 "=~" => FilterOp::Regex(values.join("|")),
                 "!~" => FilterOp::NotRegex(values.join("|")),
-                other => return Err(ApiError::BadRequest(format!("unsupported ad hoc filter operator {other:?}"))),
+                other => {
+                    return Err(ApiError::BadRequest(format!(
+                        "unsupported ad hoc filter operator {other:?}"
+                    )))
+                }
             };
             scope.push(dim, op)?;
         }
@@ -198,7 +261,10 @@ fn adhoc_scope(req: &Value) -> Result<(Scope, Vec<(String, String, String)>), Ap
     Ok((scope, label_filters))
 }
 
-async fn query(State(state): State<ApiState>, body: axum::body::Bytes) -> Result<Json<Value>, ApiError> {
+async fn query(
+    State(state): State<ApiState>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
     let req = body_json(&body)?;
     let (start, end) = request_range(&req)?;
     let interval_s = req
@@ -206,16 +272,29 @@ async fn query(State(state): State<ApiState>, body: axum::body::Bytes) -> Result
         .and_then(Value::as_f64)
         .map(|ms| (ms / 1000.0).ceil() as i64)
         .unwrap_or(60);
-    let max_points = req.get("maxDataPoints").and_then(Value::as_f64).map(|n| n as i64).unwrap_or(1000).clamp(1, 11_000);
+    let max_points = req
+        .get("maxDataPoints")
+        .and_then(Value::as_f64)
+        .map(|n| n as i64)
+        .unwrap_or(1000)
+        .clamp(1, 11_000);
     let (adhoc, label_filters) = adhoc_scope(&req)?;
     let deadline = state.query_deadline();
     let mut frames = Vec::new();
-    let targets = req.get("targets").and_then(Value::as_array).cloned().unwrap_or_default();
+    let targets = req
+        .get("targets")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     for t in targets {
         if t.get("hide").and_then(Value::as_bool) == Some(true) {
             continue;
         }
-        let ref_id = t.get("refId").and_then(Value::as_str).unwrap_or("A").to_string();
+        let ref_id = t
+            .get("refId")
+            .and_then(Value::as_str)
+            .unwrap_or("A")
+            .to_string();
         let target = t.get("target").and_then(Value::as_str).unwrap_or("");
         let mut payload = payload_of(&t)?;
         if target == "timeseries" && !label_filters.is_empty() {
@@ -226,7 +305,11 @@ async fn query(State(state): State<ApiState>, body: axum::body::Bytes) -> Result
             continue;
         };
         // Heatmaps keep columns readable: at most ~200 buckets however wide the panel.
-        let cap = if matches!(request, ViewRequest::Timeseries(_)) { max_points } else { max_points.min(200) };
+        let cap = if matches!(request, ViewRequest::Timeseries(_)) {
+            max_points
+        } else {
+            max_points.min(200)
+        };
         let now = super::time::unix_now();
         let range = TimeRange::new(start, end, interval_s.max(60), cap, now, &state.retention)?;
         let answer = request.run(&state, range, deadline).await?;
@@ -236,13 +319,26 @@ async fn query(State(state): State<ApiState>, body: axum::body::Bytes) -> Result
 }
 
 /// Ad hoc filters on non-fleet keys become selector matchers for `timeseries`.
-fn with_label_filters(mut payload: Value, filters: &[(String, String, String)]) -> Value {
+fn with_label_filters(mut payload: Value, filters: &[LabelFilter]) -> Value {
     let mut matchers: Vec<String> = filters
         .iter()
-        .filter(|(k, op, _)| k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') && matches!(op.as_str(), "=" | "!=" | "=~" | "!~"))
-        .map(|(k, op, v)| format!("{k}{op}\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\"")))
+        .filter(|(k, op, _)| {
+            k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                && matches!(op.as_str(), "=" | "!=" | "=~" | "!~")
+        })
+        .map(|(k, op, v)| {
+            format!(
+                "{k}{op}\"{}\"",
+                v.replace('\\', "\\\\").replace('"', "\\\"")
+            )
+        })
         .collect();
-    let existing = payload.get("match").and_then(Value::as_str).unwrap_or("").trim().to_string();
+    let existing = payload
+        .get("match")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .trim()
+        .to_string();
     let metric_part = if let Some(brace) = existing.find('{') {
         let (m, rest) = existing.split_at(brace);
         let inner = rest.trim_start_matches('{').trim_end_matches('}').trim();
@@ -254,7 +350,10 @@ fn with_label_filters(mut payload: Value, filters: &[(String, String, String)]) 
         existing
     };
     if let Value::Object(o) = &mut payload {
-        o.insert("match".into(), json!(format!("{metric_part}{{{}}}", matchers.join(","))));
+        o.insert(
+            "match".into(),
+            json!(format!("{metric_part}{{{}}}", matchers.join(","))),
+        );
     }
     payload
 }
@@ -266,7 +365,11 @@ fn time_field(times: &[i64]) -> Value {
 fn number_values(values: &[Option<f64>]) -> Vec<Value> {
     values
         .iter()
-        .map(|v| v.filter(|v| v.is_finite()).map(Value::from).unwrap_or(Value::Null))
+        .map(|v| {
+            v.filter(|v| v.is_finite())
+                .map(Value::from)
+                .unwrap_or(Value::Null)
+        })
         .collect()
 }
 
@@ -315,7 +418,12 @@ pub fn frames_of(answer: &ViewAnswer, ref_id: &str) -> Vec<Value> {
                         "values": number_values(values),
                     }));
                 }
-                frame(p.name, ref_id, json!({"preferredVisualisationType": "graph"}), fields)
+                frame(
+                    p.name,
+                    ref_id,
+                    json!({"preferredVisualisationType": "graph"}),
+                    fields,
+                )
             })
             .collect(),
         ViewAnswer::Series(s) => {
@@ -353,19 +461,32 @@ fn display_name(labels: &BTreeMap<String, String>) -> String {
     format!("{{{}}}", inner.join(", "))
 }
 
-async fn variable(State(state): State<ApiState>, body: axum::body::Bytes) -> Result<Json<Value>, ApiError> {
+async fn variable(
+    State(state): State<ApiState>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
     let req = body_json(&body)?;
     let payload = req.get("payload").cloned().unwrap_or(json!({}));
     let target = payload
         .get("target")
         .and_then(Value::as_str)
         .map(str::to_string)
-        .or_else(|| req.get("target").and_then(Value::as_str).map(str::to_string))
+        .or_else(|| {
+            req.get("target")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
         .unwrap_or_default();
     // The variable query is a dimension name, "metrics", or a JSON object
     // {"target": "namespace", "cluster": "$cluster"} narrowing it.
     let (what, args) = match serde_json::from_str::<Value>(&target) {
-        Ok(o @ Value::Object(_)) => (o.get("target").and_then(Value::as_str).unwrap_or("").to_string(), ViewArgs::from_json(&o)),
+        Ok(o @ Value::Object(_)) => (
+            o.get("target")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string(),
+            ViewArgs::from_json(&o),
+        ),
         _ => (target.trim().to_string(), ViewArgs::default()),
     };
     let deadline = state.query_deadline();
@@ -378,23 +499,39 @@ async fn variable(State(state): State<ApiState>, body: axum::body::Bytes) -> Res
     } else {
         Vec::new()
     };
-    Ok(Json(Value::Array(values.into_iter().map(|v| json!({"__text": v, "__value": v})).collect())))
+    Ok(Json(Value::Array(
+        values
+            .into_iter()
+            .map(|v| json!({"__text": v, "__value": v}))
+            .collect(),
+    )))
 }
 
 async fn tag_keys(body: axum::body::Bytes) -> Result<Json<Value>, ApiError> {
     body_json(&body)?;
-    Ok(Json(Value::Array(Dim::ALL.iter().map(|d| json!({"type": "string", "text": d.name()})).collect())))
+    Ok(Json(Value::Array(
+        Dim::ALL
+            .iter()
+            .map(|d| json!({"type": "string", "text": d.name()}))
+            .collect(),
+    )))
 }
 
-async fn tag_values(State(state): State<ApiState>, body: axum::body::Bytes) -> Result<Json<Value>, ApiError> {
+async fn tag_values(
+    State(state): State<ApiState>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
     let req = body_json(&body)?;
     let key = req.get("key").and_then(Value::as_str).unwrap_or("");
     let Some(dim) = Dim::parse(key) else {
         return Ok(Json(json!([])));
     };
     let (scope, _) = adhoc_scope(&req)?;
-    let values = views::dimension_values(&state.reader, dim, &scope, state.query_deadline()).await?;
-    Ok(Json(Value::Array(values.into_iter().map(|v| json!({"text": v})).collect())))
+    let values =
+        views::dimension_values(&state.reader, dim, &scope, state.query_deadline()).await?;
+    Ok(Json(Value::Array(
+        values.into_iter().map(|v| json!({"text": v})).collect(),
+    )))
 }
 
 /// Legacy annotations: Kubernetes events and alerts arrive with the service
@@ -410,9 +547,18 @@ mod tests {
 
     #[test]
     fn payload_accepts_object_string_and_data() {
-        assert_eq!(payload_of(&json!({"payload": {"a": 1}})).unwrap(), json!({"a": 1}));
-        assert_eq!(payload_of(&json!({"payload": "{\"a\": 1}"})).unwrap(), json!({"a": 1}));
-        assert_eq!(payload_of(&json!({"data": {"a": 2}})).unwrap(), json!({"a": 2}));
+        assert_eq!(
+            payload_of(&json!({"payload": {"a": 1}})).unwrap(),
+            json!({"a": 1})
+        );
+        assert_eq!(
+            payload_of(&json!({"payload": "{\"a\": 1}"})).unwrap(),
+            json!({"a": 1})
+        );
+        assert_eq!(
+            payload_of(&json!({"data": {"a": 2}})).unwrap(),
+            json!({"a": 2})
+        );
         assert_eq!(payload_of(&json!({"payload": ""})).unwrap(), json!({}));
         assert!(payload_of(&json!({"payload": "not json"})).is_err());
     }
@@ -425,8 +571,14 @@ mod tests {
         });
         let (scope, labels) = adhoc_scope(&req).unwrap();
         assert_eq!(scope.filters.len(), 2);
-        assert_eq!(scope.filters[0].op, FilterOp::In(vec!["a".into(), "b".into()]));
-        assert_eq!(labels, vec![("le".to_string(), "=".to_string(), "0.5".to_string())]);
+        assert_eq!(
+            scope.filters[0].op,
+            FilterOp::In(vec!["a".into(), "b".into()])
+        );
+        assert_eq!(
+            labels,
+            vec![("le".to_string(), "=".to_string(), "0.5".to_string())]
+        );
         let merged = with_label_filters(json!({"match": "m{a=\"1\"}"}), &labels);
         assert_eq!(merged["match"], "m{a=\"1\",le=\"0.5\"}");
     }

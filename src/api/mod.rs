@@ -28,8 +28,8 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
-pub use error::ApiError;
 use crate::views::selector::Selector;
+pub use error::ApiError;
 
 use crate::config::{ApiConfig, Retention};
 use crate::scrape::TargetRegistry;
@@ -60,7 +60,10 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/rollup", get(rollup))
         .route("/api/v1/views/{target}", get(native_view))
         .nest(&state.api.grafana_prefix, grafana::routes())
-        .route(&format!("{}/", state.api.grafana_prefix), get(grafana::health))
+        .route(
+            &format!("{}/", state.api.grafana_prefix),
+            get(grafana::health),
+        )
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
@@ -87,12 +90,20 @@ async fn require_token(State(state): State<ApiState>, request: Request, next: Ne
     }
     if let (Some(user), Some(password)) = (&api.basic_auth_user, &api.basic_auth_password) {
         use base64::Engine as _;
-        let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        let encoded =
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
         accepted.push(format!("Basic {encoded}"));
     }
     if !accepted.is_empty() {
-        let given = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-        let ok = given.is_some_and(|g| accepted.iter().any(|a| constant_time_eq(g.as_bytes(), a.as_bytes())));
+        let given = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        let ok = given.is_some_and(|g| {
+            accepted
+                .iter()
+                .any(|a| constant_time_eq(g.as_bytes(), a.as_bytes()))
+        });
         if !ok {
             return ApiError::Unauthorized.into_response();
         }
@@ -216,9 +227,18 @@ async fn native_view(
         )));
     };
     let now = time::unix_now();
-    let end = first(&pairs, "end").map(time::parse_time).transpose()?.unwrap_or(now);
-    let start = first(&pairs, "start").map(time::parse_time).transpose()?.unwrap_or(end - 3600);
-    let step = first(&pairs, "step").map(time::parse_step).transpose()?.unwrap_or(60);
+    let end = first(&pairs, "end")
+        .map(time::parse_time)
+        .transpose()?
+        .unwrap_or(now);
+    let start = first(&pairs, "start")
+        .map(time::parse_time)
+        .transpose()?
+        .unwrap_or(end - 3600);
+    let step = first(&pairs, "step")
+        .map(time::parse_step)
+        .transpose()?
+        .unwrap_or(60);
     let range = crate::views::TimeRange::new(start, end, step, 11_000, now, &state.retention)?;
     let answer = request.run(&state, range, state.query_deadline()).await?;
     Ok(Json(views::flat_rows(&answer)))

@@ -10,7 +10,10 @@ use serde_json::{json, Value};
 
 use super::ApiError;
 use crate::views::selector::Selector;
-use crate::views::{self, Dim, FilterOp, Heatmap, NodeMode, PodMode, Scope, SeriesQuery, SeriesResult, StatusPanel, TimeRange, ViewError};
+use crate::views::{
+    self, Dim, FilterOp, Heatmap, NodeMode, PodMode, Scope, SeriesQuery, SeriesResult, StatusPanel,
+    TimeRange, ViewError,
+};
 
 impl From<ViewError> for ApiError {
     fn from(e: ViewError) -> Self {
@@ -48,13 +51,14 @@ fn is_all(v: &str) -> bool {
 /// `a|b` (regex/pipe), `{a,b}` (glob) or a plain single value.
 pub fn split_multi(v: &str) -> Vec<String> {
     let v = v.trim();
-    let parts: Vec<&str> = if let Some(inner) = v.strip_prefix('{').and_then(|r| r.strip_suffix('}')) {
-        inner.split(',').collect()
-    } else if let Some(inner) = v.strip_prefix("(").and_then(|r| r.strip_suffix(')')) {
-        inner.split('|').collect()
-    } else {
-        v.split('|').collect()
-    };
+    let parts: Vec<&str> =
+        if let Some(inner) = v.strip_prefix('{').and_then(|r| r.strip_suffix('}')) {
+            inner.split(',').collect()
+        } else if let Some(inner) = v.strip_prefix("(").and_then(|r| r.strip_suffix(')')) {
+            inner.split('|').collect()
+        } else {
+            v.split('|').collect()
+        };
     parts
         .into_iter()
         .map(str::trim)
@@ -70,7 +74,11 @@ impl ViewArgs {
         if let Value::Object(map) = payload {
             for (k, v) in map {
                 let vals: Vec<String> = match v {
-                    Value::Array(items) => items.iter().filter_map(scalar).flat_map(|s| split_multi(&s)).collect(),
+                    Value::Array(items) => items
+                        .iter()
+                        .filter_map(scalar)
+                        .flat_map(|s| split_multi(&s))
+                        .collect(),
                     other => scalar(other).map(|s| split_multi(&s)).unwrap_or_default(),
                 };
                 // Keep a raw copy for keys whose value may itself contain `|` or `,`.
@@ -86,14 +94,23 @@ impl ViewArgs {
     pub fn from_pairs(pairs: &[(String, String)]) -> ViewArgs {
         let mut args = ViewArgs::default();
         for (k, v) in pairs {
-            args.values.entry(k.clone()).or_default().extend(split_multi(v));
-            args.values.entry(format!("{k}\u{0}raw")).or_default().push(v.clone());
+            args.values
+                .entry(k.clone())
+                .or_default()
+                .extend(split_multi(v));
+            args.values
+                .entry(format!("{k}\u{0}raw"))
+                .or_default()
+                .push(v.clone());
         }
         args
     }
 
     pub fn one(&self, key: &str) -> Option<&str> {
-        self.values.get(key).and_then(|v| v.first()).map(String::as_str)
+        self.values
+            .get(key)
+            .and_then(|v| v.first())
+            .map(String::as_str)
     }
 
     /// The value exactly as sent (selectors contain `|` and `,`).
@@ -127,7 +144,9 @@ impl ViewArgs {
                 .parse::<usize>()
                 .ok()
                 .filter(|n| (1..=MAX_ROWS).contains(n))
-                .ok_or_else(|| ApiError::BadRequest(format!("limit must be a number from 1 to {MAX_ROWS}"))),
+                .ok_or_else(|| {
+                    ApiError::BadRequest(format!("limit must be a number from 1 to {MAX_ROWS}"))
+                }),
         }
     }
 }
@@ -143,21 +162,41 @@ fn scalar(v: &Value) -> Option<String> {
 
 /// A view with its parameters, ready to run.
 pub enum ViewRequest {
-    PodsHeatmap { scope: Scope, mode: PodMode, limit: usize },
-    NodesHeatmap { scope: Scope, mode: NodeMode, limit: usize },
-    ClusterStatus { scope: Scope },
+    PodsHeatmap {
+        scope: Scope,
+        mode: PodMode,
+        limit: usize,
+    },
+    NodesHeatmap {
+        scope: Scope,
+        mode: NodeMode,
+        limit: usize,
+    },
+    ClusterStatus {
+        scope: Scope,
+    },
     Timeseries(SeriesQuery),
 }
 
 pub enum ViewAnswer {
-    Heatmap { kind: &'static str, map: Heatmap },
-    Status { times: Vec<i64>, panels: Vec<StatusPanel> },
+    Heatmap {
+        kind: &'static str,
+        map: Heatmap,
+    },
+    Status {
+        times: Vec<i64>,
+        panels: Vec<StatusPanel>,
+    },
     Series(SeriesResult),
 }
 
 impl ViewRequest {
     /// `None` for an unknown target: callers answer with an empty result.
-    pub fn parse(target: &str, args: &ViewArgs, extra: Scope) -> Result<Option<ViewRequest>, ApiError> {
+    pub fn parse(
+        target: &str,
+        args: &ViewArgs,
+        extra: Scope,
+    ) -> Result<Option<ViewRequest>, ApiError> {
         let mut scope = args.scope()?;
         scope.filters.extend(extra.filters);
         Ok(Some(match target {
@@ -181,7 +220,11 @@ impl ViewRequest {
                 let metric = args
                     .one("metric")
                     .map(str::to_string)
-                    .or_else(|| selector.as_ref().and_then(|s| s.metric_name().map(str::to_string)))
+                    .or_else(|| {
+                        selector
+                            .as_ref()
+                            .and_then(|s| s.metric_name().map(str::to_string))
+                    })
                     .unwrap_or_else(|| "up".to_string());
                 let by = args.values.contains_key("by").then(|| {
                     args.list("by")
@@ -204,7 +247,12 @@ impl ViewRequest {
         }))
     }
 
-    pub async fn run(self, state: &super::ApiState, range: TimeRange, deadline: Duration) -> Result<ViewAnswer, ApiError> {
+    pub async fn run(
+        self,
+        state: &super::ApiState,
+        range: TimeRange,
+        deadline: Duration,
+    ) -> Result<ViewAnswer, ApiError> {
         let reader = &state.reader;
         Ok(match self {
             ViewRequest::PodsHeatmap { scope, mode, limit } => ViewAnswer::Heatmap {
@@ -216,17 +264,28 @@ impl ViewRequest {
                 map: views::nodes_heatmap(reader, &scope, mode, range, limit, deadline).await?,
             },
             ViewRequest::ClusterStatus { scope } => {
-                let (times, panels) = views::cluster_status(reader, &scope, range, deadline).await?;
+                let (times, panels) =
+                    views::cluster_status(reader, &scope, range, deadline).await?;
                 ViewAnswer::Status { times, panels }
             }
-            ViewRequest::Timeseries(q) => ViewAnswer::Series(views::timeseries(reader, &q, range, deadline).await?),
+            ViewRequest::Timeseries(q) => {
+                ViewAnswer::Series(views::timeseries(reader, &q, range, deadline).await?)
+            }
         })
     }
 }
 
 fn heat_key_json(kind: &str, key: &[String]) -> serde_json::Map<String, Value> {
-    let names: &[&str] = if kind == "pods" { &["cluster", "namespace", "pod"] } else { &["cluster", "node"] };
-    names.iter().zip(key).map(|(n, v)| (n.to_string(), json!(v))).collect()
+    let names: &[&str] = if kind == "pods" {
+        &["cluster", "namespace", "pod"]
+    } else {
+        &["cluster", "node"]
+    };
+    names
+        .iter()
+        .zip(key)
+        .map(|(n, v)| (n.to_string(), json!(v)))
+        .collect()
 }
 
 pub fn heat_row_labels(kind: &str, key: &[String]) -> BTreeMap<String, String> {
@@ -237,7 +296,9 @@ pub fn heat_row_labels(kind: &str, key: &[String]) -> BTreeMap<String, String> {
 }
 
 fn finite(v: Option<f64>) -> Value {
-    v.filter(|v| v.is_finite()).map(Value::from).unwrap_or(Value::Null)
+    v.filter(|v| v.is_finite())
+        .map(Value::from)
+        .unwrap_or(Value::Null)
 }
 
 /// Flat rows: one object per cell (or point), easy for Infinity and notebooks.
@@ -278,7 +339,9 @@ pub fn flat_rows(answer: &ViewAnswer) -> Value {
             let mut rows = Vec::new();
             for series in &s.series {
                 for (t, v) in s.times.iter().zip(&series.values) {
-                    rows.push(json!({"labels": series.labels, "time": t * 1000, "value": finite(*v)}));
+                    rows.push(
+                        json!({"labels": series.labels, "time": t * 1000, "value": finite(*v)}),
+                    );
                 }
             }
             json!({
@@ -301,17 +364,26 @@ mod tests {
         assert_eq!(split_multi("{a,b}"), vec!["a", "b"]);
         assert_eq!(split_multi("(a|b)"), vec!["a", "b"]);
         assert_eq!(split_multi("$__all"), Vec::<String>::new());
-        let args = ViewArgs::from_json(&json!({"cluster": ["a", "b|c"], "namespace": "{x,y}", "pod": "All"}));
+        let args = ViewArgs::from_json(
+            &json!({"cluster": ["a", "b|c"], "namespace": "{x,y}", "pod": "All"}),
+        );
         assert_eq!(args.list("cluster"), ["a", "b", "c"]);
         assert_eq!(args.list("namespace"), ["x", "y"]);
         assert!(args.list("pod").is_empty());
-        let q = ViewArgs::from_pairs(&[("cluster".into(), "a".into()), ("cluster".into(), "b".into())]);
+        let q = ViewArgs::from_pairs(&[
+            ("cluster".into(), "a".into()),
+            ("cluster".into(), "b".into()),
+        ]);
         assert_eq!(q.list("cluster"), ["a", "b"]);
     }
 
     #[test]
     fn unknown_target_is_not_an_error() {
-        assert!(ViewRequest::parse("nope", &ViewArgs::default(), Scope::default()).unwrap().is_none());
+        assert!(
+            ViewRequest::parse("nope", &ViewArgs::default(), Scope::default())
+                .unwrap()
+                .is_none()
+        );
         let bad = ViewArgs::from_json(&json!({"mode": "sideways"}));
         assert!(ViewRequest::parse("pods_heatmap", &bad, Scope::default()).is_err());
     }

@@ -184,11 +184,12 @@ impl Writer {
                 }
             }
             let result = self.commit_with_retry(pending);
-            for reply in syncs {
-                let _ = reply.send(result.clone());
-            }
+            // Maintenance before replying, so a sync after `maintain()` sees its effect.
             if maintain || self.last_maintenance.elapsed() >= MAINTENANCE_EVERY {
                 self.maintain();
+            }
+            for reply in syncs {
+                let _ = reply.send(result.clone());
             }
             if let Some(reply) = shutdown {
                 if let Err(e) = self.conn.execute_batch("CHECKPOINT") {
@@ -351,10 +352,14 @@ impl Writer {
 /// Job pods `<name>-<5 chars>`, StatefulSet pods `<name>-<ordinal>`.
 pub fn workload_of(pod: &str) -> Option<String> {
     fn is_suffix(s: &str) -> bool {
-        s.len() == 5 && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        s.len() == 5
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
     }
     fn is_rs_hash(s: &str) -> bool {
-        (6..=10).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        (6..=10).contains(&s.len())
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
     }
     let mut parts: Vec<&str> = pod.split('-').collect();
     if parts.len() < 2 {
@@ -444,9 +449,15 @@ mod tests {
     #[test]
     fn workloads_from_pod_names() {
         assert_eq!(workload_of("web-7d9f8c6b5-x2x9q").as_deref(), Some("web"));
-        assert_eq!(workload_of("order-api-5f7b9c8d4f-abcde").as_deref(), Some("order-api"));
+        assert_eq!(
+            workload_of("order-api-5f7b9c8d4f-abcde").as_deref(),
+            Some("order-api")
+        );
         assert_eq!(workload_of("kafka-2").as_deref(), Some("kafka"));
-        assert_eq!(workload_of("node-exporter-8kq2z").as_deref(), Some("node-exporter"));
+        assert_eq!(
+            workload_of("node-exporter-8kq2z").as_deref(),
+            Some("node-exporter")
+        );
         assert_eq!(workload_of("standalone").as_deref(), Some("standalone"));
     }
 

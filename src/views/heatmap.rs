@@ -268,7 +268,11 @@ fn into_heatmap(grid: Grid, range: TimeRange, limit: usize, unit: &'static str) 
         .into_iter()
         .filter(|(_, v)| v.iter().any(Option::is_some))
         .map(|(key, values)| {
-            let peak = values.iter().flatten().copied().fold(f64::NEG_INFINITY, f64::max);
+            let peak = values
+                .iter()
+                .flatten()
+                .copied()
+                .fold(f64::NEG_INFINITY, f64::max);
             HeatRow { key, values, peak }
         })
         .collect();
@@ -319,7 +323,10 @@ pub async fn pods_heatmap(
             } else {
                 "kube_pod_container_resource_limits"
             };
-            let (num, den) = tokio::try_join!(q(CPU_USAGE), q(ksm_resource(metric, "\"resource\":\"cpu\"")))?;
+            let (num, den) = tokio::try_join!(
+                q(CPU_USAGE),
+                q(ksm_resource(metric, "\"resource\":\"cpu\""))
+            )?;
             (ratio(num, &den, false), "percentunit")
         }
         PodMode::MemoryLimit => {
@@ -330,7 +337,10 @@ pub async fn pods_heatmap(
                 per_series: PerSeries::Avg,
                 across: Across::Sum,
             };
-            let limits = ksm_resource("kube_pod_container_resource_limits", "\"resource\":\"memory\"");
+            let limits = ksm_resource(
+                "kube_pod_container_resource_limits",
+                "\"resource\":\"memory\"",
+            );
             let (num, den) = tokio::try_join!(q(usage), q(limits))?;
             (ratio(num, &den, false), "percentunit")
         }
@@ -439,7 +449,11 @@ pub async fn cluster_status(
             .map(|(k, v)| (k.into_iter().next().unwrap_or_default(), v))
             .collect();
         clusters.sort_by(|a, b| a.0.cmp(&b.0));
-        StatusPanel { name, unit, clusters }
+        StatusPanel {
+            name,
+            unit,
+            clusters,
+        }
     };
     Ok((
         range.buckets(),
@@ -451,7 +465,12 @@ pub async fn cluster_status(
     ))
 }
 
-async fn failed_scrapes(reader: &StoreReader, scope: &Scope, range: TimeRange, deadline: Duration) -> Result<Grid, ViewError> {
+async fn failed_scrapes(
+    reader: &StoreReader,
+    scope: &Scope,
+    range: TimeRange,
+    deadline: Duration,
+) -> Result<Grid, ViewError> {
     let mut params: Vec<Value> = Vec::new();
     let cond = scope.sql(&mut params);
     params.push(Value::BigInt(range.start));
@@ -475,7 +494,8 @@ async fn failed_scrapes(reader: &StoreReader, scope: &Scope, range: TimeRange, d
                 let t: i64 = row.get(1)?;
                 let v: Option<f64> = row.get(2)?;
                 if let Some(i) = range.index(t) {
-                    grid.entry(vec![cluster]).or_insert_with(|| vec![None; buckets])[i] = v;
+                    grid.entry(vec![cluster])
+                        .or_insert_with(|| vec![None; buckets])[i] = v;
                 }
             }
             Ok(grid)

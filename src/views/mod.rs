@@ -11,7 +11,9 @@ mod heatmap;
 pub mod selector;
 mod series;
 
-pub use heatmap::{cluster_status, nodes_heatmap, pods_heatmap, Heatmap, HeatRow, NodeMode, PodMode, StatusPanel};
+pub use heatmap::{
+    cluster_status, nodes_heatmap, pods_heatmap, HeatRow, Heatmap, NodeMode, PodMode, StatusPanel,
+};
 pub use series::{timeseries, SeriesAgg, SeriesQuery, SeriesResult, TimeSeries};
 
 use duckdb::types::Value;
@@ -47,9 +49,18 @@ pub struct TimeRange {
 impl TimeRange {
     /// Picks a step of at least `min_step` seconds giving at most `max_points`
     /// buckets, rounded up to a whole number of resolution intervals.
-    pub fn new(start: i64, end: i64, min_step: i64, max_points: i64, now: i64, retention: &Retention) -> Result<TimeRange, ViewError> {
+    pub fn new(
+        start: i64,
+        end: i64,
+        min_step: i64,
+        max_points: i64,
+        now: i64,
+        retention: &Retention,
+    ) -> Result<TimeRange, ViewError> {
         if end <= start {
-            return Err(ViewError::BadRequest("the range end must be after its start".into()));
+            return Err(ViewError::BadRequest(
+                "the range end must be after its start".into(),
+            ));
         }
         let span = end - start;
         let wanted = min_step.max(1).max(ceil_div(span, max_points.max(1)));
@@ -97,7 +108,13 @@ pub enum Dim {
 }
 
 impl Dim {
-    pub const ALL: [Dim; 5] = [Dim::Cluster, Dim::Namespace, Dim::Node, Dim::Workload, Dim::Pod];
+    pub const ALL: [Dim; 5] = [
+        Dim::Cluster,
+        Dim::Namespace,
+        Dim::Node,
+        Dim::Workload,
+        Dim::Pod,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -163,8 +180,9 @@ impl Scope {
                 )))
             }
             FilterOp::Regex(r) | FilterOp::NotRegex(r) => {
-                regex::Regex::new(r)
-                    .map_err(|e| ViewError::BadRequest(format!("bad regex for {}: {e}", dim.name())))?;
+                regex::Regex::new(r).map_err(|e| {
+                    ViewError::BadRequest(format!("bad regex for {}: {e}", dim.name()))
+                })?;
             }
             _ => {}
         }
@@ -183,13 +201,23 @@ impl Scope {
                         continue;
                     }
                     let marks = vec!["?"; values.len()].join(", ");
-                    let not = if matches!(f.op, FilterOp::NotIn(_)) { "NOT " } else { "" };
+                    let not = if matches!(f.op, FilterOp::NotIn(_)) {
+                        "NOT "
+                    } else {
+                        ""
+                    };
                     out.push_str(&format!(" AND coalesce({col}, '') {not}IN ({marks})"));
                     params.extend(values.iter().map(|v| Value::Text(v.clone())));
                 }
                 FilterOp::Regex(r) | FilterOp::NotRegex(r) => {
-                    let not = if matches!(f.op, FilterOp::NotRegex(_)) { "NOT " } else { "" };
-                    out.push_str(&format!(" AND {not}regexp_full_match(coalesce({col}, ''), ?)"));
+                    let not = if matches!(f.op, FilterOp::NotRegex(_)) {
+                        "NOT "
+                    } else {
+                        ""
+                    };
+                    out.push_str(&format!(
+                        " AND {not}regexp_full_match(coalesce({col}, ''), ?)"
+                    ));
                     params.push(Value::Text(r.clone()));
                 }
             }
@@ -214,7 +242,8 @@ pub async fn dimension_values(
     let values = reader
         .run(deadline, move |conn| {
             let mut stmt = conn.prepare(&sql)?;
-            let rows = stmt.query_map(duckdb::params_from_iter(params), |r| r.get::<_, String>(0))?;
+            let rows =
+                stmt.query_map(duckdb::params_from_iter(params), |r| r.get::<_, String>(0))?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
         .await?;
@@ -236,16 +265,24 @@ mod tests {
         let hour = TimeRange::new(now - 3600, now, 15, 1000, now, &r).unwrap();
         assert_eq!((hour.step, hour.resolution), (60, Resolution::OneMinute));
         let month = TimeRange::new(now - 30 * 86_400, now, 60, 1000, now, &r).unwrap();
-        assert_eq!(month.resolution, Resolution::OneHour, "a 30-day panel never reads 1m data");
+        assert_eq!(
+            month.resolution,
+            Resolution::OneHour,
+            "a 30-day panel never reads 1m data"
+        );
         assert!(TimeRange::new(now, now - 1, 60, 100, now, &r).is_err());
     }
 
     #[test]
     fn scope_sql_binds_values() {
         let mut s = Scope::default();
-        s.push(Dim::Cluster, FilterOp::In(vec!["a".into(), "b'; DROP TABLE series; --".into()]))
+        s.push(
+            Dim::Cluster,
+            FilterOp::In(vec!["a".into(), "b'; DROP TABLE series; --".into()]),
+        )
+        .unwrap();
+        s.push(Dim::Namespace, FilterOp::Regex("team-.*".into()))
             .unwrap();
-        s.push(Dim::Namespace, FilterOp::Regex("team-.*".into())).unwrap();
         assert!(s.push(Dim::Pod, FilterOp::Regex("(".into())).is_err());
         let mut params = Vec::new();
         let sql = s.sql(&mut params);

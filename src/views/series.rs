@@ -55,7 +55,9 @@ impl FromStr for SeriesAgg {
 }
 
 impl SeriesAgg {
-    pub const NAMES: [&'static str; 9] = ["avg", "max", "min", "sum", "rate", "increase", "p50", "p95", "p99"];
+    pub const NAMES: [&'static str; 9] = [
+        "avg", "max", "min", "sum", "rate", "increase", "p50", "p95", "p99",
+    ];
 
     /// Per series and bucket, over the rollup columns.
     fn per_series_sql(self, resolution_secs: i64) -> String {
@@ -77,7 +79,9 @@ impl SeriesAgg {
             SeriesAgg::Avg => values.iter().sum::<f64>() / values.len() as f64,
             SeriesAgg::Max => values.iter().copied().fold(f64::NEG_INFINITY, f64::max),
             SeriesAgg::Min => values.iter().copied().fold(f64::INFINITY, f64::min),
-            SeriesAgg::Sum | SeriesAgg::Rate | SeriesAgg::Increase | SeriesAgg::Quantile(_) => values.iter().sum(),
+            SeriesAgg::Sum | SeriesAgg::Rate | SeriesAgg::Increase | SeriesAgg::Quantile(_) => {
+                values.iter().sum()
+            }
         })
     }
 }
@@ -128,7 +132,9 @@ async fn matching_series(
     let rows = reader
         .run(deadline, move |conn| {
             let mut stmt = conn.prepare(&sql)?;
-            let rows = stmt.query_map(duckdb::params_from_iter(params), |r| Ok((r.get::<_, u64>(0)?, r.get::<_, String>(1)?)))?;
+            let rows = stmt.query_map(duckdb::params_from_iter(params), |r| {
+                Ok((r.get::<_, u64>(0)?, r.get::<_, String>(1)?))
+            })?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
         .await?;
@@ -144,16 +150,30 @@ async fn matching_series(
 }
 
 /// Evaluates `query` over `range`.
-pub async fn timeseries(reader: &StoreReader, query: &SeriesQuery, range: TimeRange, deadline: Duration) -> Result<SeriesResult, ViewError> {
+pub async fn timeseries(
+    reader: &StoreReader,
+    query: &SeriesQuery,
+    range: TimeRange,
+    deadline: Duration,
+) -> Result<SeriesResult, ViewError> {
     let agg = query.agg.unwrap_or(SeriesAgg::Avg);
     let metric = match agg {
-        SeriesAgg::Quantile(_) if !query.metric.ends_with("_bucket") => format!("{}_bucket", query.metric),
+        SeriesAgg::Quantile(_) if !query.metric.ends_with("_bucket") => {
+            format!("{}_bucket", query.metric)
+        }
         _ => query.metric.clone(),
     };
     if metric.is_empty() {
         return Err(ViewError::BadRequest("a metric name is required".into()));
     }
-    let series = matching_series(reader, &metric, query.selector.as_ref(), &query.scope, deadline).await?;
+    let series = matching_series(
+        reader,
+        &metric,
+        query.selector.as_ref(),
+        &query.scope,
+        deadline,
+    )
+    .await?;
     let buckets = range.buckets();
     let values = per_series_values(reader, &series, agg, range, deadline).await?;
 
@@ -165,12 +185,18 @@ pub async fn timeseries(reader: &StoreReader, query: &SeriesQuery, range: TimeRa
             s.labels.clone()
         } else {
             let by = query.by.as_deref().unwrap_or(&[]);
-            s.labels.iter().filter(|(k, _)| by.contains(k)).map(|(k, v)| (k.clone(), v.clone())).collect()
+            s.labels
+                .iter()
+                .filter(|(k, _)| by.contains(k))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
         };
         if let SeriesAgg::Quantile(_) = agg {
             key.insert("le".into(), s.labels.get("le").cloned().unwrap_or_default());
         }
-        let cells = groups.entry(key).or_insert_with(|| vec![Vec::new(); buckets.len()]);
+        let cells = groups
+            .entry(key)
+            .or_insert_with(|| vec![Vec::new(); buckets.len()]);
         for (i, x) in v.iter().enumerate() {
             if let (Some(x), Some(cell)) = (x, cells.get_mut(i)) {
                 cell.push(*x);
@@ -207,7 +233,11 @@ async fn per_series_values(
     if series.is_empty() {
         return Ok(HashMap::new());
     }
-    let ids = series.iter().map(|s| s.id.to_string()).collect::<Vec<_>>().join(",");
+    let ids = series
+        .iter()
+        .map(|s| s.id.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
     let step = range.step;
     let sql = format!(
         "SELECT r.series_id, (r.ts // {step}) * {step} AS t, {expr}
@@ -228,7 +258,8 @@ async fn per_series_values(
                 let t: i64 = row.get(1)?;
                 let v: Option<f64> = row.get(2)?;
                 if let Some(i) = range.index(t) {
-                    out.entry(id).or_insert_with(|| vec![None; width])[i] = v.filter(|v| v.is_finite());
+                    out.entry(id).or_insert_with(|| vec![None; width])[i] =
+                        v.filter(|v| v.is_finite());
                 }
             }
             Ok(out)
@@ -239,7 +270,8 @@ async fn per_series_values(
 /// Turns groups of cumulative `le` buckets into one quantile series per group,
 /// interpolating linearly inside the bucket as Prometheus' `histogram_quantile` does.
 fn histogram_quantiles(buckets: Vec<TimeSeries>, q: f64, width: usize) -> Vec<TimeSeries> {
-    let mut by_group: BTreeMap<BTreeMap<String, String>, Vec<(f64, Vec<Option<f64>>)>> = BTreeMap::new();
+    type Buckets = Vec<(f64, Vec<Option<f64>>)>;
+    let mut by_group: BTreeMap<BTreeMap<String, String>, Buckets> = BTreeMap::new();
     for b in buckets {
         let mut labels = b.labels;
         let Some(le) = labels.remove("le").and_then(|le| parse_le(&le)) else {
@@ -253,7 +285,10 @@ fn histogram_quantiles(buckets: Vec<TimeSeries>, q: f64, width: usize) -> Vec<Ti
             les.sort_by(|a, b| a.0.total_cmp(&b.0));
             let values = (0..width)
                 .map(|i| {
-                    let counts: Vec<(f64, f64)> = les.iter().filter_map(|(le, v)| Some((*le, v.get(i).copied().flatten()?))).collect();
+                    let counts: Vec<(f64, f64)> = les
+                        .iter()
+                        .filter_map(|(le, v)| Some((*le, v.get(i).copied().flatten()?)))
+                        .collect();
                     bucket_quantile(q, &counts)
                 })
                 .collect();
@@ -282,7 +317,11 @@ pub(crate) fn bucket_quantile(q: f64, counts: &[(f64, f64)]) -> Option<f64> {
     if upper == f64::INFINITY {
         return counts.get(i.wrapping_sub(1)).map(|(le, _)| *le);
     }
-    let (lower, below) = if i == 0 { (0.0_f64.min(upper), 0.0) } else { counts[i - 1] };
+    let (lower, below) = if i == 0 {
+        (0.0_f64.min(upper), 0.0)
+    } else {
+        counts[i - 1]
+    };
     if count == below {
         return Some(upper);
     }
@@ -296,19 +335,33 @@ mod tests {
     #[test]
     fn quantile_interpolates_like_prometheus() {
         // 100 observations: 50 <= 0.1, 90 <= 0.5, 100 <= 1.
-        let c = [(0.1, 50.0), (0.5, 90.0), (1.0, 100.0), (f64::INFINITY, 100.0)];
+        let c = [
+            (0.1, 50.0),
+            (0.5, 90.0),
+            (1.0, 100.0),
+            (f64::INFINITY, 100.0),
+        ];
         assert_eq!(bucket_quantile(0.5, &c), Some(0.1));
         let p90 = bucket_quantile(0.9, &c).unwrap();
         assert!((p90 - 0.5).abs() < 1e-12);
         let p95 = bucket_quantile(0.95, &c).unwrap();
         assert!((p95 - 0.75).abs() < 1e-12, "{p95}");
-        assert_eq!(bucket_quantile(0.99, &[(1.0, 0.0), (f64::INFINITY, 0.0)]), None);
-        assert_eq!(bucket_quantile(0.99, &[(1.0, 5.0), (f64::INFINITY, 10.0)]), Some(1.0));
+        assert_eq!(
+            bucket_quantile(0.99, &[(1.0, 0.0), (f64::INFINITY, 0.0)]),
+            None
+        );
+        assert_eq!(
+            bucket_quantile(0.99, &[(1.0, 5.0), (f64::INFINITY, 10.0)]),
+            Some(1.0)
+        );
     }
 
     #[test]
     fn agg_names_parse() {
-        assert_eq!("p95".parse::<SeriesAgg>().unwrap(), SeriesAgg::Quantile(0.95));
+        assert_eq!(
+            "p95".parse::<SeriesAgg>().unwrap(),
+            SeriesAgg::Quantile(0.95)
+        );
         assert!("p200".parse::<SeriesAgg>().is_err());
         assert!("median".parse::<SeriesAgg>().is_err());
     }
