@@ -116,9 +116,9 @@ strip_time() { sed -n '/^\tCommand being timed:/q;p' "$1"; }
 rss_kb() { awk -F': ' '/Maximum resident set size/ {print $2}' "$1"; }
 FS_RSS=$(rss_kb "$WORK/fleetscope.time"); PT_RSS=$(rss_kb "$WORK/promtool.time")
 echo "fleetscope check-metrics exit=$FS_RC; printed:"
-{ cat "$WORK/fleetscope.out"; strip_time "$WORK/fleetscope.time"; } | head -20
+{ cat "$WORK/fleetscope.out"; strip_time "$WORK/fleetscope.time"; } | sed -n 1,20p
 echo "promtool check metrics exit=$PT_RC; printed ($( { cat "$WORK/promtool.out"; strip_time "$WORK/promtool.time"; } | wc -l) lines, first 20):"
-{ cat "$WORK/promtool.out"; strip_time "$WORK/promtool.time"; } | head -20
+{ cat "$WORK/promtool.out"; strip_time "$WORK/promtool.time"; } | sed -n 1,20p
 
 echo "== timing ($RUNS runs each)"
 if command -v hyperfine >/dev/null; then
@@ -126,27 +126,30 @@ if command -v hyperfine >/dev/null; then
   hyperfine -i --warmup 1 --runs "$RUNS" --export-json "$WORK/hyperfine.json" \
     -n promtool "$PROMTOOL check metrics < $FILE > /dev/null 2>&1" \
     -n fleetscope "$BIN check-metrics $FILE > /dev/null 2>&1"
-  read -r PT_S FS_S < <(python3 -c '
+  read -r PT_S FS_S PT_CPU FS_CPU < <(python3 -c '
 import json, sys
 r = {x["command"]: x for x in json.load(open(sys.argv[1]))["results"]}
-print(r["promtool"]["median"], r["fleetscope"]["median"])' "$WORK/hyperfine.json")
+cpu = lambda k: r[k]["user"] + r[k]["system"]
+print(r["promtool"]["median"], r["fleetscope"]["median"], cpu("promtool"), cpu("fleetscope"))' "$WORK/hyperfine.json")
   STAT=median
 else
   median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
   PT_S=$(for _ in $(seq "$RUNS"); do /usr/bin/time -f %e "$PROMTOOL" check metrics <"$FILE" 2>&1 >/dev/null | tail -1; done | median)
   FS_S=$(for _ in $(seq "$RUNS"); do /usr/bin/time -f %e "$BIN" check-metrics "$FILE" 2>&1 >/dev/null | tail -1; done | median)
   STAT="median (/usr/bin/time)"
+  PT_CPU=nan FS_CPU=nan
 fi
 
-python3 - "$PT_S" "$FS_S" "$PT_RSS" "$FS_RSS" "$BYTES" "$PT_RC" "$FS_RC" "$STAT" <<'PY'
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs"
+python3 - "$PT_S" "$FS_S" "$PT_RSS" "$FS_RSS" "$BYTES" "$PT_CPU" "$FS_CPU" "$PT_RC" "$FS_RC" "$STAT" <<'PY'
 import sys
-pt_s, fs_s, pt_rss, fs_rss, size = map(float, sys.argv[1:6])
-pt_rc, fs_rc, stat = sys.argv[6], sys.argv[7], sys.argv[8]
+pt_s, fs_s, pt_rss, fs_rss, size, pt_cpu, fs_cpu = map(float, sys.argv[1:8])
+pt_rc, fs_rc, stat = sys.argv[8], sys.argv[9], sys.argv[10]
 mb = size / 1e6
 print()
-print(f"| tool | wall ({stat}) | MB/s | peak RSS | exit |")
-print("|---|---:|---:|---:|---:|")
-print(f"| promtool check metrics | {pt_s:.2f} s | {mb/pt_s:.0f} | {pt_rss/1024:.0f} MiB | {pt_rc} |")
-print(f"| fleetscope check-metrics | {fs_s:.2f} s | {mb/fs_s:.0f} | {fs_rss/1024:.0f} MiB | {fs_rc} |")
-print(f"| ratio promtool / fleetscope | {pt_s/fs_s:.1f}x | | {pt_rss/fs_rss:.1f}x | |")
+print(f"| tool | wall ({stat}) | MB/s (wall) | CPU user+sys (mean) | peak RSS | exit |")
+print("|---|---:|---:|---:|---:|---:|")
+print(f"| promtool check metrics | {pt_s:.3f} s | {mb/pt_s:.0f} | {pt_cpu:.3f} s | {pt_rss/1024:.0f} MiB | {pt_rc} |")
+print(f"| fleetscope check-metrics | {fs_s:.3f} s | {mb/fs_s:.0f} | {fs_cpu:.3f} s | {fs_rss/1024:.0f} MiB | {fs_rc} |")
+print(f"| ratio promtool / fleetscope | {pt_s/fs_s:.1f}x | | {pt_cpu/fs_cpu:.1f}x | {pt_rss/fs_rss:.1f}x | |")
 PY

@@ -53,6 +53,18 @@ fn unit(x: u64) -> f64 {
     (mix(x) % 10_000) as f64 / 10_000.0
 }
 
+/// Like Kubernetes' generated name parts: drawn from its vowel-free alphabet.
+fn generated_name(mut x: u64, len: usize) -> String {
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    (0..len)
+        .map(|_| {
+            let c = ALPHABET[(x % ALPHABET.len() as u64) as usize] as char;
+            x /= ALPHABET.len() as u64;
+            c
+        })
+        .collect()
+}
+
 struct Builder {
     series: Vec<SeriesRow>,
     /// (series id, is counter, value at minute m: fn index)

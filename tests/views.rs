@@ -93,7 +93,7 @@ const PODS: [Pod; 3] = [
     (
         "a",
         "n1",
-        "web-6f7d8c9b5-aaaaa",
+        "web-6f7d8c9b5-bxkzq",
         "node-x",
         0.5,
         1.0,
@@ -104,7 +104,7 @@ const PODS: [Pod; 3] = [
     (
         "b",
         "n2",
-        "api-7c8d9e0f1-bbbbb",
+        "api-7c8d9f2g4-bxkzq",
         "node-z",
         0.3,
         0.6,
@@ -325,19 +325,19 @@ async fn scopes_filter_by_cluster_node_and_workload() {
     let mut s = Scope::default();
     s.push(Dim::Cluster, FilterOp::In(vec!["b".into()]))
         .unwrap();
-    assert_eq!(run(s).await, vec!["api-7c8d9e0f1-bbbbb"]);
+    assert_eq!(run(s).await, vec!["api-7c8d9f2g4-bxkzq"]);
     let mut s = Scope::default();
     s.push(Dim::Node, FilterOp::In(vec!["node-x".into()]))
         .unwrap();
     assert_eq!(
         run(s).await,
-        vec!["web-6f7d8c9b5-aaaaa"],
+        vec!["web-6f7d8c9b5-bxkzq"],
         "a pod's node comes from kube_pod_info"
     );
     let mut s = Scope::default();
     s.push(Dim::Workload, FilterOp::In(vec!["web".into(), "db".into()]))
         .unwrap();
-    assert_eq!(run(s).await, vec!["db-0", "web-6f7d8c9b5-aaaaa"]);
+    assert_eq!(run(s).await, vec!["db-0", "web-6f7d8c9b5-bxkzq"]);
     let mut s = Scope::default();
     s.push(Dim::Namespace, FilterOp::NotRegex("n.*".into()))
         .unwrap();

@@ -59,6 +59,8 @@ impl StoreWriter {
         telemetry: Arc<Telemetry>,
     ) -> Result<StoreWriter, StoreError> {
         let known_series = load_known_series(&conn)?;
+        let newest_minute: Option<i64> =
+            conn.query_row("SELECT max(ts) FROM rollup_1m", [], |r| r.get(0))?;
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
         let mut state = Writer {
             conn,
@@ -70,6 +72,7 @@ impl StoreWriter {
             retry_rows: 0,
             last_maintenance: Instant::now(),
             last_retention: None,
+            newest_minute: newest_minute.unwrap_or(i64::MIN),
         };
         let thread = std::thread::Builder::new()
             .name("store-writer".into())
@@ -151,6 +154,8 @@ struct Writer {
     options: StoreOptions,
     telemetry: Arc<Telemetry>,
     known_series: HashSet<u64>,
+    /// Start of the newest committed 1m bucket.
+    newest_minute: i64,
     retry: VecDeque<WriteBatch>,
     retry_rows: usize,
     last_maintenance: Instant,
@@ -248,6 +253,7 @@ impl Writer {
         let mut new_ids = HashSet::new();
         let result = (|| {
             let mut rows = 0u64;
+            let mut newest = self.newest_minute;
             {
                 let mut app = self.conn.appender("series")?;
                 for s in batches.iter().flat_map(|b| &b.series) {
@@ -289,13 +295,15 @@ impl Writer {
                         a.increase
                     ])?;
                     rows += 1;
+                    newest = newest.max(r.bucket_start);
                 }
                 app.flush()?;
             }
-            Ok(rows)
+            Ok((rows, newest))
         })();
         match result.and_then(|rows| self.conn.execute_batch("COMMIT").map(|_| rows)) {
-            Ok(rows) => {
+            Ok((rows, newest)) => {
+                self.newest_minute = newest;
                 let series = new_ids.len() as u64;
                 self.known_series.extend(new_ids);
                 Ok((series, rows))
@@ -313,7 +321,12 @@ impl Writer {
             let _ = self.commit_with_retry(Vec::new());
         }
         let now = unix_now();
-        let horizon_5m = now - self.options.derive_lateness_secs;
+        // A window is complete when the wall clock is past it by the lateness
+        // AND data that much newer has been committed: a backfill (or a
+        // fleetscope catching up after downtime) is derived as it lands,
+        // never skipped behind the watermark.
+        let horizon_5m =
+            now.min(self.newest_minute.saturating_add(60)) - self.options.derive_lateness_secs;
         match derive(&self.conn, "rollup_1m", "rollup_5m", 300, horizon_5m) {
             Ok(n) => self.telemetry.rows_written(300, n),
             Err(e) => tracing::error!(error = %e, "deriving 5m rollups failed"),
@@ -351,15 +364,18 @@ impl Writer {
 /// Deployment pods are `<name>-<replicaset hash>-<5 chars>`, DaemonSet and
 /// Job pods `<name>-<5 chars>`, StatefulSet pods `<name>-<ordinal>`.
 pub fn workload_of(pod: &str) -> Option<String> {
-    fn is_suffix(s: &str) -> bool {
-        s.len() == 5
+    // Kubernetes draws generated name suffixes and pod-template hashes from
+    // this alphabet (no vowels, no 0/1/3), which tells them from name words.
+    fn generated(s: &str, lengths: std::ops::RangeInclusive<usize>) -> bool {
+        lengths.contains(&s.len())
             && s.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+                .all(|b| b"bcdfghjklmnpqrstvwxz2456789".contains(&b))
+    }
+    fn is_suffix(s: &str) -> bool {
+        generated(s, 5..=5)
     }
     fn is_rs_hash(s: &str) -> bool {
-        (6..=10).contains(&s.len())
-            && s.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        generated(s, 6..=10)
     }
     let mut parts: Vec<&str> = pod.split('-').collect();
     if parts.len() < 2 {
@@ -450,10 +466,15 @@ mod tests {
     fn workloads_from_pod_names() {
         assert_eq!(workload_of("web-7d9f8c6b5-x2x9q").as_deref(), Some("web"));
         assert_eq!(
-            workload_of("order-api-5f7b9c8d4f-abcde").as_deref(),
+            workload_of("order-api-5f7b9c8d4f-bxcdz").as_deref(),
             Some("order-api")
         );
         assert_eq!(workload_of("kafka-2").as_deref(), Some("kafka"));
+        assert_eq!(
+            workload_of("release-notes").as_deref(),
+            Some("release-notes"),
+            "words are not hashes"
+        );
         assert_eq!(
             workload_of("node-exporter-8kq2z").as_deref(),
             Some("node-exporter")

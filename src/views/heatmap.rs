@@ -173,6 +173,131 @@ struct Part {
 
 type Grid = HashMap<Vec<String>, Vec<Option<f64>>>;
 
+/// Runs several parts over the same rows in ONE scan of the rollup table
+/// and returns one grid per part. Rows are keyed by a 64-bit hash of the
+/// row key inside DuckDB, and the key strings are fetched once per row key
+/// afterwards, so the big result carries no strings.
+async fn query_parts(
+    reader: &StoreReader,
+    parts: &[Part],
+    key: RowKey,
+    scope: &Scope,
+    range: TimeRange,
+    deadline: Duration,
+) -> Result<Vec<Grid>, ViewError> {
+    let keys = key.sql();
+    let mut params: Vec<Value> = Vec::new();
+    let mut selects = Vec::new();
+    let mut per_series = String::from("CASE sel.part");
+    let mut across = String::from("CASE x.part");
+    let resolution_secs = range.resolution.secs();
+    for (i, part) in parts.iter().enumerate() {
+        let mut cond = String::from("s.metric = ?");
+        params.push(Value::Text(part.metric.to_string()));
+        if let Some(label) = part.label {
+            cond.push_str(" AND contains(s.labels, ?)");
+            params.push(Value::Text(label.to_string()));
+        }
+        if part.real_containers {
+            cond.push_str(" AND s.container IS NOT NULL AND s.container <> 'POD'");
+        }
+        cond.push_str(key.not_null());
+        cond.push_str(&scope.sql(&mut params));
+        selects.push(format!(
+            "SELECT s.id, {i} AS part, hash({keys}) AS k, hash(s.pod) AS p FROM series s WHERE {cond}"
+        ));
+        per_series.push_str(&format!(
+            " WHEN {i} THEN {}",
+            part.per_series.sql(resolution_secs)
+        ));
+        let combine = match part.across {
+            Across::Sum => "sum(x.v)",
+            Across::Avg => "avg(x.v)",
+            Across::CountDistinctPods => "count(DISTINCT x.p)::DOUBLE",
+        };
+        across.push_str(&format!(" WHEN {i} THEN {combine}"));
+    }
+    per_series.push_str(" END");
+    across.push_str(" END");
+    let selection = selects.join(" UNION ALL ");
+    let names_params = params.clone();
+    params.push(Value::BigInt(range.start));
+    params.push(Value::BigInt(range.end));
+    let step = range.step;
+    let sql = format!(
+        "WITH sel AS ({selection}),
+         x AS (
+            SELECT sel.part, sel.k, sel.p, (r.ts // {step}) * {step} AS t, {per_series} AS v
+            FROM {table} r JOIN sel ON r.series_id = sel.id
+            WHERE r.ts >= ? AND r.ts < ?
+            GROUP BY sel.part, sel.k, sel.p, r.series_id, t)
+         SELECT x.part, x.k, x.t, {across} FROM x GROUP BY x.part, x.k, x.t",
+        table = range.resolution_table(),
+    );
+    let names_sql =
+        format!("SELECT DISTINCT k, {keys} FROM ({selection}) sel JOIN series s ON s.id = sel.id");
+    let width = key.width();
+    let buckets = range.buckets().len();
+    let part_count = parts.len();
+    let grids = reader
+        .run(deadline, move |conn| {
+            let mut cells: Vec<HashMap<u64, Vec<Option<f64>>>> = vec![HashMap::new(); part_count];
+            let mut stmt = conn.prepare(&sql)?;
+            let mut rows = stmt.query(duckdb::params_from_iter(params))?;
+            while let Some(row) = rows.next()? {
+                let part: i32 = row.get(0)?;
+                let k: u64 = row.get(1)?;
+                let t: i64 = row.get(2)?;
+                let v: Option<f64> = row.get(3)?;
+                let (Some(i), Some(grid)) = (range.index(t), cells.get_mut(part as usize)) else {
+                    continue;
+                };
+                grid.entry(k).or_insert_with(|| vec![None; buckets])[i] =
+                    v.filter(|v| v.is_finite());
+            }
+            let mut names: HashMap<u64, Vec<String>> = HashMap::new();
+            let mut stmt = conn.prepare(&names_sql)?;
+            let mut rows = stmt.query(duckdb::params_from_iter(names_params))?;
+            while let Some(row) = rows.next()? {
+                let k: u64 = row.get(0)?;
+                let mut name = Vec::with_capacity(width);
+                for i in 0..width {
+                    name.push(row.get::<_, Option<String>>(i + 1)?.unwrap_or_default());
+                }
+                names.insert(k, name);
+            }
+            Ok(cells
+                .into_iter()
+                .map(|grid| {
+                    grid.into_iter()
+                        .filter_map(|(k, v)| Some((names.get(&k)?.clone(), v)))
+                        .collect::<Grid>()
+                })
+                .collect::<Vec<_>>())
+        })
+        .await?;
+    Ok(grids)
+}
+
+/// Two parts in one scan: (numerator, denominator).
+async fn query_pair(
+    reader: &StoreReader,
+    num: Part,
+    den: Part,
+    key: RowKey,
+    scope: &Scope,
+    range: TimeRange,
+    deadline: Duration,
+) -> Result<(Grid, Grid), ViewError> {
+    let mut grids = query_parts(reader, &[num, den], key, scope, range, deadline)
+        .await?
+        .into_iter();
+    Ok((
+        grids.next().unwrap_or_default(),
+        grids.next().unwrap_or_default(),
+    ))
+}
+
 async fn query_part(
     reader: &StoreReader,
     part: Part,
@@ -181,63 +306,11 @@ async fn query_part(
     range: TimeRange,
     deadline: Duration,
 ) -> Result<Grid, ViewError> {
-    let mut params: Vec<Value> = vec![Value::Text(part.metric.to_string())];
-    let mut cond = String::new();
-    if let Some(label) = part.label {
-        cond.push_str(" AND contains(s.labels, ?)");
-        params.push(Value::Text(label.to_string()));
-    }
-    if part.real_containers {
-        cond.push_str(" AND s.container IS NOT NULL AND s.container <> 'POD'");
-    }
-    cond.push_str(key.not_null());
-    cond.push_str(&scope.sql(&mut params));
-    params.push(Value::BigInt(range.start));
-    params.push(Value::BigInt(range.end));
-    let step = range.step;
-    let per_series = part.per_series.sql(range.resolution.secs());
-    let across = match part.across {
-        Across::Sum => "sum(x.v)",
-        Across::Avg => "avg(x.v)",
-        Across::CountDistinctPods => "count(DISTINCT s.pod)::DOUBLE",
-    };
-    let keys = key.sql();
-    let sql = format!(
-        "WITH sel AS (SELECT s.id FROM series s WHERE s.metric = ?{cond}),
-         x AS (
-            SELECT r.series_id, (r.ts // {step}) * {step} AS t, {per_series} AS v
-            FROM {table} r
-            WHERE r.series_id IN (SELECT id FROM sel) AND r.ts >= ? AND r.ts < ?
-            GROUP BY r.series_id, t)
-         SELECT {keys}, x.t, {across}
-         FROM x JOIN series s ON s.id = x.series_id
-         GROUP BY ALL",
-        table = range.resolution_table(),
-    );
-    let width = key.width();
-    let buckets = range.buckets().len();
-    let rows = reader
-        .run(deadline, move |conn| {
-            let mut stmt = conn.prepare(&sql)?;
-            let mut rows = stmt.query(duckdb::params_from_iter(params))?;
-            let mut grid: Grid = HashMap::new();
-            while let Some(row) = rows.next()? {
-                let mut k = Vec::with_capacity(width);
-                for i in 0..width {
-                    k.push(row.get::<_, Option<String>>(i)?.unwrap_or_default());
-                }
-                let t: i64 = row.get(width)?;
-                let v: Option<f64> = row.get(width + 1)?;
-                let Some(i) = range.index(t) else { continue };
-                let cells = grid.entry(k).or_insert_with(|| vec![None; buckets]);
-                if let Some(cell) = cells.get_mut(i) {
-                    *cell = v.filter(|v| v.is_finite());
-                }
-            }
-            Ok(grid)
-        })
-        .await?;
-    Ok(rows)
+    Ok(query_parts(reader, &[part], key, scope, range, deadline)
+        .await?
+        .into_iter()
+        .next()
+        .unwrap_or_default())
 }
 
 /// numerator / denominator per cell. A bucket without a denominator uses
@@ -316,6 +389,7 @@ pub async fn pods_heatmap(
     deadline: Duration,
 ) -> Result<Heatmap, ViewError> {
     let q = |p| query_part(reader, p, RowKey::Pod, scope, range, deadline);
+    let pair = |a, b| query_pair(reader, a, b, RowKey::Pod, scope, range, deadline);
     let (grid, unit) = match mode {
         PodMode::CpuRequest | PodMode::CpuLimit => {
             let metric = if mode == PodMode::CpuRequest {
@@ -323,10 +397,7 @@ pub async fn pods_heatmap(
             } else {
                 "kube_pod_container_resource_limits"
             };
-            let (num, den) = tokio::try_join!(
-                q(CPU_USAGE),
-                q(ksm_resource(metric, "\"resource\":\"cpu\""))
-            )?;
+            let (num, den) = pair(CPU_USAGE, ksm_resource(metric, "\"resource\":\"cpu\"")).await?;
             (ratio(num, &den, false), "percentunit")
         }
         PodMode::MemoryLimit => {
@@ -341,7 +412,7 @@ pub async fn pods_heatmap(
                 "kube_pod_container_resource_limits",
                 "\"resource\":\"memory\"",
             );
-            let (num, den) = tokio::try_join!(q(usage), q(limits))?;
+            let (num, den) = pair(usage, limits).await?;
             (ratio(num, &den, false), "percentunit")
         }
         PodMode::Restarts => {
@@ -367,7 +438,7 @@ pub async fn nodes_heatmap(
     limit: usize,
     deadline: Duration,
 ) -> Result<Heatmap, ViewError> {
-    let q = |p| query_part(reader, p, RowKey::Node, scope, range, deadline);
+    let pair = |a, b| query_pair(reader, a, b, RowKey::Node, scope, range, deadline);
     let grid = match mode {
         NodeMode::Cpu => {
             let cpu = |label| Part {
@@ -377,7 +448,7 @@ pub async fn nodes_heatmap(
                 per_series: PerSeries::Rate,
                 across: Across::Sum,
             };
-            let (idle, all) = tokio::try_join!(q(cpu(Some("\"mode\":\"idle\""))), q(cpu(None)))?;
+            let (idle, all) = pair(cpu(Some("\"mode\":\"idle\"")), cpu(None)).await?;
             ratio(idle, &all, true)
         }
         NodeMode::Memory => {
@@ -388,10 +459,11 @@ pub async fn nodes_heatmap(
                 per_series: PerSeries::Avg,
                 across: Across::Sum,
             };
-            let (available, total) = tokio::try_join!(
-                q(gauge("node_memory_MemAvailable_bytes")),
-                q(gauge("node_memory_MemTotal_bytes"))
-            )?;
+            let (available, total) = pair(
+                gauge("node_memory_MemAvailable_bytes"),
+                gauge("node_memory_MemTotal_bytes"),
+            )
+            .await?;
             ratio(available, &total, true)
         }
         NodeMode::Pods => {
@@ -403,7 +475,7 @@ pub async fn nodes_heatmap(
                 across: Across::CountDistinctPods,
             };
             let allocatable = ksm_resource("kube_node_status_allocatable", "\"resource\":\"pods\"");
-            let (num, den) = tokio::try_join!(q(pods), q(allocatable))?;
+            let (num, den) = pair(pods, allocatable).await?;
             ratio(num, &den, false)
         }
     };
@@ -425,7 +497,7 @@ pub async fn cluster_status(
     range: TimeRange,
     deadline: Duration,
 ) -> Result<(Vec<i64>, Vec<StatusPanel>), ViewError> {
-    let q = |p| query_part(reader, p, RowKey::Cluster, scope, range, deadline);
+    let pair = |a, b| query_pair(reader, a, b, RowKey::Cluster, scope, range, deadline);
     let up = |per_series, across| Part {
         metric: "up",
         label: None,
@@ -440,7 +512,7 @@ pub async fn cluster_status(
         per_series: PerSeries::Avg,
         across: Across::Sum,
     };
-    let (up_ratio, not_ready) = tokio::try_join!(q(up(PerSeries::Avg, Across::Avg)), q(not_ready))?;
+    let (up_ratio, not_ready) = pair(up(PerSeries::Avg, Across::Avg), not_ready).await?;
     // Failed scrapes = samples of `up` that were 0: count - sum, per bucket.
     let failed_grid = failed_scrapes(reader, scope, range, deadline).await?;
     let panel = |name, unit, grid: Grid| {
