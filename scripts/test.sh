@@ -17,6 +17,8 @@ if ((${#packages[@]})); then
   DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq "${packages[@]}"
 fi
 ensure_libduckdb
+# Grafana's frame parser (npm), schemathesis (PyPI venv), kubectl.
+scripts/test-deps.sh
 
 cargo fmt --check
 cargo clippy --release "${CARGO_FEATURE_ARGS[@]}" --all-targets -- -D warnings

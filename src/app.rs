@@ -149,6 +149,7 @@ pub async fn serve(
         api: config.api.clone(),
         retention: config.retention.clone(),
         ready: ready.clone(),
+        view_cache: api::new_view_cache(),
     };
     let app = api::router(state);
     print_banner(&config, local, &targets);

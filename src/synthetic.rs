@@ -212,20 +212,10 @@ fn build(shape: &FleetShape) -> Builder {
                 let seed = ((c * 100 + ns) * 10_000 + p) as u64;
                 let app = APPS[(mix(seed) % APPS.len() as u64) as usize];
                 let pod = format!(
-                    "{app}-{:08x}-{:05x}",
-                    mix(seed) as u32 & 0x7fff_ffff,
-                    (mix(seed + 7) & 0xfffff) as u32
+                    "{app}-{}-{}",
+                    generated_name(mix(seed), 9),
+                    generated_name(mix(seed + 7), 5)
                 );
-                let pod = pod
-                    .chars()
-                    .map(|ch| {
-                        if ch.is_ascii_alphanumeric() || ch == '-' {
-                            ch
-                        } else {
-                            'x'
-                        }
-                    })
-                    .collect::<String>();
                 let node = &nodes[p % nodes.len()];
                 let request = 0.1 + (unit(seed) * 20.0).round() * 0.05;
                 // Most pods run at 30-90% of their request; a few are hot.

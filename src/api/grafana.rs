@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 
 use axum::extract::State;
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
@@ -264,7 +265,7 @@ fn adhoc_scope(req: &Value) -> Result<(Scope, Vec<LabelFilter>), ApiError> {
 async fn query(
     State(state): State<ApiState>,
     body: axum::body::Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
     let req = body_json(&body)?;
     let (start, end) = request_range(&req)?;
     let interval_s = req
@@ -280,7 +281,7 @@ async fn query(
         .clamp(1, 11_000);
     let (adhoc, label_filters) = adhoc_scope(&req)?;
     let deadline = state.query_deadline();
-    let mut frames = Vec::new();
+    let mut parts: Vec<std::sync::Arc<String>> = Vec::new();
     let targets = req
         .get("targets")
         .and_then(Value::as_array)
@@ -295,13 +296,17 @@ async fn query(
             .and_then(Value::as_str)
             .unwrap_or("A")
             .to_string();
-        let target = t.get("target").and_then(Value::as_str).unwrap_or("");
+        let target = t
+            .get("target")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
         let mut payload = payload_of(&t)?;
         if target == "timeseries" && !label_filters.is_empty() {
             payload = with_label_filters(payload, &label_filters);
         }
         let args = ViewArgs::from_json(&payload);
-        let Some(request) = ViewRequest::parse(target, &args, adhoc.clone())? else {
+        let Some(request) = ViewRequest::parse(&target, &args, adhoc.clone())? else {
             continue;
         };
         // Heatmaps keep columns readable: at most ~200 buckets however wide the panel.
@@ -312,27 +317,73 @@ async fn query(
         };
         let now = super::time::unix_now();
         let range = TimeRange::new(start, end, interval_s.max(60), cap, now, &state.retention)?;
-        let answer = request.run(&state, range, deadline).await?;
-        frames.extend(frames_of(&answer, &ref_id));
+        let key = format!(
+            "{target}\u{0}{ref_id}\u{0}{payload}\u{0}{adhoc:?}\u{0}{}:{}:{}:{}:{}",
+            range.start,
+            range.end,
+            range.step,
+            range.resolution.as_str(),
+            state.reader.generation(range.resolution),
+        );
+        let answer = state
+            .view_cache
+            .get_or_compute(key, || async {
+                let answer = request.run(&state, range, deadline).await?;
+                let frames: Vec<String> = frames_of(&answer, &ref_id)
+                    .iter()
+                    .map(Value::to_string)
+                    .collect();
+                Ok(frames.join(","))
+            })
+            .await?;
+        if !answer.is_empty() {
+            parts.push(answer);
+        }
     }
-    Ok(Json(Value::Array(frames)))
+    let mut body = String::with_capacity(parts.iter().map(|p| p.len() + 1).sum::<usize>() + 2);
+    body.push('[');
+    for (i, p) in parts.iter().enumerate() {
+        if i > 0 {
+            body.push(',');
+        }
+        body.push_str(p);
+    }
+    body.push(']');
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response())
 }
 
-/// Ad hoc filters on non-fleet keys become selector matchers for `timeseries`.
+/// Ad hoc filters on non-fleet keys become selector matchers for
+/// `timeseries`. Multi-value operators (`=|`, `!=|`) become regex matchers;
+/// operators a selector cannot express (`<`, `>`) and invalid label names are
+/// ignored rather than failing the panel.
 fn with_label_filters(mut payload: Value, filters: &[LabelFilter]) -> Value {
+    let valid_name = |k: &str| {
+        k.chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    };
+    let quote = |v: &str| format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""));
     let mut matchers: Vec<String> = filters
         .iter()
-        .filter(|(k, op, _)| {
-            k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-                && matches!(op.as_str(), "=" | "!=" | "=~" | "!~")
-        })
-        .map(|(k, op, v)| {
-            format!(
-                "{k}{op}\"{}\"",
-                v.replace('\\', "\\\\").replace('"', "\\\"")
-            )
+        .filter(|(k, _, _)| valid_name(k))
+        .filter_map(|(k, op, v)| {
+            let op = match op.as_str() {
+                "=" | "!=" | "=~" | "!~" => op.as_str(),
+                "=|" => "=~",
+                "!=|" => "!~",
+                _ => return None,
+            };
+            Some(format!("{k}{op}{}", quote(v)))
         })
         .collect();
+    if matchers.is_empty() {
+        return payload;
+    }
     let existing = payload
         .get("match")
         .and_then(Value::as_str)
@@ -581,6 +632,19 @@ mod tests {
         );
         let merged = with_label_filters(json!({"match": "m{a=\"1\"}"}), &labels);
         assert_eq!(merged["match"], "m{a=\"1\",le=\"0.5\"}");
+        let ignored = vec![
+            ("le".to_string(), "<".to_string(), "5".to_string()),
+            ("".to_string(), "=".to_string(), "x".to_string()),
+        ];
+        assert_eq!(
+            with_label_filters(json!({"metric": "up"}), &ignored),
+            json!({"metric": "up"})
+        );
+        let multi = vec![("code".to_string(), "=|".to_string(), "500|503".to_string())];
+        assert_eq!(
+            with_label_filters(json!({}), &multi)["match"],
+            "{code=~\"500|503\"}"
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! deadline) and the target registry; they must not write to the store and
 //! must not build SQL from request text.
 
+mod cache;
 mod error;
 mod grafana;
 
@@ -45,6 +46,14 @@ pub struct ApiState {
     pub api: ApiConfig,
     pub retention: Retention,
     pub ready: Arc<AtomicBool>,
+    pub view_cache: Arc<cache::ViewCache>,
+}
+
+/// Bytes of rendered view answers kept for repeated dashboard refreshes.
+pub const VIEW_CACHE_BYTES: usize = 64 << 20;
+
+pub fn new_view_cache() -> Arc<cache::ViewCache> {
+    Arc::new(cache::ViewCache::new(VIEW_CACHE_BYTES))
 }
 
 impl ApiState {

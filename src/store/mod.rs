@@ -64,6 +64,32 @@ pub enum StoreError {
     Join(String),
 }
 
+/// Counts committed changes per resolution, so readers can cache answers
+/// that are exact for a given generation (5m/1h data change only when a
+/// window is derived or retention deletes rows).
+#[derive(Debug, Default)]
+pub struct Generations {
+    counters: [std::sync::atomic::AtomicU64; 3],
+}
+
+impl Generations {
+    fn slot(resolution: Resolution) -> usize {
+        match resolution {
+            Resolution::OneMinute => 0,
+            Resolution::FiveMinutes => 1,
+            Resolution::OneHour => 2,
+        }
+    }
+
+    pub fn get(&self, resolution: Resolution) -> u64 {
+        self.counters[Self::slot(resolution)].load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn bump(&self, resolution: Resolution) {
+        self.counters[Self::slot(resolution)].fetch_add(1, std::sync::atomic::Ordering::Release);
+    }
+}
+
 /// Everything needed to open the store.
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
@@ -140,8 +166,13 @@ pub fn open(
     let path = options.data_dir.join(DB_FILE);
     let mut conn = open_connection(&path, &options.memory_limit)?;
     schema::migrate(&mut conn, &path)?;
-    let reader = StoreReader::new(conn.try_clone()?, options.data_dir.clone());
-    let writer = StoreWriter::start(conn, lock, options, telemetry)?;
+    let generations = Arc::new(Generations::default());
+    let reader = StoreReader::new(
+        conn.try_clone()?,
+        options.data_dir.clone(),
+        generations.clone(),
+    );
+    let writer = StoreWriter::start(conn, lock, options, telemetry, generations)?;
     Ok((writer, reader))
 }
 

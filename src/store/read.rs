@@ -151,14 +151,25 @@ pub struct RollupPoint {
 pub struct StoreReader {
     template: Arc<Mutex<Connection>>,
     data_dir: PathBuf,
+    generations: Arc<super::Generations>,
 }
 
 impl StoreReader {
-    pub(super) fn new(conn: Connection, data_dir: PathBuf) -> StoreReader {
+    pub(super) fn new(
+        conn: Connection,
+        data_dir: PathBuf,
+        generations: Arc<super::Generations>,
+    ) -> StoreReader {
         StoreReader {
             template: Arc::new(Mutex::new(conn)),
             data_dir,
+            generations,
         }
+    }
+
+    /// The data generation of a resolution: equal generations, equal answers.
+    pub fn generation(&self, resolution: Resolution) -> u64 {
+        self.generations.get(resolution)
     }
 
     pub fn data_dir(&self) -> &Path {

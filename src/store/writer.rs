@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use duckdb::{params, Connection};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{DirLock, StoreError, StoreOptions};
+use super::{DirLock, Generations, Resolution, StoreError, StoreOptions};
 use crate::rollup::{RollupRow, SeriesRow};
 use crate::telemetry::Telemetry;
 
@@ -57,6 +57,7 @@ impl StoreWriter {
         lock: DirLock,
         options: StoreOptions,
         telemetry: Arc<Telemetry>,
+        generations: Arc<Generations>,
     ) -> Result<StoreWriter, StoreError> {
         let known_series = load_known_series(&conn)?;
         let newest_minute: Option<i64> =
@@ -72,6 +73,7 @@ impl StoreWriter {
             retry_rows: 0,
             last_maintenance: Instant::now(),
             last_retention: None,
+            generations,
             newest_minute: newest_minute.unwrap_or(i64::MIN),
         };
         let thread = std::thread::Builder::new()
@@ -154,6 +156,7 @@ struct Writer {
     options: StoreOptions,
     telemetry: Arc<Telemetry>,
     known_series: HashSet<u64>,
+    generations: Arc<Generations>,
     /// Start of the newest committed 1m bucket.
     newest_minute: i64,
     retry: VecDeque<WriteBatch>,
@@ -236,6 +239,7 @@ impl Writer {
                 self.telemetry.flush_latency(started.elapsed());
                 self.telemetry.series_written(series_written);
                 self.telemetry.rows_written(60, rows_written);
+                self.generations.bump(Resolution::OneMinute);
                 Ok(())
             }
             Err(e) => {
@@ -328,12 +332,22 @@ impl Writer {
         let horizon_5m =
             now.min(self.newest_minute.saturating_add(60)) - self.options.derive_lateness_secs;
         match derive(&self.conn, "rollup_1m", "rollup_5m", 300, horizon_5m) {
-            Ok(n) => self.telemetry.rows_written(300, n),
+            Ok(n) => {
+                self.telemetry.rows_written(300, n);
+                if n > 0 {
+                    self.generations.bump(Resolution::FiveMinutes);
+                }
+            }
             Err(e) => tracing::error!(error = %e, "deriving 5m rollups failed"),
         }
         match watermark(&self.conn, "rollup_5m").map(|wm| wm.unwrap_or(i64::MIN)) {
             Ok(wm_5m) => match derive(&self.conn, "rollup_5m", "rollup_1h", 3600, wm_5m) {
-                Ok(n) => self.telemetry.rows_written(3600, n),
+                Ok(n) => {
+                    self.telemetry.rows_written(3600, n);
+                    if n > 0 {
+                        self.generations.bump(Resolution::OneHour);
+                    }
+                }
                 Err(e) => tracing::error!(error = %e, "deriving 1h rollups failed"),
             },
             Err(e) => tracing::error!(error = %e, "reading watermark failed"),
@@ -344,15 +358,21 @@ impl Writer {
         {
             self.last_retention = Some(Instant::now());
             let r = &self.options.retention;
-            for (table, keep) in [
-                ("rollup_1m", r.one_minute),
-                ("rollup_5m", r.five_minutes),
-                ("rollup_1h", r.one_hour),
+            for (resolution, keep) in [
+                (Resolution::OneMinute, r.one_minute),
+                (Resolution::FiveMinutes, r.five_minutes),
+                (Resolution::OneHour, r.one_hour),
             ] {
+                let table = resolution.table();
                 let cutoff = now - keep.as_secs() as i64;
                 let sql = format!("DELETE FROM {table} WHERE ts < ?");
                 match self.conn.execute(&sql, [cutoff]) {
-                    Ok(n) => self.telemetry.retention_deleted(n as u64),
+                    Ok(n) => {
+                        self.telemetry.retention_deleted(n as u64);
+                        if n > 0 {
+                            self.generations.bump(resolution);
+                        }
+                    }
                     Err(e) => tracing::error!(error = %e, table, "retention failed"),
                 }
             }

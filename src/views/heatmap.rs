@@ -95,36 +95,39 @@ pub struct Heatmap {
     pub unit: &'static str,
 }
 
-/// How one series' rollup rows in a bucket become one number.
+/// How the rollup rows of one row key (a pod, a node, a cluster) in one
+/// bucket become one number. Computed in a single GROUP BY over the rows:
+/// a pod's series are summed directly, with the covered time span standing
+/// in for per-series averaging, so there is no second aggregation level.
 #[derive(Clone, Copy)]
-enum PerSeries {
-    /// Counter rate per second over the covered part of the bucket.
+enum Cell {
+    /// Counter rate per second over the covered part of the bucket, summed over series.
     Rate,
-    /// Gauge average.
-    Avg,
-    /// Counter increase.
+    /// Gauge average per series, summed over series (e.g. containers of a pod).
+    AvgSum,
+    /// Counter increase, summed.
     Increase,
-    /// 1 when the series has data in the bucket (for counting pods).
-    Present,
+    /// Sample-weighted average over all series (e.g. share of targets up).
+    WeightedAvg,
+    /// Distinct pods with data in the bucket.
+    DistinctPods,
+    /// Samples of a 0/1 gauge that were 0 (failed scrapes from `up`).
+    Zeros,
 }
 
-impl PerSeries {
-    fn sql(self, resolution_secs: i64) -> String {
+impl Cell {
+    fn sql(self, res: i64) -> String {
         match self {
-            PerSeries::Rate => format!("sum(r.increase) / (count(*) * {resolution_secs})"),
-            PerSeries::Avg => "sum(r.sum) / sum(r.count)".into(),
-            PerSeries::Increase => "sum(r.increase)".into(),
-            PerSeries::Present => "1.0".into(),
+            Cell::Rate => format!("sum(r.increase) / (max(r.ts) - min(r.ts) + {res})"),
+            Cell::AvgSum => {
+                format!("sum(r.sum / r.count) * {res} / (max(r.ts) - min(r.ts) + {res})")
+            }
+            Cell::Increase => "sum(r.increase)".into(),
+            Cell::WeightedAvg => "sum(r.sum) / sum(r.count)".into(),
+            Cell::DistinctPods => "count(DISTINCT sel.p)::DOUBLE".into(),
+            Cell::Zeros => "sum(r.count - r.sum)".into(),
         }
     }
-}
-
-/// How series that share a row key are combined.
-#[derive(Clone, Copy)]
-enum Across {
-    Sum,
-    Avg,
-    CountDistinctPods,
 }
 
 #[derive(Clone, Copy)]
@@ -167,30 +170,70 @@ struct Part {
     /// Only real containers: cAdvisor also exports a pod total (no
     /// `container` label) and the pause container (`POD`).
     real_containers: bool,
-    per_series: PerSeries,
-    across: Across,
+    cell: Cell,
 }
 
-type Grid = HashMap<Vec<String>, Vec<Option<f64>>>;
+impl Part {
+    const fn new(metric: &'static str, cell: Cell) -> Part {
+        Part {
+            metric,
+            label: None,
+            real_containers: false,
+            cell,
+        }
+    }
+    const fn with_label(self, label: &'static str) -> Part {
+        Part {
+            label: Some(label),
+            ..self
+        }
+    }
+    const fn containers(self) -> Part {
+        Part {
+            real_containers: true,
+            ..self
+        }
+    }
+}
 
-/// Runs several parts over the same rows in ONE scan of the rollup table
-/// and returns one grid per part. Rows are keyed by a 64-bit hash of the
-/// row key inside DuckDB, and the key strings are fetched once per row key
-/// afterwards, so the big result carries no strings.
-async fn query_parts(
+/// How the parts make the cell value.
+enum Combine {
+    /// The first part as is.
+    Single,
+    /// numerator / denominator. A bucket without a denominator uses the
+    /// row's mean denominator: requests and limits change rarely, and a
+    /// missed kube-state-metrics scrape should not blank a cell. Rows with
+    /// no positive denominator at all are left out.
+    Ratio,
+    /// 1 - numerator / denominator (utilisation from idle or available).
+    OneMinusRatio,
+}
+
+struct Rows {
+    /// Row key strings, the cells, and the row's peak; hottest first.
+    rows: Vec<HeatRow>,
+    total: usize,
+}
+
+/// Computes a whole heatmap inside DuckDB in one statement: one scan of the
+/// rollup table for all parts, the combination, the peak per row and the
+/// top `limit` rows. Only the returned rows cross into Rust; row keys travel
+/// as 64-bit hashes and their strings are fetched once per returned row.
+async fn heat_query(
     reader: &StoreReader,
     parts: &[Part],
+    combine: Combine,
     key: RowKey,
     scope: &Scope,
     range: TimeRange,
+    limit: usize,
     deadline: Duration,
-) -> Result<Vec<Grid>, ViewError> {
+) -> Result<Rows, ViewError> {
     let keys = key.sql();
+    let res = range.resolution.secs();
     let mut params: Vec<Value> = Vec::new();
     let mut selects = Vec::new();
-    let mut per_series = String::from("CASE sel.part");
-    let mut across = String::from("CASE x.part");
-    let resolution_secs = range.resolution.secs();
+    let mut cell = String::from("CASE sel.part");
     for (i, part) in parts.iter().enumerate() {
         let mut cond = String::from("s.metric = ?");
         params.push(Value::Text(part.metric.to_string()));
@@ -206,178 +249,110 @@ async fn query_parts(
         selects.push(format!(
             "SELECT s.id, {i} AS part, hash({keys}) AS k, hash(s.pod) AS p FROM series s WHERE {cond}"
         ));
-        per_series.push_str(&format!(
-            " WHEN {i} THEN {}",
-            part.per_series.sql(resolution_secs)
-        ));
-        let combine = match part.across {
-            Across::Sum => "sum(x.v)",
-            Across::Avg => "avg(x.v)",
-            Across::CountDistinctPods => "count(DISTINCT x.p)::DOUBLE",
-        };
-        across.push_str(&format!(" WHEN {i} THEN {combine}"));
+        cell.push_str(&format!(" WHEN {i} THEN {}", part.cell.sql(res)));
     }
-    per_series.push_str(" END");
-    across.push_str(" END");
+    cell.push_str(" END");
     let selection = selects.join(" UNION ALL ");
     let names_params = params.clone();
     params.push(Value::BigInt(range.start));
     params.push(Value::BigInt(range.end));
+    let ratio = "n.v / coalesce(CASE WHEN d.v > 0 THEN d.v END, m.mean)";
+    let value = match combine {
+        Combine::Single => "SELECT k, t, v FROM cells".to_string(),
+        Combine::Ratio | Combine::OneMinusRatio => {
+            let expr = if matches!(combine, Combine::Ratio) {
+                ratio.to_string()
+            } else {
+                format!("1 - {ratio}")
+            };
+            format!(
+                "SELECT n.k, n.t, {expr} AS v
+                 FROM (SELECT k, t, v FROM cells WHERE part = 0) n
+                 JOIN (SELECT k, avg(v) FILTER (WHERE v > 0) AS mean FROM cells WHERE part = 1 GROUP BY k) m ON m.k = n.k
+                 LEFT JOIN (SELECT k, t, v FROM cells WHERE part = 1) d ON d.k = n.k AND d.t = n.t"
+            )
+        }
+    };
     let step = range.step;
     let sql = format!(
         "WITH sel AS ({selection}),
-         x AS (
-            SELECT sel.part, sel.k, sel.p, (r.ts // {step}) * {step} AS t, {per_series} AS v
+         cells AS (
+            SELECT sel.part, sel.k, (r.ts // {step}) * {step} AS t, {cell} AS v
             FROM {table} r JOIN sel ON r.series_id = sel.id
             WHERE r.ts >= ? AND r.ts < ?
-            GROUP BY sel.part, sel.k, sel.p, r.series_id, t)
-         SELECT x.part, x.k, x.t, {across} FROM x GROUP BY x.part, x.k, x.t",
+            GROUP BY sel.part, sel.k, t),
+         value AS ({value}),
+         ranked AS (SELECT k, max(v) AS peak FROM value WHERE isfinite(v) GROUP BY k),
+         top AS (SELECT k, peak, count(*) OVER () AS total FROM ranked ORDER BY peak DESC, k LIMIT {limit})
+         SELECT value.k, value.t, value.v, top.peak, top.total FROM value JOIN top ON top.k = value.k",
         table = range.resolution_table(),
     );
     let names_sql =
         format!("SELECT DISTINCT k, {keys} FROM ({selection}) sel JOIN series s ON s.id = sel.id");
     let width = key.width();
     let buckets = range.buckets().len();
-    let part_count = parts.len();
-    let grids = reader
+    let rows = reader
         .run(deadline, move |conn| {
-            let mut cells: Vec<HashMap<u64, Vec<Option<f64>>>> = vec![HashMap::new(); part_count];
+            let mut cells: HashMap<u64, (f64, Vec<Option<f64>>)> = HashMap::new();
+            let mut total = 0usize;
             let mut stmt = conn.prepare(&sql)?;
             let mut rows = stmt.query(duckdb::params_from_iter(params))?;
             while let Some(row) = rows.next()? {
-                let part: i32 = row.get(0)?;
-                let k: u64 = row.get(1)?;
-                let t: i64 = row.get(2)?;
-                let v: Option<f64> = row.get(3)?;
-                let (Some(i), Some(grid)) = (range.index(t), cells.get_mut(part as usize)) else {
-                    continue;
-                };
-                grid.entry(k).or_insert_with(|| vec![None; buckets])[i] =
-                    v.filter(|v| v.is_finite());
+                let k: u64 = row.get(0)?;
+                let t: i64 = row.get(1)?;
+                let v: Option<f64> = row.get(2)?;
+                let peak: f64 = row.get(3)?;
+                total = row.get::<_, i64>(4)?.max(0) as usize;
+                let Some(i) = range.index(t) else { continue };
+                let entry = cells
+                    .entry(k)
+                    .or_insert_with(|| (peak, vec![None; buckets]));
+                entry.1[i] = v.filter(|v| v.is_finite());
             }
             let mut names: HashMap<u64, Vec<String>> = HashMap::new();
             let mut stmt = conn.prepare(&names_sql)?;
             let mut rows = stmt.query(duckdb::params_from_iter(names_params))?;
             while let Some(row) = rows.next()? {
                 let k: u64 = row.get(0)?;
+                if !cells.contains_key(&k) {
+                    continue;
+                }
                 let mut name = Vec::with_capacity(width);
                 for i in 0..width {
                     name.push(row.get::<_, Option<String>>(i + 1)?.unwrap_or_default());
                 }
                 names.insert(k, name);
             }
-            Ok(cells
+            let mut out: Vec<HeatRow> = cells
                 .into_iter()
-                .map(|grid| {
-                    grid.into_iter()
-                        .filter_map(|(k, v)| Some((names.get(&k)?.clone(), v)))
-                        .collect::<Grid>()
-                })
-                .collect::<Vec<_>>())
-        })
-        .await?;
-    Ok(grids)
-}
-
-/// Two parts in one scan: (numerator, denominator).
-async fn query_pair(
-    reader: &StoreReader,
-    num: Part,
-    den: Part,
-    key: RowKey,
-    scope: &Scope,
-    range: TimeRange,
-    deadline: Duration,
-) -> Result<(Grid, Grid), ViewError> {
-    let mut grids = query_parts(reader, &[num, den], key, scope, range, deadline)
-        .await?
-        .into_iter();
-    Ok((
-        grids.next().unwrap_or_default(),
-        grids.next().unwrap_or_default(),
-    ))
-}
-
-async fn query_part(
-    reader: &StoreReader,
-    part: Part,
-    key: RowKey,
-    scope: &Scope,
-    range: TimeRange,
-    deadline: Duration,
-) -> Result<Grid, ViewError> {
-    Ok(query_parts(reader, &[part], key, scope, range, deadline)
-        .await?
-        .into_iter()
-        .next()
-        .unwrap_or_default())
-}
-
-/// numerator / denominator per cell. A bucket without a denominator uses
-/// the row's mean denominator: requests and limits change rarely, and a
-/// missing kube-state-metrics scrape should not blank a cell.
-fn ratio(num: Grid, den: &Grid, invert: bool) -> Grid {
-    num.into_iter()
-        .filter_map(|(k, values)| {
-            let d = den.get(&k)?;
-            let known: Vec<f64> = d.iter().flatten().copied().filter(|v| *v > 0.0).collect();
-            let mean = (!known.is_empty()).then(|| known.iter().sum::<f64>() / known.len() as f64);
-            let out = values
-                .iter()
-                .zip(d)
-                .map(|(n, d)| {
-                    let d = d.filter(|d| *d > 0.0).or(mean)?;
-                    let r = (*n)? / d;
-                    Some(if invert { 1.0 - r } else { r })
+                .filter_map(|(k, (peak, values))| {
+                    Some(HeatRow {
+                        key: names.remove(&k)?,
+                        values,
+                        peak,
+                    })
                 })
                 .collect();
-            Some((k, out))
+            out.sort_by(|a, b| b.peak.total_cmp(&a.peak).then_with(|| a.key.cmp(&b.key)));
+            Ok(Rows { rows: out, total })
         })
-        .collect()
+        .await?;
+    Ok(rows)
 }
 
-fn into_heatmap(grid: Grid, range: TimeRange, limit: usize, unit: &'static str) -> Heatmap {
-    let mut rows: Vec<HeatRow> = grid
-        .into_iter()
-        .filter(|(_, v)| v.iter().any(Option::is_some))
-        .map(|(key, values)| {
-            let peak = values
-                .iter()
-                .flatten()
-                .copied()
-                .fold(f64::NEG_INFINITY, f64::max);
-            HeatRow { key, values, peak }
-        })
-        .collect();
-    rows.sort_by(|a, b| b.peak.total_cmp(&a.peak).then_with(|| a.key.cmp(&b.key)));
-    let total = rows.len();
-    rows.truncate(limit);
+fn heatmap(rows: Rows, range: TimeRange, unit: &'static str) -> Heatmap {
     Heatmap {
         times: range.buckets(),
         range,
-        rows,
-        total,
+        rows: rows.rows,
+        total: rows.total,
         unit,
     }
 }
 
-const CPU_USAGE: Part = Part {
-    metric: "container_cpu_usage_seconds_total",
-    label: None,
-    real_containers: true,
-    per_series: PerSeries::Rate,
-    across: Across::Sum,
-};
-
-fn ksm_resource(metric: &'static str, resource: &'static str) -> Part {
-    Part {
-        metric,
-        label: Some(resource),
-        real_containers: false,
-        per_series: PerSeries::Avg,
-        across: Across::Sum,
-    }
-}
+const CPU_USAGE: Part = Part::new("container_cpu_usage_seconds_total", Cell::Rate).containers();
+const CPU: &str = "\"resource\":\"cpu\"";
+const MEMORY: &str = "\"resource\":\"memory\"";
 
 /// Every pod of the scope as a row; cells per `mode`; hottest first.
 pub async fn pods_heatmap(
@@ -388,45 +363,52 @@ pub async fn pods_heatmap(
     limit: usize,
     deadline: Duration,
 ) -> Result<Heatmap, ViewError> {
-    let q = |p| query_part(reader, p, RowKey::Pod, scope, range, deadline);
-    let pair = |a, b| query_pair(reader, a, b, RowKey::Pod, scope, range, deadline);
-    let (grid, unit) = match mode {
-        PodMode::CpuRequest | PodMode::CpuLimit => {
-            let metric = if mode == PodMode::CpuRequest {
-                "kube_pod_container_resource_requests"
-            } else {
-                "kube_pod_container_resource_limits"
-            };
-            let (num, den) = pair(CPU_USAGE, ksm_resource(metric, "\"resource\":\"cpu\"")).await?;
-            (ratio(num, &den, false), "percentunit")
-        }
-        PodMode::MemoryLimit => {
-            let usage = Part {
-                metric: "container_memory_working_set_bytes",
-                label: None,
-                real_containers: true,
-                per_series: PerSeries::Avg,
-                across: Across::Sum,
-            };
-            let limits = ksm_resource(
-                "kube_pod_container_resource_limits",
-                "\"resource\":\"memory\"",
-            );
-            let (num, den) = pair(usage, limits).await?;
-            (ratio(num, &den, false), "percentunit")
-        }
-        PodMode::Restarts => {
-            let restarts = Part {
-                metric: "kube_pod_container_status_restarts_total",
-                label: None,
-                real_containers: false,
-                per_series: PerSeries::Increase,
-                across: Across::Sum,
-            };
-            (q(restarts).await?, "short")
-        }
+    let (parts, combine, unit) = match mode {
+        PodMode::CpuRequest => (
+            vec![
+                CPU_USAGE,
+                Part::new("kube_pod_container_resource_requests", Cell::AvgSum).with_label(CPU),
+            ],
+            Combine::Ratio,
+            "percentunit",
+        ),
+        PodMode::CpuLimit => (
+            vec![
+                CPU_USAGE,
+                Part::new("kube_pod_container_resource_limits", Cell::AvgSum).with_label(CPU),
+            ],
+            Combine::Ratio,
+            "percentunit",
+        ),
+        PodMode::MemoryLimit => (
+            vec![
+                Part::new("container_memory_working_set_bytes", Cell::AvgSum).containers(),
+                Part::new("kube_pod_container_resource_limits", Cell::AvgSum).with_label(MEMORY),
+            ],
+            Combine::Ratio,
+            "percentunit",
+        ),
+        PodMode::Restarts => (
+            vec![Part::new(
+                "kube_pod_container_status_restarts_total",
+                Cell::Increase,
+            )],
+            Combine::Single,
+            "short",
+        ),
     };
-    Ok(into_heatmap(grid, range, limit, unit))
+    let rows = heat_query(
+        reader,
+        &parts,
+        combine,
+        RowKey::Pod,
+        scope,
+        range,
+        limit,
+        deadline,
+    )
+    .await?;
+    Ok(heatmap(rows, range, unit))
 }
 
 /// Every node of the scope as a row; cells per `mode`; hottest first.
@@ -438,48 +420,42 @@ pub async fn nodes_heatmap(
     limit: usize,
     deadline: Duration,
 ) -> Result<Heatmap, ViewError> {
-    let pair = |a, b| query_pair(reader, a, b, RowKey::Node, scope, range, deadline);
-    let grid = match mode {
-        NodeMode::Cpu => {
-            let cpu = |label| Part {
-                metric: "node_cpu_seconds_total",
-                label,
-                real_containers: false,
-                per_series: PerSeries::Rate,
-                across: Across::Sum,
-            };
-            let (idle, all) = pair(cpu(Some("\"mode\":\"idle\"")), cpu(None)).await?;
-            ratio(idle, &all, true)
-        }
-        NodeMode::Memory => {
-            let gauge = |metric| Part {
-                metric,
-                label: None,
-                real_containers: false,
-                per_series: PerSeries::Avg,
-                across: Across::Sum,
-            };
-            let (available, total) = pair(
-                gauge("node_memory_MemAvailable_bytes"),
-                gauge("node_memory_MemTotal_bytes"),
-            )
-            .await?;
-            ratio(available, &total, true)
-        }
-        NodeMode::Pods => {
-            let pods = Part {
-                metric: "kube_pod_info",
-                label: None,
-                real_containers: false,
-                per_series: PerSeries::Present,
-                across: Across::CountDistinctPods,
-            };
-            let allocatable = ksm_resource("kube_node_status_allocatable", "\"resource\":\"pods\"");
-            let (num, den) = pair(pods, allocatable).await?;
-            ratio(num, &den, false)
-        }
+    let (parts, combine) = match mode {
+        NodeMode::Cpu => (
+            vec![
+                Part::new("node_cpu_seconds_total", Cell::Rate).with_label("\"mode\":\"idle\""),
+                Part::new("node_cpu_seconds_total", Cell::Rate),
+            ],
+            Combine::OneMinusRatio,
+        ),
+        NodeMode::Memory => (
+            vec![
+                Part::new("node_memory_MemAvailable_bytes", Cell::AvgSum),
+                Part::new("node_memory_MemTotal_bytes", Cell::AvgSum),
+            ],
+            Combine::OneMinusRatio,
+        ),
+        NodeMode::Pods => (
+            vec![
+                Part::new("kube_pod_info", Cell::DistinctPods),
+                Part::new("kube_node_status_allocatable", Cell::AvgSum)
+                    .with_label("\"resource\":\"pods\""),
+            ],
+            Combine::Ratio,
+        ),
     };
-    Ok(into_heatmap(grid, range, limit, "percentunit"))
+    let rows = heat_query(
+        reader,
+        &parts,
+        combine,
+        RowKey::Node,
+        scope,
+        range,
+        limit,
+        deadline,
+    )
+    .await?;
+    Ok(heatmap(rows, range, "percentunit"))
 }
 
 /// One status-history panel: a value per cluster per bucket.
@@ -490,6 +466,9 @@ pub struct StatusPanel {
     pub clusters: Vec<(String, Vec<Option<f64>>)>,
 }
 
+/// Clusters shown in one status panel at most.
+const MAX_CLUSTERS: usize = 10_000;
+
 /// Per cluster: share of targets up, failed scrapes, pods not ready.
 pub async fn cluster_status(
     reader: &StoreReader,
@@ -497,80 +476,43 @@ pub async fn cluster_status(
     range: TimeRange,
     deadline: Duration,
 ) -> Result<(Vec<i64>, Vec<StatusPanel>), ViewError> {
-    let pair = |a, b| query_pair(reader, a, b, RowKey::Cluster, scope, range, deadline);
-    let up = |per_series, across| Part {
-        metric: "up",
-        label: None,
-        real_containers: false,
-        per_series,
-        across,
-    };
-    let not_ready = Part {
-        metric: "kube_pod_status_ready",
-        label: Some("\"condition\":\"false\""),
-        real_containers: false,
-        per_series: PerSeries::Avg,
-        across: Across::Sum,
-    };
-    let (up_ratio, not_ready) = pair(up(PerSeries::Avg, Across::Avg), not_ready).await?;
-    // Failed scrapes = samples of `up` that were 0: count - sum, per bucket.
-    let failed_grid = failed_scrapes(reader, scope, range, deadline).await?;
-    let panel = |name, unit, grid: Grid| {
-        let mut clusters: Vec<(String, Vec<Option<f64>>)> = grid
+    let panels = [
+        (
+            "targets_up_ratio",
+            "percentunit",
+            Part::new("up", Cell::WeightedAvg),
+        ),
+        ("scrape_errors", "short", Part::new("up", Cell::Zeros)),
+        (
+            "pods_not_ready",
+            "short",
+            Part::new("kube_pod_status_ready", Cell::AvgSum).with_label("\"condition\":\"false\""),
+        ),
+    ];
+    let mut out = Vec::new();
+    for (name, unit, part) in panels {
+        let rows = heat_query(
+            reader,
+            &[part],
+            Combine::Single,
+            RowKey::Cluster,
+            scope,
+            range,
+            MAX_CLUSTERS,
+            deadline,
+        )
+        .await?;
+        let mut clusters: Vec<(String, Vec<Option<f64>>)> = rows
+            .rows
             .into_iter()
-            .map(|(k, v)| (k.into_iter().next().unwrap_or_default(), v))
+            .map(|r| (r.key.into_iter().next().unwrap_or_default(), r.values))
             .collect();
         clusters.sort_by(|a, b| a.0.cmp(&b.0));
-        StatusPanel {
+        out.push(StatusPanel {
             name,
             unit,
             clusters,
-        }
-    };
-    Ok((
-        range.buckets(),
-        vec![
-            panel("targets_up_ratio", "percentunit", up_ratio),
-            panel("scrape_errors", "short", failed_grid),
-            panel("pods_not_ready", "short", not_ready),
-        ],
-    ))
-}
-
-async fn failed_scrapes(
-    reader: &StoreReader,
-    scope: &Scope,
-    range: TimeRange,
-    deadline: Duration,
-) -> Result<Grid, ViewError> {
-    let mut params: Vec<Value> = Vec::new();
-    let cond = scope.sql(&mut params);
-    params.push(Value::BigInt(range.start));
-    params.push(Value::BigInt(range.end));
-    let step = range.step;
-    let sql = format!(
-        "SELECT s.cluster, (r.ts // {step}) * {step} AS t, sum(r.count - r.sum)
-         FROM {table} r JOIN series s ON s.id = r.series_id
-         WHERE s.metric = 'up'{cond} AND r.ts >= ? AND r.ts < ?
-         GROUP BY ALL",
-        table = range.resolution_table(),
-    );
-    let buckets = range.buckets().len();
-    Ok(reader
-        .run(deadline, move |conn| {
-            let mut stmt = conn.prepare(&sql)?;
-            let mut rows = stmt.query(duckdb::params_from_iter(params))?;
-            let mut grid: Grid = HashMap::new();
-            while let Some(row) = rows.next()? {
-                let cluster = row.get::<_, Option<String>>(0)?.unwrap_or_default();
-                let t: i64 = row.get(1)?;
-                let v: Option<f64> = row.get(2)?;
-                if let Some(i) = range.index(t) {
-                    grid.entry(vec![cluster])
-                        .or_insert_with(|| vec![None; buckets])[i] = v;
-                }
-            }
-            Ok(grid)
-        })
-        .await?)
+        });
+    }
+    Ok((range.buckets(), out))
 }

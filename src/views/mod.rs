@@ -67,9 +67,11 @@ impl TimeRange {
         let resolution = Resolution::for_query(wanted, start, now, retention);
         let res = resolution.secs();
         let step = ceil_div(wanted, res) * res;
+        // Both ends on step boundaries: the same panel refreshed within one
+        // step asks the same question (and hits the view cache).
         Ok(TimeRange {
             start: start.div_euclid(step) * step,
-            end,
+            end: ceil_div(end, step) * step,
             step,
             resolution,
         })

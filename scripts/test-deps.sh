@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Installs what the Grafana contract test (tests/grafana_contract.rs) and the
+# deploy checks run, on a fresh Debian machine; does nothing that is already
+# done, so scripts/test.sh can call it every time.
+#   - Node + npm (Debian's nodejs/npm when node is missing)
+#   - tests/grafana/node_modules from the committed package-lock.json
+#     (@grafana/data, Grafana's own frame parser), when missing or stale
+#   - schemathesis in a venv at ~/.cache/fleetscope/venv
+#   - kubectl (Debian's kubernetes-client) for `kubectl kustomize deploy/kubernetes`
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SCHEMATHESIS_VERSION=4.32.5
+cache="${FLEETSCOPE_CACHE:-$HOME/.cache/fleetscope}"
+venv="${FLEETSCOPE_VENV:-$cache/venv}"
+
+sudo_cmd=(); [[ $(id -u) -eq 0 ]] || sudo_cmd=(sudo)
+apt_updated=0
+apt_install() {
+  if ((apt_updated == 0)); then
+    "${sudo_cmd[@]}" apt-get update -qq
+    apt_updated=1
+  fi
+  echo "test-deps: apt-get install $*" >&2
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq "$@"
+}
+
+packages=()
+command -v node >/dev/null || packages+=(nodejs)
+command -v npm >/dev/null || packages+=(npm)
+command -v python3 >/dev/null || packages+=(python3)
+python3 -c 'import venv, ensurepip' 2>/dev/null || packages+=(python3-venv)
+command -v kubectl >/dev/null || packages+=(kubernetes-client)
+if ((${#packages[@]})); then apt_install "${packages[@]}"; fi
+
+# node_modules is current when npm's own record of the install
+# (node_modules/.package-lock.json) is newer than the committed lock file.
+lock=tests/grafana/package-lock.json
+installed=tests/grafana/node_modules/.package-lock.json
+if [[ ! -f "$installed" || "$lock" -nt "$installed" || ! -d tests/grafana/node_modules/@grafana/data ]]; then
+  echo "test-deps: npm ci --prefix tests/grafana" >&2
+  npm ci --prefix tests/grafana --no-audit --no-fund --loglevel=error
+fi
+
+if [[ "$("$venv/bin/schemathesis" --version 2>/dev/null | awk '{print $NF}')" != "$SCHEMATHESIS_VERSION" ]]; then
+  echo "test-deps: schemathesis==$SCHEMATHESIS_VERSION into $venv" >&2
+  [[ -x "$venv/bin/python" ]] || python3 -m venv "$venv"
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+fi
+
+echo "test-deps: node $(node --version), @grafana/data $(node -p "require('./tests/grafana/node_modules/@grafana/data/package.json').version"), schemathesis $("$venv/bin/schemathesis" --version | awk '{print $NF}'), $(kubectl version --client 2>/dev/null | head -1)" >&2
