@@ -21,6 +21,7 @@ pub mod api;
 pub mod app;
 pub mod check;
 pub mod config;
+pub mod loadgen;
 pub mod rollup;
 pub mod scrape;
 pub mod store;

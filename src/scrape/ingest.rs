@@ -8,11 +8,13 @@
 use std::collections::HashSet;
 use std::hash::BuildHasherDefault;
 
-use xxhash_rust::xxh3::xxh3_64;
+use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
 
 use super::parse::{Format, MetricKind, Parser, RawValue, Sample};
 use crate::config::{Limits, TargetSpec};
-use crate::rollup::{IdHasher, MinuteAggregator, RollupRow, SeriesRow};
+use crate::rollup::{
+    IdHasher, IdMap, MinuteAggregator, RollupRow, SeriesRow, IDLE_EVICTION_MINUTES, ONE_MINUTE_SECS,
+};
 use crate::telemetry::ScrapeErrorReason;
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -111,7 +113,25 @@ fn is_counter(kind: MetricKind, name: &str) -> bool {
 const TARGET_LABELS: [&str; 3] = ["cluster", "job", "instance"];
 const EXPORTED_TARGET_LABELS: [&str; 3] = ["exported_cluster", "exported_job", "exported_instance"];
 
-/// Per-target ingest state: its labels, limits and open minute.
+/// A series as this target writes it, keyed by a hash of its raw text.
+struct Cached {
+    id: u64,
+    counter: bool,
+    /// Scrape sequence number when first and last seen (duplicate
+    /// detection; forgetting what a rejected scrape added).
+    first_scrape: u32,
+    last_scrape: u32,
+    last_minute: i64,
+}
+
+/// Per-target ingest state: its labels, limits, open minute, and the series
+/// cache that makes the steady state cheap.
+///
+/// Exporters write a series the same way every scrape, so the raw text of a
+/// sample's name and label section identifies it for this target. The first
+/// time a text is seen it takes the full path (label collection, limits,
+/// sorting, unescaping, the stable id); afterwards one hash of the raw bytes
+/// finds the id. Like Prometheus' scrape cache.
 pub struct Ingestor {
     target_values: [String; 3],
     honor_labels: bool,
@@ -119,6 +139,9 @@ pub struct Ingestor {
     aggregator: MinuteAggregator,
     staged: Vec<Staged>,
     seen: HashSet<u64, BuildHasherDefault<IdHasher>>,
+    cache: IdMap<Cached>,
+    scrape_seq: u32,
+    minute: i64,
     key: Vec<u8>,
     scratch: String,
 }
@@ -136,6 +159,9 @@ impl Ingestor {
             aggregator: MinuteAggregator::new(),
             staged: Vec::new(),
             seen: HashSet::default(),
+            cache: IdMap::default(),
+            scrape_seq: 0,
+            minute: i64::MIN,
             key: Vec::with_capacity(256),
             scratch: String::new(),
         }
@@ -148,6 +174,12 @@ impl Ingestor {
     /// Starts a scrape at `ts_secs`, completing the previous minute into `out`.
     /// Returns the number of idle series evicted.
     pub fn begin(&mut self, ts_secs: i64, out: &mut Vec<RollupRow>) -> usize {
+        let minute = ts_secs.div_euclid(ONE_MINUTE_SECS) * ONE_MINUTE_SECS;
+        if minute > self.minute {
+            self.minute = minute;
+            let horizon = minute - IDLE_EVICTION_MINUTES * ONE_MINUTE_SECS;
+            self.cache.retain(|_, c| c.last_minute >= horizon);
+        }
         self.aggregator.begin_scrape(ts_secs, out)
     }
 
@@ -169,7 +201,12 @@ impl Ingestor {
         let first_new = new_series.len();
         let result = self.stage(body, format, new_series);
         if result.is_err() {
+            // A rejected scrape leaves no trace: not its samples, not its
+            // new series, not their cache entries (whose series rows were
+            // never written).
             new_series.truncate(first_new);
+            let seq = self.scrape_seq;
+            self.cache.retain(|_, c| c.first_scrape != seq);
             return result;
         }
         for s in &self.staged {
@@ -191,9 +228,14 @@ impl Ingestor {
             aggregator,
             staged,
             seen,
+            cache,
+            scrape_seq,
+            minute,
             key,
             scratch,
         } = self;
+        *scrape_seq = scrape_seq.wrapping_add(1);
+        let seq = *scrape_seq;
         let mut stats = IngestStats::default();
         let mut labels: Vec<(&str, LabelValue<'_>)> = Vec::with_capacity(16);
         for sample in Parser::new(body, format) {
@@ -204,29 +246,58 @@ impl Ingestor {
                     limit: limits.samples_per_scrape,
                 });
             }
-            labels.clear();
-            collect_labels(&sample, target_values, *honor_labels, &mut labels);
-            check_label_limits(&sample, &labels, limits)?;
-            let id = series_key(sample.name, &labels, key, scratch);
-            if !seen.insert(id) {
-                stats.duplicates += 1;
-                continue;
-            }
-            if !aggregator.contains(id) {
-                stats.new_series += 1;
-                new_series.push(SeriesRow {
-                    id,
-                    metric: sample.name.to_string(),
-                    kind: sample.kind.as_str(),
-                    labels: labels
-                        .iter()
-                        .map(|(n, v)| (n.to_string(), v.to_owned_string()))
-                        .collect(),
-                });
-            }
+            let raw_key = xxh3_64_with_seed(
+                sample.labels.as_raw().as_bytes(),
+                xxh3_64(sample.name.as_bytes()),
+            );
+            let (id, counter) = match cache.get_mut(&raw_key) {
+                Some(c) => {
+                    if c.last_scrape == seq {
+                        stats.duplicates += 1;
+                        continue;
+                    }
+                    c.last_scrape = seq;
+                    c.last_minute = *minute;
+                    (c.id, c.counter)
+                }
+                None => {
+                    labels.clear();
+                    collect_labels(&sample, target_values, *honor_labels, &mut labels);
+                    check_label_limits(&sample, &labels, limits)?;
+                    let id = series_key(sample.name, &labels, key, scratch);
+                    if !seen.insert(id) {
+                        stats.duplicates += 1;
+                        continue;
+                    }
+                    if !aggregator.contains(id) {
+                        stats.new_series += 1;
+                        new_series.push(SeriesRow {
+                            id,
+                            metric: sample.name.to_string(),
+                            kind: sample.kind.as_str(),
+                            labels: labels
+                                .iter()
+                                .map(|(n, v)| (n.to_string(), v.to_owned_string()))
+                                .collect(),
+                        });
+                    }
+                    let counter = is_counter(sample.kind, sample.name);
+                    cache.insert(
+                        raw_key,
+                        Cached {
+                            id,
+                            counter,
+                            first_scrape: seq,
+                            last_scrape: seq,
+                            last_minute: *minute,
+                        },
+                    );
+                    (id, counter)
+                }
+            };
             staged.push(Staged {
                 id,
-                counter: is_counter(sample.kind, sample.name),
+                counter,
                 value: sample.value,
             });
         }
@@ -438,6 +509,45 @@ mod tests {
         assert_eq!(err.reason(), ScrapeErrorReason::ParseError);
         assert!(err.to_string().contains("2:"), "{err}");
         assert_eq!(ing.series_count(), 0);
+    }
+
+    #[test]
+    fn cached_series_survive_a_rejected_scrape_correctly() {
+        let limits = Limits {
+            samples_per_scrape: 2,
+            ..Limits::default()
+        };
+        let mut ing = Ingestor::new(&target(false), limits);
+        let mut new = Vec::new();
+        let mut rows = Vec::new();
+        ing.begin(0, &mut rows);
+        // b is first seen in a scrape that is then rejected...
+        assert!(ing
+            .ingest(b"a 1\nb 2\nc 3\n", Format::Prometheus, &mut new)
+            .is_err());
+        assert!(new.is_empty());
+        // ...so its series row is still written when a good scrape has it.
+        let stats = ing
+            .ingest(b"b 2\na 1\n", Format::Prometheus, &mut new)
+            .unwrap();
+        assert_eq!(stats.new_series, 2);
+        let mut names: Vec<_> = new.iter().map(|s| s.metric.clone()).collect();
+        names.sort();
+        assert_eq!(names, ["a", "b"]);
+        // Steady state: cache hits, same ids, duplicates still caught.
+        new.clear();
+        let stats = ing
+            .ingest(b"a 5\nb 6\na 7\n", Format::Prometheus, &mut new)
+            .unwrap_err();
+        assert_eq!(stats.reason(), ScrapeErrorReason::SampleLimit);
+        let stats = ing
+            .ingest(b"a 5\na 7\n", Format::Prometheus, &mut new)
+            .unwrap();
+        assert_eq!(
+            (stats.samples, stats.duplicates, stats.new_series),
+            (2, 1, 0)
+        );
+        assert!(new.is_empty());
     }
 
     #[test]
