@@ -219,6 +219,7 @@ struct Rows {
 /// rollup table for all parts, the combination, the peak per row and the
 /// top `limit` rows. Only the returned rows cross into Rust; row keys travel
 /// as 64-bit hashes and their strings are fetched once per returned row.
+#[allow(clippy::too_many_arguments)]
 async fn heat_query(
     reader: &StoreReader,
     parts: &[Part],
