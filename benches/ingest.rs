@@ -115,6 +115,7 @@ fn flush(c: &mut Criterion) {
                         .write(WriteBatch {
                             series: Vec::new(),
                             rollups,
+                            ..Default::default()
                         })
                         .await
                         .expect("write");

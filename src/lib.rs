@@ -21,6 +21,7 @@ pub mod api;
 pub mod app;
 pub mod check;
 pub mod config;
+pub mod graph;
 pub mod loadgen;
 pub mod rollup;
 pub mod scrape;

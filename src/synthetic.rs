@@ -334,6 +334,7 @@ pub async fn seed(writer: &StoreWriter, shape: &FleetShape) -> Result<(usize, u6
         .write(WriteBatch {
             series: b.series,
             rollups: Vec::new(),
+            ..Default::default()
         })
         .await?;
     let start = shape.end_minute - shape.minutes * ONE_MINUTE_SECS;
@@ -375,6 +376,7 @@ pub async fn seed(writer: &StoreWriter, shape: &FleetShape) -> Result<(usize, u6
                 .write(WriteBatch {
                     series: Vec::new(),
                     rollups: std::mem::take(&mut batch),
+                    ..Default::default()
                 })
                 .await?;
         }

@@ -233,6 +233,7 @@ mod tests {
             .write(WriteBatch {
                 series: vec![series.clone(), series],
                 rollups,
+                ..Default::default()
             })
             .await
             .unwrap();

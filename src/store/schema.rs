@@ -32,6 +32,16 @@ const MIGRATIONS: &[&str] = &[
     // 2: the workload (Deployment/StatefulSet/DaemonSet/Job name) a pod belongs to,
     // for fleet views filtered by workload.
     "ALTER TABLE series ADD COLUMN workload VARCHAR;",
+    // 3: the dependency graph (per-minute edge traffic, node metadata) and
+    // the Kubernetes events / alerts attached to services.
+    "CREATE TABLE graph_nodes (id VARCHAR PRIMARY KEY, kind VARCHAR NOT NULL, name VARCHAR NOT NULL,
+        namespace VARCHAR, cluster VARCHAR, system VARCHAR, first_seen BIGINT NOT NULL);
+    CREATE TABLE graph_edges_1m (ts BIGINT NOT NULL, source VARCHAR NOT NULL, target VARCHAR NOT NULL,
+        kind VARCHAR NOT NULL, requests UBIGINT NOT NULL, errors UBIGINT NOT NULL, paired UBIGINT NOT NULL,
+        network_sum_ms DOUBLE, client_sum_ms DOUBLE, server_sum_ms DOUBLE,
+        client_hist UBIGINT[], server_hist UBIGINT[]);
+    CREATE TABLE events (time_ms BIGINT NOT NULL, end_ms BIGINT, cluster VARCHAR, namespace VARCHAR,
+        service VARCHAR, source VARCHAR, reason VARCHAR, message VARCHAR, severity VARCHAR);",
 ];
 
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;

@@ -13,6 +13,7 @@ use duckdb::{params, Connection};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{DirLock, Generations, Resolution, StoreError, StoreOptions};
+use crate::graph::model::{EdgeRow, Event, Node};
 use crate::rollup::{RollupRow, SeriesRow};
 use crate::telemetry::Telemetry;
 
@@ -26,16 +27,33 @@ const MAX_RETRY_ROWS: usize = 2_000_000;
 const MAINTENANCE_EVERY: Duration = Duration::from_secs(5);
 const RETENTION_EVERY: Duration = Duration::from_secs(600);
 
-/// What one scrape target hands to the store: new series and complete buckets.
+/// What producers hand to the store: new series and complete buckets from
+/// scrape targets; graph nodes, per-minute edge rows and events from the
+/// graph.
 #[derive(Debug, Default)]
 pub struct WriteBatch {
     pub series: Vec<SeriesRow>,
     pub rollups: Vec<RollupRow>,
+    pub graph_nodes: Vec<Node>,
+    pub graph_edges: Vec<EdgeRow>,
+    pub events: Vec<Event>,
 }
 
 impl WriteBatch {
     pub fn is_empty(&self) -> bool {
-        self.series.is_empty() && self.rollups.is_empty()
+        self.series.is_empty()
+            && self.rollups.is_empty()
+            && self.graph_nodes.is_empty()
+            && self.graph_edges.is_empty()
+            && self.events.is_empty()
+    }
+
+    fn rows(&self) -> usize {
+        self.series.len()
+            + self.rollups.len()
+            + self.graph_nodes.len()
+            + self.graph_edges.len()
+            + self.events.len()
     }
 }
 
@@ -180,7 +198,7 @@ impl Writer {
             while let Some(msg) = next.take() {
                 match msg {
                     Msg::Batch(b) => {
-                        rows += b.rollups.len() + b.series.len();
+                        rows += b.rows();
                         pending.push(b);
                     }
                     Msg::Sync(reply) => syncs.push(reply),
@@ -301,6 +319,7 @@ impl Writer {
                         .fold(newest, i64::max);
                 }
             }
+            write_graph(&self.conn, batches, now)?;
             Ok((rows, newest))
         })();
         match result.and_then(|rows| self.conn.execute_batch("COMMIT").map(|_| rows)) {
@@ -409,6 +428,72 @@ pub fn workload_of(pod: &str) -> Option<String> {
         }
     }
     Some(parts.join("-"))
+}
+
+/// Graph nodes (first seen wins), edge rows and events: few rows per
+/// minute, so plain prepared statements.
+fn write_graph(conn: &Connection, batches: &[WriteBatch], now: i64) -> Result<(), duckdb::Error> {
+    let nodes = batches.iter().flat_map(|b| &b.graph_nodes);
+    let edges = batches.iter().flat_map(|b| &b.graph_edges);
+    let events = batches.iter().flat_map(|b| &b.events);
+    let mut node_stmt =
+        conn.prepare("INSERT OR IGNORE INTO graph_nodes VALUES (?, ?, ?, ?, ?, ?, ?)")?;
+    for n in nodes {
+        node_stmt.execute(params![
+            n.id,
+            n.kind.as_str(),
+            n.name,
+            n.namespace,
+            n.cluster,
+            n.system,
+            now
+        ])?;
+    }
+    let mut edge_stmt = conn.prepare(
+        "INSERT INTO graph_edges_1m VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, CAST(? AS UBIGINT[]), CAST(? AS UBIGINT[]))",
+    )?;
+    let list = |counts: &[u64]| {
+        format!(
+            "[{}]",
+            counts
+                .iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        )
+    };
+    for e in edges {
+        let s = &e.stats;
+        edge_stmt.execute(params![
+            e.minute,
+            e.source,
+            e.target,
+            e.kind.as_str(),
+            s.requests,
+            s.errors,
+            s.paired,
+            s.network_sum_ms,
+            s.client.sum_ms,
+            s.server.sum_ms,
+            list(&s.client.counts),
+            list(&s.server.counts)
+        ])?;
+    }
+    let mut event_stmt = conn.prepare("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")?;
+    for e in events {
+        event_stmt.execute(params![
+            e.time_ms,
+            e.end_ms,
+            e.cluster,
+            e.namespace,
+            e.service,
+            e.source,
+            e.reason,
+            e.message,
+            e.severity
+        ])?;
+    }
+    Ok(())
 }
 
 /// Rollup rows as one Arrow record batch in the column order of the table.

@@ -1,0 +1,229 @@
+#!/usr/bin/env bash
+# fleetscope and Prometheus, one after the other, against the same simulated
+# fleet (fleetscope-loadgen) at the same interval for the same duration.
+#
+#   benches/side_by_side.sh                         # defaults below
+#   CLUSTERS=10 NODES=10 DURATION=180 benches/side_by_side.sh
+#
+# Env: CLUSTERS NODES PODS_PER_NODE CONTAINERS_PER_POD GPUS_PER_NODE CHURN
+#      INTERVAL (s) DURATION (s per system) QUERY_RUNS SEED SKIP_BUILD=1
+#      SYSTEMS="fleetscope prometheus" PROMETHEUS=/usr/bin/prometheus KEEP=1
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CLUSTERS=${CLUSTERS:-20}
+NODES=${NODES:-10}
+PODS_PER_NODE=${PODS_PER_NODE:-30}
+CONTAINERS_PER_POD=${CONTAINERS_PER_POD:-2}
+GPUS_PER_NODE=${GPUS_PER_NODE:-0}
+CHURN=${CHURN:-2}
+INTERVAL=${INTERVAL:-15}
+DURATION=${DURATION:-300}
+QUERY_RUNS=${QUERY_RUNS:-20}
+SEED=${SEED:-1}
+SYSTEMS=${SYSTEMS:-"fleetscope prometheus"}
+PROMETHEUS=${PROMETHEUS:-prometheus}
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+FS_PORT=${FS_PORT:-$(free_port)}
+PROM_PORT=${PROM_PORT:-$(free_port)}
+
+# shellcheck source=../scripts/env.sh
+source scripts/env.sh
+if [[ ${SKIP_BUILD:-0} != 1 ]]; then
+  ensure_libduckdb
+  cargo build --release "${CARGO_FEATURE_ARGS[@]}" >&2
+fi
+BIN="$CARGO_TARGET_DIR/release"
+command -v "$PROMETHEUS" >/dev/null || {
+  echo "prometheus not found (apt-get install prometheus)" >&2
+  exit 1
+}
+for tool in curl jq python3; do
+  command -v $tool >/dev/null || { echo "$tool is required" >&2; exit 1; }
+done
+
+WORK=$(mktemp -d /tmp/side-by-side.XXXXXX)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  [[ ${KEEP:-0} == 1 ]] || rm -rf "$WORK"
+}
+trap cleanup EXIT
+TICK=$(getconf CLK_TCK)
+
+cpu_s() { awk -v t="$TICK" '{ print ($14 + $15) / t }' "/proc/$1/stat"; }
+hwm_kb() { awk '/^VmHWM/ { print $2 }' "/proc/$1/status"; }
+# Sum of a metric's samples (all label sets) in a /metrics page.
+metric() { curl -sf "$1" | awk -v m="$2" '$1 == m || index($1, m "{") == 1 { s += $NF } END { printf "%.0f\n", s }'; }
+median() { sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+wait_http() {
+  for _ in $(seq 1 600); do curl -sf "$1" >/dev/null 2>&1 && return 0; sleep 0.2; done
+  echo "timed out waiting for $1" >&2
+  return 1
+}
+iso() { date -u -d "@$1" +%Y-%m-%dT%H:%M:%SZ; }
+
+# --- the fleet -------------------------------------------------------------
+"$BIN/fleetscope-loadgen" --clusters "$CLUSTERS" --nodes "$NODES" \
+  --pods-per-node "$PODS_PER_NODE" --containers-per-pod "$CONTAINERS_PER_POD" \
+  --gpus-per-node "$GPUS_PER_NODE" --churn-per-min "$CHURN" --seed "$SEED" --port 0 \
+  --interval "${INTERVAL}s" --write-configs "$WORK/cfg" \
+  --fleetscope-listen "127.0.0.1:$FS_PORT" --fleetscope-data-dir "$WORK/fs-data" \
+  >"$WORK/loadgen.log" 2>&1 &
+LG=$!
+PIDS+=("$LG")
+for _ in $(seq 1 300); do grep -q '^ready' "$WORK/loadgen.log" && break; sleep 0.2; done
+grep -q '^ready' "$WORK/loadgen.log" || { cat "$WORK/loadgen.log" >&2; exit 1; }
+TARGETS=$(grep -c 'http://' "$WORK/cfg/fleetscope.toml")
+FLEET_SERIES=$(awk '$1 == "total" { print $4 }' "$WORK/loadgen.log")
+sed -n '1,/^serving/p' "$WORK/loadgen.log" >&2
+
+declare -A R
+run_system() {
+  local sys=$1 pid data start warm end
+  data="$WORK/$sys-data"
+  rm -rf "$data"
+  mkdir -p "$data"
+  start=$(date +%s)
+  if [[ $sys == fleetscope ]]; then
+    RUST_LOG=warn "$BIN/fleetscope" serve --config "$WORK/cfg/fleetscope.toml" \
+      --data-dir "$data" --listen "127.0.0.1:$FS_PORT" >"$WORK/$sys.log" 2>&1 &
+    pid=$!
+    METRICS="http://127.0.0.1:$FS_PORT/metrics"
+    SAMPLES=fleetscope_samples_ingested_total
+    SERIES=fleetscope_active_series
+  else
+    "$PROMETHEUS" --config.file="$WORK/cfg/prometheus.yml" --storage.tsdb.path="$data" \
+      --web.listen-address="127.0.0.1:$PROM_PORT" --log.level=warn >"$WORK/$sys.log" 2>&1 &
+    pid=$!
+    METRICS="http://127.0.0.1:$PROM_PORT/metrics"
+    SAMPLES=prometheus_tsdb_head_samples_appended_total
+    SERIES=prometheus_tsdb_head_series
+  fi
+  PIDS+=("$pid")
+  wait_http "$METRICS"
+  kill -0 "$pid" 2>/dev/null || { echo "$sys exited:" >&2; cat "$WORK/$sys.log" >&2; exit 1; }
+  # Measure from the end of the first interval (every target scraped once,
+  # start-up and the first series creation excluded) to the end.
+  sleep $((INTERVAL + 5))
+  local cpu0 s0 t0 lg0
+  cpu0=$(cpu_s "$pid"); s0=$(metric "$METRICS" "$SAMPLES"); t0=$(date +%s.%N); lg0=$(cpu_s "$LG")
+  sleep $((DURATION - INTERVAL - 5))
+  local cpu1 s1 t1 lg1
+  cpu1=$(cpu_s "$pid"); s1=$(metric "$METRICS" "$SAMPLES"); t1=$(date +%s.%N); lg1=$(cpu_s "$LG")
+  end=$(date +%s)
+  R[$sys,cpu]=$(echo "$cpu1 - $cpu0" | bc -l)
+  R[$sys,samples]=$((s1 - s0))
+  R[$sys,secs]=$(echo "$t1 - $t0" | bc -l)
+  R[$sys,lgcpu]=$(echo "$lg1 - $lg0" | bc -l)
+  R[$sys,series]=$(metric "$METRICS" "$SERIES")
+  R[$sys,cpu_total]=$(cpu_s "$pid")
+  # Scrape punctuality.
+  if [[ $sys == fleetscope ]]; then
+    local t
+    t=$(curl -sf "http://127.0.0.1:$FS_PORT/api/v1/targets")
+    R[$sys,scrapes]=$(jq '[.data.targets[].scrapes] | add' <<<"$t")
+    R[$sys,late]=$(jq '[.data.targets[].late_scrapes] | add' <<<"$t")
+    R[$sys,down]=$(jq '[.data.targets[] | select(.health != "up")] | length' <<<"$t")
+  else
+    local q
+    q=$(curl -sf "http://127.0.0.1:$PROM_PORT/api/v1/query" --data-urlencode \
+      "query=sum(count_over_time(up[$((end - start))s]))" --data-urlencode "time=$end")
+    R[$sys,scrapes]=$(jq -r '.data.result[0].value[1] // 0' <<<"$q")
+    # Late = an interval more than 10% longer than configured; Prometheus only
+    # exposes quantiles, so report p99 and count as late if p99 > 1.1 x.
+    R[$sys,p99]=$(curl -sf "$METRICS" | awk -v i="${INTERVAL}s" \
+      'index($1, "prometheus_target_interval_length_seconds{") == 1 && index($1, "interval=\"" i "\"") && index($1, "quantile=\"0.99\"") { print $2 }')
+    R[$sys,late]=NA
+    R[$sys,down]=$(curl -sf "http://127.0.0.1:$PROM_PORT/api/v1/query" --data-urlencode 'query=count(up == 0) or vector(0)' | jq -r '.data.result[0].value[1]')
+  fi
+  R[$sys,expected]=$(echo "$TARGETS * ($end - $start) / $INTERVAL" | bc -l)
+  # Range query, same aggregate, same range, step 60 s; first run and median.
+  local from=$start to=$end times=()
+  for i in $(seq 1 "$QUERY_RUNS"); do
+    if [[ $sys == fleetscope ]]; then
+      times+=("$(curl -s -o "$WORK/q.json" -w '%{time_total}' -X POST \
+        -H 'Content-Type: application/json' "http://127.0.0.1:$FS_PORT/grafana/query" \
+        -d "{\"range\":{\"from\":\"$(iso $from)\",\"to\":\"$(iso $to)\"},\"intervalMs\":60000,\"maxDataPoints\":1000,\"targets\":[{\"refId\":\"A\",\"target\":\"timeseries\",\"payload\":{\"metric\":\"container_cpu_usage_seconds_total\",\"agg\":\"rate\",\"by\":[\"cluster\"]}}]}")")
+    else
+      times+=("$(curl -s -o "$WORK/q.json" -w '%{time_total}' \
+        "http://127.0.0.1:$PROM_PORT/api/v1/query_range" \
+        --data-urlencode 'query=sum by (cluster) (rate(container_cpu_usage_seconds_total[1m]))' \
+        --data-urlencode "start=$from" --data-urlencode "end=$to" --data-urlencode step=60)")
+    fi
+  done
+  R[$sys,q_first]=${times[0]}
+  R[$sys,q_median]=$(printf '%s\n' "${times[@]}" | median)
+  cp "$WORK/q.json" "$WORK/$sys-query.json"
+  R[$sys,hwm]=$(hwm_kb "$pid")
+  # Clean shutdown, then the data directory's size.
+  kill -TERM "$pid"
+  wait "$pid" || true
+  R[$sys,disk]=$(du -sb "$data" | cut -f1)
+  R[$sys,duration]=$((end - start))
+}
+
+for sys in $SYSTEMS; do
+  echo "running $sys for ${DURATION}s ..." >&2
+  run_system "$sys"
+done
+
+# --- report ----------------------------------------------------------------
+FS_VERSION=$("$BIN/fleetscope" version)
+PROM_VERSION=$("$PROMETHEUS" --version 2>&1 | head -1)
+echo
+echo "date:     $(date -u +%Y-%m-%dT%H:%MZ)"
+echo "machine:  nproc=$(nproc), $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo), $(awk '/MemTotal/ { printf "%.0f GB", $2 / 1048576 }' /proc/meminfo)"
+echo "versions: $FS_VERSION; $PROM_VERSION"
+echo "fleet:    $CLUSTERS clusters x $NODES nodes, $PODS_PER_NODE pods/node x $CONTAINERS_PER_POD containers, $GPUS_PER_NODE GPUs/node, churn $CHURN pods/min/cluster, seed $SEED"
+echo "          $TARGETS targets, $FLEET_SERIES series exposed, interval ${INTERVAL}s, ${DURATION}s per system"
+echo
+for k in "${!R[@]}"; do echo "$k=${R[$k]}"; done >"$WORK/results.txt"
+python3 - "$SYSTEMS" "$WORK/results.txt" <<'EOF'
+import sys
+R = dict(l.rstrip("\n").split("=", 1) for l in open(sys.argv[2]) if "=" in l)
+systems = sys.argv[1].split()
+def f(s, k):
+    try: return float(R.get(f"{s},{k}", "nan"))
+    except ValueError: return float("nan")
+m = {}
+for s in systems:
+    secs, samples, series, disk, dur = f(s,"secs"), f(s,"samples"), f(s,"series"), f(s,"disk"), f(s,"duration")
+    m[s] = {
+        "samples/s ingested": samples / secs,
+        "active series": series,
+        "CPU s per 1M samples": f(s,"cpu") / samples * 1e6,
+        "CPU cores used (avg)": f(s,"cpu") / secs,
+        "peak RSS MB per 1M active series": f(s,"hwm") / 1024 / series * 1e6,
+        "peak RSS MB": f(s,"hwm") / 1024,
+        "disk bytes per series per day": disk / series * 86400 / dur,
+        "disk MB after run": disk / 1e6,
+        "scrapes done / expected %": 100 * f(s,"scrapes") / f(s,"expected"),
+        "late scrapes %": 100 * f(s,"late") / f(s,"scrapes") if s == "fleetscope" else float("nan"),
+        "p99 scrape interval s": f(s,"p99"),
+        "targets down at end": f(s,"down"),
+        "range query first ms": f(s,"q_first") * 1000,
+        "range query median ms": f(s,"q_median") * 1000,
+        "loadgen CPU cores (avg)": f(s,"lgcpu") / secs,
+    }
+keys = list(next(iter(m.values())).keys())
+w = max(len(k) for k in keys)
+hdr = f"| {'metric':<{w}} | " + " | ".join(f"{s:>12}" for s in systems) + (" | ours/Prometheus |" if len(systems) == 2 else " |")
+print(hdr)
+print("|" + "-" * (w + 2) + "|" + "|".join("-" * 14 for _ in systems) + ("|-----------------:|" if len(systems) == 2 else "|"))
+for k in keys:
+    vals = [m[s][k] for s in systems]
+    cells = " | ".join(f"{v:>12.3g}" if abs(v) < 1e4 else f"{v:>12.0f}" for v in vals)
+    ratio = ""
+    if len(systems) == 2:
+        a, b = vals
+        ratio = f" | {a / b:>15.3g} |" if b and b == b and a == a else " |               - |"
+    else:
+        ratio = " |"
+    print(f"| {k:<{w}} | {cells}{ratio}")
+EOF
+echo
+echo "raw: $(sort "$WORK/results.txt" | tr '\n' ' ')"
+[[ ${KEEP:-0} == 1 ]] && echo "kept $WORK" >&2
+exit 0

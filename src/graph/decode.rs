@@ -1,0 +1,1237 @@
+//! Wire formats -> [`SpanRecord`]: OTLP protobuf, OTLP/JSON and Zipkin v2 JSON.
+//!
+//! Owns: turning one already-decompressed request body into a [`Decoded`]
+//! batch, i.e. validating ids and timestamps, picking the handful of resource
+//! and span attributes the dependency graph needs (with the older and
+//! alternative spellings of each), and counting why spans were dropped.
+//!
+//! Must not: do IO (no sockets, files, clocks or logging; the HTTP layer reads
+//! and gunzips bodies, reports errors and counts rejects), know anything about
+//! the graph (pairing client and server spans, edges, windows all live
+//! elsewhere), or panic on any input. A body that cannot be read at all is a
+//! [`DecodeError`]; a single bad span is dropped and counted in
+//! [`Decoded::rejected`] while the rest of the batch is kept.
+//!
+//! # Rules shared by all formats
+//!
+//! - Trace id: 16 bytes, not all zero, else rejected with [`REJECT_TRACE_ID`].
+//!   Span id: 8 bytes, not all zero, else [`REJECT_SPAN_ID`].
+//! - Parent span id: absent/empty -> root. An all-zero parent id is also read
+//!   as "root" (Zipkin does the same; some SDKs send it). Any other wrong
+//!   length or non-hex -> [`REJECT_PARENT_ID`].
+//! - `end < start` -> [`REJECT_END_BEFORE_START`].
+//! - `error` is set by an error status (OTLP status ERROR; Zipkin `error` tag or
+//!   `otel.status_code=ERROR`), or by an HTTP status >= 500
+//!   (`http.response.status_code`, else `http.status_code`) on a SERVER span.
+//! - Where several attribute spellings exist the preferred one wins whatever
+//!   the order the attributes arrive in (see each field below).
+//!
+//! # OTLP (protobuf and JSON)
+//!
+//! Resource: `service.name` (missing/empty -> `"unknown_service"`, like the
+//! SDKs), `k8s.namespace.name` else `service.namespace`, `k8s.cluster.name`.
+//! Span: `db.system` else `db.system.name`; `db.name` else `db.namespace`;
+//! `server.address` else `net.peer.name` else `network.peer.address`;
+//! `peer.service`; `messaging.system`; `messaging.destination.name` else
+//! `messaging.destination`. Kind 0..=5 map to [`SpanKind`]; an unknown kind
+//! value is `Unspecified` (OTLP always carries a kind, so never `None`).
+//!
+//! OTLP/JSON follows the OTLP spec's JSON mapping: lowerCamelCase keys, ids as
+//! hex strings (base64 ids are invalid and rejected per span), enums as
+//! integers or their names (`"SPAN_KIND_SERVER"`, also `"SERVER"`), 64-bit
+//! integers as decimal strings or numbers, attribute values as `AnyValue`
+//! objects, unknown fields ignored. It is a hand-written `serde_json::Value`
+//! walk: opentelemetry-proto's `with-serde` derives do read hex ids and string
+//! int64s, but they take enums only as integers and fail the *whole* request
+//! on one bad id, where we want to drop just that span.
+//!
+//! # Zipkin v2 JSON
+//!
+//! A JSON array of spans. Ids are hex; like the Zipkin server, shorter ids are
+//! left-padded with zeros (so a 64-bit, 16-char `traceId` becomes a 128-bit id
+//! whose high half is zero). `timestamp`/`duration` are microseconds; a span
+//! without a `timestamp` is an incomplete fragment and is rejected
+//! ([`REJECT_MISSING_TIMESTAMP`]); a missing `duration` is 0. `kind` absent or
+//! unknown -> `None`. Service: `localEndpoint.serviceName` kept as sent (not
+//! lowercased), missing/empty -> `"unknown"`. `remoteEndpoint.serviceName` ->
+//! `peer_service` (else tag `peer.service`). `server_address`: tags
+//! `server.address`, `net.peer.name`, `network.peer.address`, `peer.hostname`,
+//! else `remoteEndpoint` `ipv4` (else `ipv6`) with `:port` when a port is given
+//! (`10.0.0.7:3306`, `[fd00::1]:3306`). Namespace/cluster come from tags
+//! `k8s.namespace.name`/`service.namespace`/`k8s.cluster.name` when present
+//! (OTel's Zipkin exporter may send them), else `None`.
+//!
+//! Zipkin tag dialects (OTel semantic conventions first, then OpenTracing,
+//! then Brave/Spring Cloud Sleuth instrumentation tags, which carry no explicit
+//! system):
+//! - `db_system`: `db.system`, `db.system.name`, `db.type` (OpenTracing:
+//!   `sql`, `redis`, `cassandra`...), else inferred: `sql.query`/`jdbc.query`
+//!   -> `"sql"` (Brave's MySQL/p6spy and Sleuth's JDBC do not name the engine;
+//!   the engine is usually `remoteEndpoint.serviceName`, e.g. "mysql", which
+//!   lands in `peer_service`), `cassandra.*` -> `"cassandra"`, `mongodb.*` ->
+//!   `"mongodb"`, `redis.*` -> `"redis"`.
+//! - `db_name`: `db.name`, `db.namespace`, `db.instance`, `cassandra.keyspace`.
+//! - `messaging_system`: `messaging.system`, else inferred: `kafka.*` ->
+//!   `"kafka"`, `rabbit.*` -> `"rabbitmq"`, `jms.*` -> `"jms"`.
+//! - `messaging_destination`: `messaging.destination.name`,
+//!   `messaging.destination`, `message_bus.destination`, `kafka.topic`,
+//!   `rabbit.queue`, `jms.queue`/`jms.topic`, `rabbit.exchange`.
+//!
+//! B3 shared spans: with B3 propagation a SERVER span marked `"shared": true`
+//! reuses its CLIENT span's id. The graph pairs a client with the server span
+//! whose `parent_span_id` is the client's `span_id`, so a shared server span
+//! gets `parent_span_id = Some(id)` and `span_id =`
+//! [`zipkin_shared_server_span_id`]`(id)` (the id with its top bit flipped).
+//! Its own `parentId` (the client's parent) is dropped. Children of the
+//! server side that were reported with `parentId = id` will point at the
+//! client span; for service-to-service edges that is the same caller.
+
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
+use opentelemetry_proto::tonic::trace::v1::Span as PbSpan;
+use prost::Message;
+use serde_json::{Map, Value};
+
+use super::span::{DecodeError, Decoded, SpanKind, SpanRecord};
+
+/// Trace id missing, not 16 bytes (32 hex chars), not hex, or all zero.
+pub const REJECT_TRACE_ID: &str = "invalid trace id";
+/// Span id missing, not 8 bytes (16 hex chars), not hex, or all zero.
+pub const REJECT_SPAN_ID: &str = "invalid span id";
+/// Parent span id present but not 8 bytes / 16 hex chars.
+pub const REJECT_PARENT_ID: &str = "invalid parent span id";
+/// End timestamp before start timestamp.
+pub const REJECT_END_BEFORE_START: &str = "end before start";
+/// A timestamp (or Zipkin duration) that is not a non-negative integer, or
+/// overflows u64 nanoseconds.
+pub const REJECT_TIMESTAMP: &str = "invalid timestamp";
+/// Zipkin span without `timestamp` (an incomplete fragment).
+pub const REJECT_MISSING_TIMESTAMP: &str = "missing timestamp";
+/// A JSON array element where a span object was expected.
+pub const REJECT_NOT_OBJECT: &str = "span is not an object";
+/// A Zipkin v1 span (`binaryAnnotations`) sent to the v2 decoder.
+pub const REJECT_ZIPKIN_V1: &str = "zipkin v1 span";
+
+/// `service.name` default, as the OTel SDKs use.
+pub const OTLP_UNKNOWN_SERVICE: &str = "unknown_service";
+/// Service of a Zipkin span without `localEndpoint.serviceName`.
+pub const ZIPKIN_UNKNOWN_SERVICE: &str = "unknown";
+
+/// Decodes an OTLP `ExportTraceServiceRequest` protobuf body.
+pub fn otlp_protobuf(body: &[u8]) -> Result<Decoded, DecodeError> {
+    let req = ExportTraceServiceRequest::decode(body)
+        .map_err(|e| DecodeError::Protobuf(e.to_string()))?;
+    let total: usize = req
+        .resource_spans
+        .iter()
+        .flat_map(|rs| rs.scope_spans.iter())
+        .map(|ss| ss.spans.len())
+        .sum();
+    let mut out = Decoded {
+        spans: Vec::with_capacity(total),
+        rejected: Vec::new(),
+    };
+    for rs in &req.resource_spans {
+        let mut res = ResourcePicks::default();
+        if let Some(r) = &rs.resource {
+            for kv in &r.attributes {
+                res.offer(&kv.key, pb_value(kv));
+            }
+        }
+        let res = res.finish(OTLP_UNKNOWN_SERVICE);
+        for ss in &rs.scope_spans {
+            for span in &ss.spans {
+                pb_span(&mut out, &res, span);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Decodes an OTLP/JSON `ExportTraceServiceRequest` body.
+pub fn otlp_json(body: &[u8]) -> Result<Decoded, DecodeError> {
+    let root: Value = serde_json::from_slice(body).map_err(|e| DecodeError::Json(e.to_string()))?;
+    let Some(root) = root.as_object() else {
+        return Err(DecodeError::Json(format!(
+            "OTLP/JSON: expected an object with \"resourceSpans\", found {}",
+            json_type(&root)
+        )));
+    };
+    let mut out = Decoded::default();
+    let resource_spans = match root.get("resourceSpans") {
+        None | Some(Value::Null) => return Ok(out),
+        Some(Value::Array(a)) => a,
+        Some(other) => {
+            return Err(DecodeError::Json(format!(
+                "OTLP/JSON: \"resourceSpans\" must be an array, found {}",
+                json_type(other)
+            )))
+        }
+    };
+    for (i, rs) in resource_spans.iter().enumerate() {
+        let Some(rs) = rs.as_object() else {
+            return Err(DecodeError::Json(format!(
+                "OTLP/JSON: resourceSpans[{i}] must be an object, found {}",
+                json_type(rs)
+            )));
+        };
+        let mut res = ResourcePicks::default();
+        if let Some(attrs) = rs
+            .get("resource")
+            .and_then(Value::as_object)
+            .and_then(|r| r.get("attributes"))
+            .and_then(Value::as_array)
+        {
+            for (k, v) in attrs.iter().filter_map(json_key_value) {
+                res.offer(k, v);
+            }
+        }
+        let res = res.finish(OTLP_UNKNOWN_SERVICE);
+        // `instrumentationLibrarySpans` is the pre-1.0 (OTLP <= 0.18) name.
+        let scopes = rs
+            .get("scopeSpans")
+            .or_else(|| rs.get("instrumentationLibrarySpans"));
+        let scopes = match scopes {
+            None | Some(Value::Null) => continue,
+            Some(Value::Array(a)) => a,
+            Some(other) => {
+                return Err(DecodeError::Json(format!(
+                    "OTLP/JSON: resourceSpans[{i}].scopeSpans must be an array, found {}",
+                    json_type(other)
+                )))
+            }
+        };
+        for (j, ss) in scopes.iter().enumerate() {
+            let spans = match ss.as_object().map(|o| o.get("spans")) {
+                Some(None | Some(Value::Null)) => continue,
+                Some(Some(Value::Array(a))) => a,
+                Some(Some(other)) => {
+                    return Err(DecodeError::Json(format!(
+                        "OTLP/JSON: resourceSpans[{i}].scopeSpans[{j}].spans must be an array, found {}",
+                        json_type(other)
+                    )))
+                }
+                None => {
+                    return Err(DecodeError::Json(format!(
+                        "OTLP/JSON: resourceSpans[{i}].scopeSpans[{j}] must be an object, found {}",
+                        json_type(ss)
+                    )))
+                }
+            };
+            out.spans.reserve(spans.len());
+            for span in spans {
+                json_otlp_span(&mut out, &res, span);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Decodes a Zipkin v2 JSON body (a JSON array of spans).
+pub fn zipkin_v2_json(body: &[u8]) -> Result<Decoded, DecodeError> {
+    let root: Value = serde_json::from_slice(body).map_err(|e| DecodeError::Json(e.to_string()))?;
+    let Value::Array(spans) = root else {
+        return Err(DecodeError::Json(format!(
+            "Zipkin v2: expected a JSON array of spans, found {}",
+            json_type(&root)
+        )));
+    };
+    let mut out = Decoded {
+        spans: Vec::with_capacity(spans.len()),
+        rejected: Vec::new(),
+    };
+    for span in &spans {
+        zipkin_span(&mut out, span);
+    }
+    Ok(out)
+}
+
+/// The span id given to a Zipkin B3 shared SERVER span (which arrives with
+/// its client's id): the id with its top bit flipped, or, in the one case
+/// where that would be all zeros, with its second bit flipped.
+pub fn zipkin_shared_server_span_id(id: [u8; 8]) -> [u8; 8] {
+    let v = u64::from_be_bytes(id);
+    let d = v ^ (1 << 63);
+    let d = if d == 0 { v ^ (1 << 62) } else { d };
+    d.to_be_bytes()
+}
+
+// ---------------------------------------------------------------------------
+// Attribute picking, shared by all formats. Values are borrowed from the
+// decoded body; only the winners are copied into the SpanRecord.
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum AttrVal<'a> {
+    Str(&'a str),
+    Int(i64),
+    Double(f64),
+    Other,
+}
+
+impl<'a> AttrVal<'a> {
+    fn as_str(self) -> Option<&'a str> {
+        match self {
+            AttrVal::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    fn as_status_code(self) -> Option<i64> {
+        match self {
+            AttrVal::Int(i) => Some(i),
+            AttrVal::Double(d) if d.is_finite() => Some(d as i64),
+            AttrVal::Str(s) => s.trim().parse().ok(),
+            _ => None,
+        }
+    }
+}
+
+/// One field with several possible sources; the lowest rank wins.
+#[derive(Clone, Copy, Default)]
+struct Pick<'a> {
+    val: Option<&'a str>,
+    rank: u8,
+}
+
+impl<'a> Pick<'a> {
+    fn offer(&mut self, rank: u8, v: Option<&'a str>) {
+        if let Some(v) = v {
+            if !v.is_empty() && (self.val.is_none() || rank < self.rank) {
+                self.val = Some(v);
+                self.rank = rank;
+            }
+        }
+    }
+
+    fn owned(&self) -> Option<String> {
+        self.val.map(str::to_owned)
+    }
+}
+
+#[derive(Default)]
+struct ResourcePicks<'a> {
+    service: Pick<'a>,
+    namespace: Pick<'a>,
+    cluster: Pick<'a>,
+}
+
+impl<'a> ResourcePicks<'a> {
+    /// Returns whether the key was one of ours.
+    fn offer(&mut self, key: &str, v: AttrVal<'a>) -> bool {
+        match key {
+            "service.name" => self.service.offer(0, v.as_str()),
+            "k8s.namespace.name" => self.namespace.offer(0, v.as_str()),
+            "service.namespace" => self.namespace.offer(1, v.as_str()),
+            "k8s.cluster.name" => self.cluster.offer(0, v.as_str()),
+            _ => return false,
+        }
+        true
+    }
+
+    fn finish(&self, unknown_service: &str) -> Resource {
+        Resource {
+            service: self.service.val.unwrap_or(unknown_service).to_owned(),
+            namespace: self.namespace.owned(),
+            cluster: self.cluster.owned(),
+        }
+    }
+}
+
+struct Resource {
+    service: String,
+    namespace: Option<String>,
+    cluster: Option<String>,
+}
+
+#[derive(Default)]
+struct SpanPicks<'a> {
+    db_system: Pick<'a>,
+    db_name: Pick<'a>,
+    server_address: Pick<'a>,
+    peer_service: Pick<'a>,
+    messaging_system: Pick<'a>,
+    messaging_destination: Pick<'a>,
+    /// (rank, code)
+    http_status: Option<(u8, i64)>,
+}
+
+impl<'a> SpanPicks<'a> {
+    /// The OTel semantic-convention keys. Returns whether the key was ours.
+    fn offer_otel(&mut self, key: &str, v: AttrVal<'a>) -> bool {
+        match key {
+            "db.system" => self.db_system.offer(0, v.as_str()),
+            "db.system.name" => self.db_system.offer(1, v.as_str()),
+            "db.name" => self.db_name.offer(0, v.as_str()),
+            "db.namespace" => self.db_name.offer(1, v.as_str()),
+            "server.address" => self.server_address.offer(0, v.as_str()),
+            "net.peer.name" => self.server_address.offer(1, v.as_str()),
+            "network.peer.address" => self.server_address.offer(2, v.as_str()),
+            "peer.service" => self.peer_service.offer(1, v.as_str()),
+            "messaging.system" => self.messaging_system.offer(0, v.as_str()),
+            "messaging.destination.name" => self.messaging_destination.offer(0, v.as_str()),
+            "messaging.destination" => self.messaging_destination.offer(1, v.as_str()),
+            "http.response.status_code" => self.offer_status(0, v),
+            "http.status_code" => self.offer_status(1, v),
+            _ => return false,
+        }
+        true
+    }
+
+    /// OpenTracing and Brave/Sleuth tags seen in Zipkin data.
+    fn offer_zipkin_dialects(&mut self, key: &str, v: AttrVal<'a>) {
+        let s = v.as_str();
+        match key {
+            "db.type" => self.db_system.offer(2, s),
+            "db.instance" => self.db_name.offer(2, s),
+            "peer.hostname" => self.server_address.offer(3, s),
+            "message_bus.destination" => self.messaging_destination.offer(2, s),
+            "sql.query" | "jdbc.query" => self.db_system.offer(5, Some("sql")),
+            "cassandra.keyspace" => {
+                self.db_system.offer(5, Some("cassandra"));
+                self.db_name.offer(3, s);
+            }
+            "kafka.topic" => {
+                self.messaging_system.offer(5, Some("kafka"));
+                self.messaging_destination.offer(3, s);
+            }
+            "rabbit.queue" => {
+                self.messaging_system.offer(5, Some("rabbitmq"));
+                self.messaging_destination.offer(4, s);
+            }
+            "rabbit.exchange" => {
+                self.messaging_system.offer(5, Some("rabbitmq"));
+                self.messaging_destination.offer(6, s);
+            }
+            "jms.queue" | "jms.topic" => {
+                self.messaging_system.offer(5, Some("jms"));
+                self.messaging_destination.offer(5, s);
+            }
+            _ => {
+                if key.starts_with("cassandra.") {
+                    self.db_system.offer(5, Some("cassandra"));
+                } else if key.starts_with("mongodb.") {
+                    self.db_system.offer(5, Some("mongodb"));
+                } else if key.starts_with("redis.") {
+                    self.db_system.offer(5, Some("redis"));
+                } else if key.starts_with("kafka.") {
+                    self.messaging_system.offer(5, Some("kafka"));
+                } else if key.starts_with("rabbit.") {
+                    self.messaging_system.offer(5, Some("rabbitmq"));
+                }
+            }
+        }
+    }
+
+    fn offer_status(&mut self, rank: u8, v: AttrVal<'a>) {
+        if let Some(code) = v.as_status_code() {
+            if self.http_status.is_none_or(|(r, _)| rank < r) {
+                self.http_status = Some((rank, code));
+            }
+        }
+    }
+}
+
+/// Everything but the strings, already validated ids.
+struct Core {
+    trace_id: [u8; 16],
+    span_id: [u8; 8],
+    parent_span_id: Option<[u8; 8]>,
+    kind: Option<SpanKind>,
+    start: u64,
+    end: u64,
+    status_error: bool,
+}
+
+fn push(
+    out: &mut Decoded,
+    core: Core,
+    service: &str,
+    namespace: Option<&str>,
+    cluster: Option<&str>,
+    p: &SpanPicks<'_>,
+) {
+    if core.end < core.start {
+        out.reject(REJECT_END_BEFORE_START);
+        return;
+    }
+    let http_5xx =
+        core.kind == Some(SpanKind::Server) && p.http_status.is_some_and(|(_, code)| code >= 500);
+    out.spans.push(SpanRecord {
+        trace_id: core.trace_id,
+        span_id: core.span_id,
+        parent_span_id: core.parent_span_id,
+        kind: core.kind,
+        service: service.to_owned(),
+        namespace: namespace.map(str::to_owned),
+        cluster: cluster.map(str::to_owned),
+        start_unix_nanos: core.start,
+        end_unix_nanos: core.end,
+        error: core.status_error || http_5xx,
+        db_system: p.db_system.owned(),
+        db_name: p.db_name.owned(),
+        server_address: p.server_address.owned(),
+        peer_service: p.peer_service.owned(),
+        messaging_system: p.messaging_system.owned(),
+        messaging_destination: p.messaging_destination.owned(),
+    });
+}
+
+// ---------------------------------------------------------------------------
+// Ids
+
+fn nonzero(b: &[u8]) -> bool {
+    b.iter().any(|&x| x != 0)
+}
+
+fn id_bytes<const N: usize>(b: &[u8]) -> Option<[u8; N]> {
+    let a: [u8; N] = b.try_into().ok()?;
+    nonzero(&a).then_some(a)
+}
+
+/// `Ok(None)` for a root span (empty or all-zero parent id).
+fn parent_bytes(b: &[u8]) -> Result<Option<[u8; 8]>, ()> {
+    if b.is_empty() {
+        return Ok(None);
+    }
+    let a: [u8; 8] = b.try_into().map_err(|_| ())?;
+    Ok(nonzero(&a).then_some(a))
+}
+
+fn hex_val(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Exactly `2 * N` hex digits.
+fn hex_exact<const N: usize>(s: &str) -> Option<[u8; N]> {
+    let b = s.as_bytes();
+    if b.len() != 2 * N {
+        return None;
+    }
+    let mut out = [0u8; N];
+    for (o, pair) in out.iter_mut().zip(b.chunks_exact(2)) {
+        *o = (hex_val(pair[0])? << 4) | hex_val(pair[1])?;
+    }
+    Some(out)
+}
+
+/// 1 to `2 * N` hex digits, left-padded with zeros (Zipkin's normalization).
+fn hex_padded<const N: usize>(s: &str) -> Option<[u8; N]> {
+    let b = s.as_bytes();
+    if b.is_empty() || b.len() > 2 * N {
+        return None;
+    }
+    let mut out = [0u8; N];
+    let mut nibble = 2 * N;
+    for &c in b.iter().rev() {
+        nibble -= 1;
+        let v = hex_val(c)?;
+        out[nibble / 2] |= if nibble % 2 == 1 { v } else { v << 4 };
+    }
+    Some(out)
+}
+
+fn kind_from_i64(k: i64) -> SpanKind {
+    match k {
+        1 => SpanKind::Internal,
+        2 => SpanKind::Server,
+        3 => SpanKind::Client,
+        4 => SpanKind::Producer,
+        5 => SpanKind::Consumer,
+        _ => SpanKind::Unspecified,
+    }
+}
+
+/// Status code ERROR in OTLP is 2.
+const OTLP_STATUS_ERROR: i32 = 2;
+
+// ---------------------------------------------------------------------------
+// OTLP protobuf
+
+fn pb_value(kv: &KeyValue) -> AttrVal<'_> {
+    pb_any(kv.value.as_ref())
+}
+
+fn pb_any(v: Option<&AnyValue>) -> AttrVal<'_> {
+    match v.and_then(|v| v.value.as_ref()) {
+        Some(any_value::Value::StringValue(s)) => AttrVal::Str(s),
+        Some(any_value::Value::IntValue(i)) => AttrVal::Int(*i),
+        Some(any_value::Value::DoubleValue(d)) => AttrVal::Double(*d),
+        _ => AttrVal::Other,
+    }
+}
+
+fn pb_span(out: &mut Decoded, res: &Resource, span: &PbSpan) {
+    let Some(trace_id) = id_bytes::<16>(&span.trace_id) else {
+        out.reject(REJECT_TRACE_ID);
+        return;
+    };
+    let Some(span_id) = id_bytes::<8>(&span.span_id) else {
+        out.reject(REJECT_SPAN_ID);
+        return;
+    };
+    let Ok(parent_span_id) = parent_bytes(&span.parent_span_id) else {
+        out.reject(REJECT_PARENT_ID);
+        return;
+    };
+    let mut picks = SpanPicks::default();
+    for kv in &span.attributes {
+        picks.offer_otel(&kv.key, pb_value(kv));
+    }
+    let core = Core {
+        trace_id,
+        span_id,
+        parent_span_id,
+        kind: Some(kind_from_i64(i64::from(span.kind))),
+        start: span.start_time_unix_nano,
+        end: span.end_time_unix_nano,
+        status_error: span
+            .status
+            .as_ref()
+            .is_some_and(|s| s.code == OTLP_STATUS_ERROR),
+    };
+    push(
+        out,
+        core,
+        &res.service,
+        res.namespace.as_deref(),
+        res.cluster.as_deref(),
+        &picks,
+    );
+}
+
+// ---------------------------------------------------------------------------
+// JSON helpers
+
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// A u64 as a JSON number or decimal string; absent/null -> 0.
+fn json_u64(v: Option<&Value>) -> Result<u64, ()> {
+    match v {
+        None | Some(Value::Null) => Ok(0),
+        Some(Value::Number(n)) => match n.as_u64() {
+            Some(u) => Ok(u),
+            None => match n.as_f64() {
+                // 1.8446744073709552e19 is 2^64; `as` saturates, so bound it.
+                Some(f) if f.is_finite() && f >= 0.0 && f < 1.844_674_407_370_955_2e19 => {
+                    Ok(f as u64)
+                }
+                _ => Err(()),
+            },
+        },
+        Some(Value::String(s)) => s.parse().map_err(|_| ()),
+        Some(_) => Err(()),
+    }
+}
+
+/// OTLP/JSON `{"key": "...", "value": {AnyValue}}`.
+fn json_key_value(kv: &Value) -> Option<(&str, AttrVal<'_>)> {
+    let o = kv.as_object()?;
+    let key = o.get("key")?.as_str()?;
+    Some((key, json_any(o.get("value"))))
+}
+
+fn json_any(v: Option<&Value>) -> AttrVal<'_> {
+    let Some(o) = v.and_then(Value::as_object) else {
+        return AttrVal::Other;
+    };
+    if let Some(s) = o.get("stringValue").and_then(Value::as_str) {
+        return AttrVal::Str(s);
+    }
+    match o.get("intValue") {
+        Some(Value::Number(n)) => {
+            if let Some(i) = n.as_i64() {
+                return AttrVal::Int(i);
+            }
+        }
+        Some(Value::String(s)) => {
+            if let Ok(i) = s.parse() {
+                return AttrVal::Int(i);
+            }
+        }
+        _ => {}
+    }
+    if let Some(d) = o.get("doubleValue").and_then(Value::as_f64) {
+        return AttrVal::Double(d);
+    }
+    AttrVal::Other
+}
+
+fn json_otlp_kind(v: Option<&Value>) -> SpanKind {
+    match v {
+        Some(Value::Number(n)) => n.as_i64().map_or(SpanKind::Unspecified, kind_from_i64),
+        Some(Value::String(s)) => match s.strip_prefix("SPAN_KIND_").unwrap_or(s) {
+            "INTERNAL" => SpanKind::Internal,
+            "SERVER" => SpanKind::Server,
+            "CLIENT" => SpanKind::Client,
+            "PRODUCER" => SpanKind::Producer,
+            "CONSUMER" => SpanKind::Consumer,
+            _ => SpanKind::Unspecified,
+        },
+        _ => SpanKind::Unspecified,
+    }
+}
+
+fn json_otlp_status_error(status: Option<&Value>) -> bool {
+    match status
+        .and_then(Value::as_object)
+        .and_then(|s| s.get("code"))
+    {
+        Some(Value::Number(n)) => n.as_i64() == Some(i64::from(OTLP_STATUS_ERROR)),
+        Some(Value::String(s)) => s == "STATUS_CODE_ERROR" || s == "ERROR",
+        _ => false,
+    }
+}
+
+// ---------------------------------------------------------------------------
+// OTLP/JSON
+
+fn json_otlp_span(out: &mut Decoded, res: &Resource, span: &Value) {
+    let Some(o) = span.as_object() else {
+        out.reject(REJECT_NOT_OBJECT);
+        return;
+    };
+    let Some(trace_id) = str_field(o, "traceId")
+        .and_then(hex_exact::<16>)
+        .filter(|a| nonzero(a))
+    else {
+        out.reject(REJECT_TRACE_ID);
+        return;
+    };
+    let Some(span_id) = str_field(o, "spanId")
+        .and_then(hex_exact::<8>)
+        .filter(|a| nonzero(a))
+    else {
+        out.reject(REJECT_SPAN_ID);
+        return;
+    };
+    let parent_span_id = match o.get("parentSpanId") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if s.is_empty() => None,
+        Some(Value::String(s)) => match hex_exact::<8>(s) {
+            Some(a) => nonzero(&a).then_some(a),
+            None => {
+                out.reject(REJECT_PARENT_ID);
+                return;
+            }
+        },
+        Some(_) => {
+            out.reject(REJECT_PARENT_ID);
+            return;
+        }
+    };
+    let (Ok(start), Ok(end)) = (
+        json_u64(o.get("startTimeUnixNano")),
+        json_u64(o.get("endTimeUnixNano")),
+    ) else {
+        out.reject(REJECT_TIMESTAMP);
+        return;
+    };
+    let mut picks = SpanPicks::default();
+    if let Some(attrs) = o.get("attributes").and_then(Value::as_array) {
+        for (k, v) in attrs.iter().filter_map(json_key_value) {
+            picks.offer_otel(k, v);
+        }
+    }
+    let core = Core {
+        trace_id,
+        span_id,
+        parent_span_id,
+        kind: Some(json_otlp_kind(o.get("kind"))),
+        start,
+        end,
+        status_error: json_otlp_status_error(o.get("status")),
+    };
+    push(
+        out,
+        core,
+        &res.service,
+        res.namespace.as_deref(),
+        res.cluster.as_deref(),
+        &picks,
+    );
+}
+
+fn str_field<'a>(o: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
+    o.get(key).and_then(Value::as_str)
+}
+
+// ---------------------------------------------------------------------------
+// Zipkin v2
+
+fn zipkin_kind(v: Option<&Value>) -> Option<SpanKind> {
+    let s = v?.as_str()?;
+    [
+        ("CLIENT", SpanKind::Client),
+        ("SERVER", SpanKind::Server),
+        ("PRODUCER", SpanKind::Producer),
+        ("CONSUMER", SpanKind::Consumer),
+    ]
+    .into_iter()
+    .find(|(name, _)| s.eq_ignore_ascii_case(name))
+    .map(|(_, k)| k)
+}
+
+/// `ipv4` (else `ipv6`) of an endpoint, with `:port` when one is given.
+fn zipkin_endpoint_address(ep: &Map<String, Value>) -> Option<String> {
+    let port = ep
+        .get("port")
+        .and_then(Value::as_u64)
+        .filter(|p| (1..=65535).contains(p));
+    if let Some(ip) = str_field(ep, "ipv4").filter(|s| !s.is_empty()) {
+        return Some(match port {
+            Some(p) => format!("{ip}:{p}"),
+            None => ip.to_owned(),
+        });
+    }
+    if let Some(ip) = str_field(ep, "ipv6").filter(|s| !s.is_empty()) {
+        return Some(match port {
+            Some(p) => format!("[{ip}]:{p}"),
+            None => ip.to_owned(),
+        });
+    }
+    None
+}
+
+fn zipkin_span(out: &mut Decoded, span: &Value) {
+    let Some(o) = span.as_object() else {
+        out.reject(REJECT_NOT_OBJECT);
+        return;
+    };
+    if o.contains_key("binaryAnnotations") {
+        out.reject(REJECT_ZIPKIN_V1);
+        return;
+    }
+    let Some(trace_id) = str_field(o, "traceId")
+        .and_then(hex_padded::<16>)
+        .filter(|a| nonzero(a))
+    else {
+        out.reject(REJECT_TRACE_ID);
+        return;
+    };
+    let Some(id) = str_field(o, "id")
+        .and_then(hex_padded::<8>)
+        .filter(|a| nonzero(a))
+    else {
+        out.reject(REJECT_SPAN_ID);
+        return;
+    };
+    let parent = match o.get("parentId") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if s.is_empty() => None,
+        Some(Value::String(s)) => match hex_padded::<8>(s) {
+            Some(a) => nonzero(&a).then_some(a),
+            None => {
+                out.reject(REJECT_PARENT_ID);
+                return;
+            }
+        },
+        Some(_) => {
+            out.reject(REJECT_PARENT_ID);
+            return;
+        }
+    };
+    let ts = match o.get("timestamp") {
+        None | Some(Value::Null) => {
+            out.reject(REJECT_MISSING_TIMESTAMP);
+            return;
+        }
+        v => json_u64(v),
+    };
+    let nanos = ts
+        .and_then(|ts| Ok((ts, json_u64(o.get("duration"))?)))
+        .ok()
+        .and_then(|(ts, dur)| {
+            let start = ts.checked_mul(1000)?;
+            Some((start, start.checked_add(dur.checked_mul(1000)?)?))
+        });
+    let Some((start, end)) = nanos else {
+        out.reject(REJECT_TIMESTAMP);
+        return;
+    };
+    if start == 0 {
+        // Zipkin treats timestamp 0 as absent.
+        out.reject(REJECT_MISSING_TIMESTAMP);
+        return;
+    }
+    let kind = zipkin_kind(o.get("kind"));
+    let shared = o.get("shared").and_then(Value::as_bool) == Some(true);
+    let (span_id, parent_span_id) = if shared && kind == Some(SpanKind::Server) {
+        (zipkin_shared_server_span_id(id), Some(id))
+    } else {
+        (id, parent)
+    };
+
+    let service = o
+        .get("localEndpoint")
+        .and_then(Value::as_object)
+        .and_then(|ep| str_field(ep, "serviceName"))
+        .filter(|s| !s.is_empty())
+        .unwrap_or(ZIPKIN_UNKNOWN_SERVICE);
+
+    let mut picks = SpanPicks::default();
+    let mut res = ResourcePicks::default();
+    let mut status_error = false;
+    let remote = o.get("remoteEndpoint").and_then(Value::as_object);
+    if let Some(ep) = remote {
+        picks.peer_service.offer(0, str_field(ep, "serviceName"));
+    }
+    if let Some(tags) = o.get("tags").and_then(Value::as_object) {
+        for (k, v) in tags {
+            let v = match v {
+                Value::String(s) => AttrVal::Str(s),
+                Value::Number(n) => n
+                    .as_i64()
+                    .map(AttrVal::Int)
+                    .or_else(|| n.as_f64().map(AttrVal::Double))
+                    .unwrap_or(AttrVal::Other),
+                _ => AttrVal::Other,
+            };
+            match k.as_str() {
+                // Zipkin: an `error` tag with any value marks a failed span.
+                "error" => status_error = true,
+                "otel.status_code" => {
+                    status_error |= v.as_str().is_some_and(|s| s.eq_ignore_ascii_case("ERROR"))
+                }
+                // service.name is localEndpoint's job in Zipkin.
+                "service.name" => {}
+                k => {
+                    if !res.offer(k, v) && !picks.offer_otel(k, v) {
+                        picks.offer_zipkin_dialects(k, v);
+                    }
+                }
+            }
+        }
+    }
+    // Remote ip:port is the weakest source of a server address.
+    let remote_address = match picks.server_address.val {
+        Some(_) => None,
+        None => remote.and_then(zipkin_endpoint_address),
+    };
+    if let Some(addr) = remote_address.as_deref() {
+        picks.server_address.offer(9, Some(addr));
+    }
+
+    let core = Core {
+        trace_id,
+        span_id,
+        parent_span_id,
+        kind,
+        start,
+        end,
+        status_error,
+    };
+    push(
+        out,
+        core,
+        service,
+        res.namespace.val,
+        res.cluster.val,
+        &picks,
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry_proto::tonic::common::v1::AnyValue;
+    use opentelemetry_proto::tonic::resource::v1::Resource as PbResource;
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Status};
+
+    fn kv(k: &str, v: any_value::Value) -> KeyValue {
+        KeyValue {
+            key: k.into(),
+            value: Some(AnyValue { value: Some(v) }),
+            ..Default::default()
+        }
+    }
+
+    fn s(v: &str) -> any_value::Value {
+        any_value::Value::StringValue(v.into())
+    }
+
+    #[test]
+    fn hex_helpers() {
+        assert_eq!(hex_exact::<2>("0aFf"), Some([0x0a, 0xff]));
+        assert_eq!(hex_exact::<2>("0aF"), None);
+        assert_eq!(hex_exact::<2>("0aFg"), None);
+        assert_eq!(hex_exact::<2>("é1"), None);
+        assert_eq!(hex_padded::<4>("abc"), Some([0, 0, 0x0a, 0xbc]));
+        assert_eq!(hex_padded::<4>("12345678"), Some([0x12, 0x34, 0x56, 0x78]));
+        assert_eq!(hex_padded::<4>("123456789"), None);
+        assert_eq!(hex_padded::<4>(""), None);
+        assert_eq!(
+            hex_padded::<16>("463ac35c9f6413ad"),
+            Some([0, 0, 0, 0, 0, 0, 0, 0, 0x46, 0x3a, 0xc3, 0x5c, 0x9f, 0x64, 0x13, 0xad])
+        );
+    }
+
+    #[test]
+    fn shared_id_is_distinct_and_never_zero() {
+        let id = [0x12, 0, 0, 0, 0, 0, 0, 1];
+        let d = zipkin_shared_server_span_id(id);
+        assert_ne!(d, id);
+        assert_eq!(d, [0x92, 0, 0, 0, 0, 0, 0, 1]);
+        let top = [0x80, 0, 0, 0, 0, 0, 0, 0];
+        assert!(nonzero(&zipkin_shared_server_span_id(top)));
+    }
+
+    #[test]
+    fn json_u64_forms() {
+        assert_eq!(
+            json_u64(Some(&Value::from("1700000000000000000"))),
+            Ok(1_700_000_000_000_000_000)
+        );
+        assert_eq!(json_u64(Some(&Value::from(5u64))), Ok(5));
+        assert_eq!(json_u64(None), Ok(0));
+        assert_eq!(json_u64(Some(&Value::from(-1))), Err(()));
+        assert_eq!(json_u64(Some(&Value::from("12x"))), Err(()));
+        assert_eq!(json_u64(Some(&Value::from(1e30))), Err(()));
+    }
+
+    #[test]
+    fn attribute_precedence_is_order_independent() {
+        let mut p = SpanPicks::default();
+        p.offer_otel("net.peer.name", AttrVal::Str("old"));
+        p.offer_otel("server.address", AttrVal::Str("new"));
+        p.offer_otel("network.peer.address", AttrVal::Str("10.0.0.1"));
+        assert_eq!(p.server_address.val, Some("new"));
+        p.offer_otel("http.status_code", AttrVal::Str("503"));
+        p.offer_otel("http.response.status_code", AttrVal::Int(200));
+        p.offer_otel("http.status_code", AttrVal::Int(500));
+        assert_eq!(p.http_status, Some((0, 200)));
+        p.offer_otel("db.namespace", AttrVal::Str("ns"));
+        p.offer_otel("db.name", AttrVal::Int(3)); // wrong type: ignored
+        assert_eq!(p.db_name.val, Some("ns"));
+    }
+
+    fn pb_request(spans: Vec<PbSpan>, resource: Vec<KeyValue>) -> Vec<u8> {
+        ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                resource: Some(PbResource {
+                    attributes: resource,
+                    ..Default::default()
+                }),
+                scope_spans: vec![ScopeSpans {
+                    spans,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        }
+        .encode_to_vec()
+    }
+
+    #[test]
+    fn protobuf_rejects_and_defaults() {
+        let good = PbSpan {
+            trace_id: vec![1; 16],
+            span_id: vec![2; 8],
+            kind: 2,
+            start_time_unix_nano: 10,
+            end_time_unix_nano: 20,
+            attributes: vec![kv(
+                "http.response.status_code",
+                any_value::Value::IntValue(502),
+            )],
+            ..Default::default()
+        };
+        let spans = vec![
+            good.clone(),
+            PbSpan {
+                trace_id: vec![0; 16],
+                ..good.clone()
+            },
+            PbSpan {
+                trace_id: vec![1; 8],
+                ..good.clone()
+            },
+            PbSpan {
+                span_id: vec![],
+                ..good.clone()
+            },
+            PbSpan {
+                parent_span_id: vec![3; 4],
+                ..good.clone()
+            },
+            PbSpan {
+                parent_span_id: vec![0; 8],
+                ..good.clone()
+            },
+            PbSpan {
+                end_time_unix_nano: 5,
+                ..good.clone()
+            },
+            PbSpan {
+                kind: 3,
+                status: Some(Status {
+                    code: 2,
+                    ..Default::default()
+                }),
+                attributes: vec![kv(
+                    "http.response.status_code",
+                    any_value::Value::IntValue(503),
+                )],
+                ..good.clone()
+            },
+            PbSpan {
+                kind: 99,
+                attributes: vec![],
+                ..good.clone()
+            },
+        ];
+        let body = pb_request(spans, vec![kv("k8s.cluster.name", s("dc-01"))]);
+        let d = otlp_protobuf(&body).unwrap();
+        assert_eq!(d.spans.len(), 4, "{d:?}");
+        assert_eq!(d.spans[0].service, OTLP_UNKNOWN_SERVICE);
+        assert_eq!(d.spans[0].cluster.as_deref(), Some("dc-01"));
+        assert!(d.spans[0].error, "server span with 502");
+        assert_eq!(d.spans[1].parent_span_id, None, "all-zero parent is root");
+        assert!(d.spans[2].error, "status ERROR");
+        assert_eq!(d.spans[2].kind, Some(SpanKind::Client));
+        assert_eq!(d.spans[3].kind, Some(SpanKind::Unspecified));
+        assert!(!d.spans[3].error);
+        let mut rej = d.rejected.clone();
+        rej.sort();
+        assert_eq!(
+            rej,
+            vec![
+                (REJECT_END_BEFORE_START, 1),
+                (REJECT_PARENT_ID, 1),
+                (REJECT_SPAN_ID, 1),
+                (REJECT_TRACE_ID, 2),
+            ]
+        );
+    }
+
+    #[test]
+    fn client_5xx_is_not_an_error_by_itself() {
+        let span = PbSpan {
+            trace_id: vec![1; 16],
+            span_id: vec![2; 8],
+            kind: 3,
+            attributes: vec![kv("http.status_code", s("500"))],
+            ..Default::default()
+        };
+        let d = otlp_protobuf(&pb_request(vec![span], vec![])).unwrap();
+        assert!(!d.spans[0].error);
+    }
+
+    #[test]
+    fn otlp_json_enum_names_and_bad_ids() {
+        let body = br#"{"resourceSpans":[{"resource":{"attributes":[
+            {"key":"service.name","value":{"stringValue":"svc"}},
+            {"key":"service.namespace","value":{"stringValue":"fallback"}}]},
+          "scopeSpans":[{"spans":[
+            {"traceId":"5B8EFFF798038103D269B633813FC60C","spanId":"EEE19B7EC3C1B174",
+             "kind":"SPAN_KIND_SERVER","startTimeUnixNano":"1","endTimeUnixNano":2,
+             "status":{"code":"STATUS_CODE_ERROR"},"unknownField":{"x":1}},
+            {"traceId":"W47/95gDgQPSabYzgT/GDA==","spanId":"7uGbfsPBsXQ=","kind":2},
+            {"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174",
+             "startTimeUnixNano":"soon"},
+            42
+          ]}]}]}"#;
+        let d = otlp_json(body).unwrap();
+        assert_eq!(d.spans.len(), 1);
+        let sp = &d.spans[0];
+        assert_eq!(sp.service, "svc");
+        assert_eq!(sp.namespace.as_deref(), Some("fallback"));
+        assert_eq!(sp.kind, Some(SpanKind::Server));
+        assert!(sp.error);
+        assert_eq!(sp.trace_id[0], 0x5b);
+        let mut rej = d.rejected.clone();
+        rej.sort();
+        assert_eq!(
+            rej,
+            vec![
+                (REJECT_TIMESTAMP, 1),
+                (REJECT_TRACE_ID, 1),
+                (REJECT_NOT_OBJECT, 1)
+            ]
+        );
+    }
+
+    #[test]
+    fn top_level_shapes() {
+        assert!(
+            matches!(otlp_json(b"[]"), Err(DecodeError::Json(m)) if m.contains("expected an object"))
+        );
+        assert!(matches!(
+            otlp_json(br#"{"resourceSpans":{}}"#),
+            Err(DecodeError::Json(_))
+        ));
+        assert_eq!(otlp_json(b"{}").unwrap(), Decoded::default());
+        assert!(
+            matches!(zipkin_v2_json(b"{}"), Err(DecodeError::Json(m)) if m.contains("expected a JSON array"))
+        );
+        assert!(matches!(zipkin_v2_json(b"[{"), Err(DecodeError::Json(_))));
+        assert!(matches!(
+            otlp_protobuf(&[0x0a, 0xff]),
+            Err(DecodeError::Protobuf(_))
+        ));
+    }
+
+    #[test]
+    fn zipkin_shared_and_fallbacks() {
+        let body = br#"[
+          {"traceId":"463ac35c9f6413ad","id":"a2fb4a1d1a96d312","kind":"CLIENT",
+           "timestamp":1000,"duration":50,"localEndpoint":{"serviceName":"Frontend"},
+           "remoteEndpoint":{"ipv6":"fd00::1","port":8080},"tags":{"http.status_code":"503"}},
+          {"traceId":"463ac35c9f6413ad","id":"a2fb4a1d1a96d312","parentId":"0000000000000001",
+           "kind":"SERVER","shared":true,"timestamp":1010,"duration":30,
+           "localEndpoint":{"serviceName":"backend"},"tags":{"http.status_code":"503"}},
+          {"traceId":"463ac35c9f6413ad","id":"b","kind":"PRODUCER","timestamp":5,
+           "tags":{"kafka.topic":"orders","error":""}},
+          {"traceId":"463ac35c9f6413ad","id":"c","timestamp":5,"tags":{"cassandra.keyspace":"ks"}},
+          {"traceId":"463ac35c9f6413ad","id":"d"},
+          {"traceId":"463ac35c9f6413ad","id":"e","timestamp":-1},
+          {"traceId":"463ac35c9f6413ad","id":"f","timestamp":18446744073709551,"duration":1000},
+          {"traceId":"1","id":"2","timestamp":1,"binaryAnnotations":[]}
+        ]"#;
+        let d = zipkin_v2_json(body).unwrap();
+        assert_eq!(d.spans.len(), 4, "{d:?}");
+        let [c, sv, p, cass] = &d.spans[..] else {
+            unreachable!()
+        };
+        assert_eq!(c.service, "Frontend");
+        assert_eq!(c.server_address.as_deref(), Some("[fd00::1]:8080"));
+        assert!(!c.error, "client 5xx alone is not an error");
+        assert_eq!(c.start_unix_nanos, 1_000_000);
+        assert_eq!(c.end_unix_nanos, 1_050_000);
+        assert_eq!(sv.parent_span_id, Some(c.span_id));
+        assert_ne!(sv.span_id, c.span_id);
+        assert!(sv.error);
+        assert_eq!(p.kind, Some(SpanKind::Producer));
+        assert_eq!(p.service, ZIPKIN_UNKNOWN_SERVICE);
+        assert_eq!(p.span_id, [0, 0, 0, 0, 0, 0, 0, 0xb]);
+        assert!(p.error);
+        assert_eq!(p.messaging_system.as_deref(), Some("kafka"));
+        assert_eq!(p.messaging_destination.as_deref(), Some("orders"));
+        assert_eq!(cass.kind, None);
+        assert_eq!(cass.db_system.as_deref(), Some("cassandra"));
+        assert_eq!(cass.db_name.as_deref(), Some("ks"));
+        let mut rej = d.rejected.clone();
+        rej.sort();
+        assert_eq!(
+            rej,
+            vec![
+                (REJECT_TIMESTAMP, 2),
+                (REJECT_MISSING_TIMESTAMP, 1),
+                (REJECT_ZIPKIN_V1, 1)
+            ]
+        );
+    }
+}

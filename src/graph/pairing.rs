@@ -1,0 +1,369 @@
+//! Pairs caller and callee spans into edge observations, with a bounded
+//! store of spans waiting for their other half (like Tempo's service-graph
+//! processor), plus what Tempo does not do: a queue as a node of its own
+//! between producers and consumers.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
+
+use super::model::{EdgeKind, EdgeObservation, Node};
+use super::span::{SpanKind, SpanRecord};
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PairingConfig {
+    /// How long a span waits for its other half.
+    pub wait: Duration,
+    /// Spans waiting at most; beyond it the oldest is dropped (and counted).
+    pub max_items: usize,
+}
+
+impl Default for PairingConfig {
+    fn default() -> Self {
+        PairingConfig {
+            wait: Duration::from_secs(10),
+            max_items: 100_000,
+        }
+    }
+}
+
+/// Counters an operator alerts on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PairingStats {
+    pub paired: u64,
+    /// Waited `wait` and found no other half.
+    pub expired: u64,
+    /// Pushed out because the store was full.
+    pub dropped: u64,
+    /// Internal or kind-less spans, which make no edge.
+    pub ignored: u64,
+}
+
+type Key = ([u8; 16], [u8; 8]);
+
+struct Waiting {
+    span: SpanRecord,
+    arrived_ns: u64,
+}
+
+/// Client spans wait under their own span id; server spans under their
+/// parent's. Whichever half comes second completes the pair.
+#[derive(Default)]
+pub struct Pairer {
+    config: PairingConfig,
+    clients: HashMap<Key, Waiting>,
+    servers: HashMap<Key, Waiting>,
+    /// Arrival order for expiry and eviction; entries may be stale (already paired).
+    order: VecDeque<(u64, Key, bool)>,
+    pub stats: PairingStats,
+}
+
+fn millis(span: &SpanRecord) -> f64 {
+    span.duration_nanos() as f64 / 1e6
+}
+
+fn secs(span: &SpanRecord) -> i64 {
+    (span.start_unix_nanos / 1_000_000_000) as i64
+}
+
+impl Pairer {
+    pub fn new(config: PairingConfig) -> Pairer {
+        Pairer {
+            config,
+            ..Pairer::default()
+        }
+    }
+
+    pub fn waiting(&self) -> usize {
+        self.clients.len() + self.servers.len()
+    }
+
+    /// Feeds one span; `now_ns` is the arrival time. Edges that are complete
+    /// are appended to `out`.
+    pub fn add(&mut self, span: SpanRecord, now_ns: u64, out: &mut Vec<EdgeObservation>) {
+        match span.kind {
+            Some(SpanKind::Client) => {
+                if let Some(system) = span.db_system.clone() {
+                    // Databases and caches are not traced themselves: the
+                    // client span is the whole call.
+                    out.push(EdgeObservation {
+                        source: Node::service(&span),
+                        target: Node::datastore(&span, &system),
+                        kind: EdgeKind::Sync,
+                        error: span.error,
+                        client_ms: Some(millis(&span)),
+                        server_ms: None,
+                        at: secs(&span),
+                    });
+                    return;
+                }
+                let key = (span.trace_id, span.span_id);
+                match self.servers.remove(&key) {
+                    Some(server) => self.pair(&span, &server.span, out),
+                    None => self.wait(key, span, true, now_ns, out),
+                }
+            }
+            Some(SpanKind::Server) => match span.parent_span_id {
+                None => out.push(EdgeObservation {
+                    source: Node::user(),
+                    target: Node::service(&span),
+                    kind: EdgeKind::Sync,
+                    error: span.error,
+                    client_ms: None,
+                    server_ms: Some(millis(&span)),
+                    at: secs(&span),
+                }),
+                Some(parent) => {
+                    let key = (span.trace_id, parent);
+                    match self.clients.remove(&key) {
+                        Some(client) => self.pair(&client.span, &span, out),
+                        None => self.wait(key, span, false, now_ns, out),
+                    }
+                }
+            },
+            Some(SpanKind::Producer) => match (&span.messaging_system, &span.messaging_destination)
+            {
+                (Some(system), Some(dest)) => out.push(EdgeObservation {
+                    source: Node::service(&span),
+                    target: Node::queue(system, dest),
+                    kind: EdgeKind::Async,
+                    error: span.error,
+                    client_ms: Some(millis(&span)),
+                    server_ms: None,
+                    at: secs(&span),
+                }),
+                _ => self.stats.ignored += 1,
+            },
+            Some(SpanKind::Consumer) => match (&span.messaging_system, &span.messaging_destination)
+            {
+                (Some(system), Some(dest)) => out.push(EdgeObservation {
+                    source: Node::queue(system, dest),
+                    target: Node::service(&span),
+                    kind: EdgeKind::Async,
+                    error: span.error,
+                    client_ms: None,
+                    server_ms: Some(millis(&span)),
+                    at: secs(&span),
+                }),
+                _ => self.stats.ignored += 1,
+            },
+            _ => self.stats.ignored += 1,
+        }
+    }
+
+    fn pair(&mut self, client: &SpanRecord, server: &SpanRecord, out: &mut Vec<EdgeObservation>) {
+        self.stats.paired += 1;
+        out.push(EdgeObservation {
+            source: Node::service(client),
+            target: Node::service(server),
+            kind: EdgeKind::Sync,
+            error: client.error || server.error,
+            client_ms: Some(millis(client)),
+            server_ms: Some(millis(server)),
+            at: secs(client),
+        });
+    }
+
+    fn wait(
+        &mut self,
+        key: Key,
+        span: SpanRecord,
+        client: bool,
+        now_ns: u64,
+        out: &mut Vec<EdgeObservation>,
+    ) {
+        while self.waiting() >= self.config.max_items.max(1) {
+            match self.order.pop_front() {
+                Some((_, old, was_client)) => {
+                    let map = if was_client {
+                        &mut self.clients
+                    } else {
+                        &mut self.servers
+                    };
+                    if let Some(w) = map.remove(&old) {
+                        self.stats.dropped += 1;
+                        self.unpaired(w.span, was_client, out);
+                    }
+                }
+                None => break,
+            }
+        }
+        let map = if client {
+            &mut self.clients
+        } else {
+            &mut self.servers
+        };
+        map.insert(
+            key,
+            Waiting {
+                span,
+                arrived_ns: now_ns,
+            },
+        );
+        self.order.push_back((now_ns, key, client));
+    }
+
+    /// Emits what can still be said about spans that waited too long.
+    pub fn expire(&mut self, now_ns: u64, out: &mut Vec<EdgeObservation>) {
+        let wait = self.config.wait.as_nanos() as u64;
+        while let Some(&(arrived, key, client)) = self.order.front() {
+            if now_ns.saturating_sub(arrived) < wait {
+                break;
+            }
+            self.order.pop_front();
+            let map = if client {
+                &mut self.clients
+            } else {
+                &mut self.servers
+            };
+            if let Some(w) = map.remove(&key) {
+                if w.arrived_ns == arrived {
+                    self.stats.expired += 1;
+                    self.unpaired(w.span, client, out);
+                } else {
+                    map.insert(key, w);
+                }
+            }
+        }
+    }
+
+    /// A client span whose callee never reported is an edge to the peer it
+    /// names, if any; a server span whose caller never reported is called
+    /// by a "user" (an uninstrumented client or ingress).
+    fn unpaired(&mut self, span: SpanRecord, client: bool, out: &mut Vec<EdgeObservation>) {
+        if client {
+            let Some(peer) = span
+                .peer_service
+                .clone()
+                .or_else(|| span.server_address.clone())
+            else {
+                return;
+            };
+            out.push(EdgeObservation {
+                source: Node::service(&span),
+                target: Node::external(&peer),
+                kind: EdgeKind::Sync,
+                error: span.error,
+                client_ms: Some(millis(&span)),
+                server_ms: None,
+                at: secs(&span),
+            });
+        } else {
+            out.push(EdgeObservation {
+                source: Node::user(),
+                target: Node::service(&span),
+                kind: EdgeKind::Sync,
+                error: span.error,
+                client_ms: None,
+                server_ms: Some(millis(&span)),
+                at: secs(&span),
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn span(kind: SpanKind, service: &str, id: u8, parent: Option<u8>) -> SpanRecord {
+        SpanRecord {
+            trace_id: [7; 16],
+            span_id: [id; 8],
+            parent_span_id: parent.map(|p| [p; 8]),
+            kind: Some(kind),
+            service: service.into(),
+            namespace: Some("shop".into()),
+            cluster: Some("dc-01".into()),
+            start_unix_nanos: 1_700_000_000_000_000_000,
+            end_unix_nanos: 1_700_000_000_000_000_000 + 20_000_000,
+            ..SpanRecord::default()
+        }
+    }
+
+    #[test]
+    fn pairs_in_either_order() {
+        let mut p = Pairer::new(PairingConfig::default());
+        let mut out = Vec::new();
+        p.add(span(SpanKind::Client, "frontend", 1, None), 0, &mut out);
+        assert!(out.is_empty());
+        let mut server = span(SpanKind::Server, "checkout", 2, Some(1));
+        server.end_unix_nanos -= 5_000_000;
+        p.add(server, 1, &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].source.id, "dc-01/shop/frontend");
+        assert_eq!(out[0].target.id, "dc-01/shop/checkout");
+        assert_eq!(
+            (out[0].client_ms, out[0].server_ms),
+            (Some(20.0), Some(15.0))
+        );
+        // Server first, then client.
+        p.add(span(SpanKind::Server, "payment", 4, Some(3)), 2, &mut out);
+        p.add(span(SpanKind::Client, "checkout", 3, None), 3, &mut out);
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[1].target.name, "payment");
+        assert_eq!(p.waiting(), 0);
+        assert_eq!(p.stats.paired, 2);
+    }
+
+    #[test]
+    fn middleware_nodes_and_expiry() {
+        let mut p = Pairer::new(PairingConfig {
+            wait: Duration::from_secs(10),
+            max_items: 2,
+        });
+        let mut out = Vec::new();
+        let mut db = span(SpanKind::Client, "checkout", 1, None);
+        db.db_system = Some("mysql".into());
+        db.db_name = Some("orders".into());
+        db.server_address = Some("mysql.shop.svc".into());
+        p.add(db, 0, &mut out);
+        assert_eq!(out[0].target.id, "mysql://mysql.shop.svc/orders");
+        let mut cache = span(SpanKind::Client, "checkout", 2, None);
+        cache.db_system = Some("redis".into());
+        cache.server_address = Some("redis-master".into());
+        p.add(cache, 0, &mut out);
+        assert_eq!(out[1].target.kind, super::super::model::NodeKind::Cache);
+        let mut produce = span(SpanKind::Producer, "checkout", 3, None);
+        produce.messaging_system = Some("kafka".into());
+        produce.messaging_destination = Some("stock-events".into());
+        let mut consume = span(SpanKind::Consumer, "inventory", 4, Some(3));
+        consume.messaging_system = Some("kafka".into());
+        consume.messaging_destination = Some("stock-events".into());
+        p.add(produce, 0, &mut out);
+        p.add(consume, 0, &mut out);
+        assert_eq!(
+            (out[2].target.id.as_str(), out[3].source.id.as_str()),
+            ("kafka://stock-events", "kafka://stock-events")
+        );
+        assert_eq!(out[3].kind, EdgeKind::Async);
+        out.clear();
+
+        // A client whose callee never reports becomes an edge to its peer.
+        let mut lonely = span(SpanKind::Client, "checkout", 5, None);
+        lonely.peer_service = Some("bank-gateway".into());
+        p.add(lonely, 0, &mut out);
+        p.add(span(SpanKind::Server, "payment", 6, Some(99)), 1, &mut out);
+        p.expire(5_000_000_000, &mut out);
+        assert!(out.is_empty(), "not yet");
+        p.expire(11_000_000_000, &mut out);
+        assert_eq!(p.stats.expired, 2);
+        let targets: Vec<&str> = out.iter().map(|o| o.target.id.as_str()).collect();
+        assert_eq!(
+            targets,
+            vec!["external://bank-gateway", "dc-01/shop/payment"]
+        );
+        assert_eq!(out[1].source.id, "user");
+
+        // Bounded: the third waiting span pushes the oldest out.
+        out.clear();
+        for id in 10..13 {
+            p.add(
+                span(SpanKind::Client, "a", id, None),
+                20_000_000_000,
+                &mut out,
+            );
+        }
+        assert_eq!(p.waiting(), 2);
+        assert_eq!(p.stats.dropped, 1);
+    }
+}

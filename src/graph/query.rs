@@ -1,0 +1,715 @@
+//! Questions asked of the graph over a time range: the whole map (filtered,
+//! collapsed when too big to draw), the k-hop neighbourhood of one node,
+//! the blast radius of one node, and the events attached to nodes.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::time::Duration;
+
+use duckdb::types::Value;
+use petgraph::graph::{DiGraph, NodeIndex};
+use petgraph::visit::{Bfs, Reversed};
+use serde::Serialize;
+
+use super::model::{EdgeKind, EdgeRow, EdgeStats, Event, Histogram, Node, NodeKind};
+use super::{GraphService, HealthThresholds};
+use crate::store::{StoreError, StoreReader};
+
+/// Grafana's Node Graph panel stops drawing well past this many nodes.
+pub const MAX_DRAWN_NODES: usize = 1500;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Health {
+    Healthy,
+    Degraded,
+    Failing,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeView {
+    #[serde(flatten)]
+    pub node: Node,
+    /// Incoming requests per second.
+    pub rate_in: f64,
+    pub rate_out: f64,
+    pub error_rate_in: f64,
+    pub p95_ms: Option<f64>,
+    pub health: Health,
+    pub events: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EdgeView {
+    pub source: String,
+    pub target: String,
+    pub kind: EdgeKind,
+    /// Requests per second over the range.
+    pub rate: f64,
+    pub requests: u64,
+    pub errors: u64,
+    pub error_rate: f64,
+    pub client_p50_ms: Option<f64>,
+    pub client_p95_ms: Option<f64>,
+    pub client_p99_ms: Option<f64>,
+    pub server_p50_ms: Option<f64>,
+    pub server_p95_ms: Option<f64>,
+    pub server_p99_ms: Option<f64>,
+    /// Mean client-minus-server time (network, queueing), ms.
+    pub network_ms: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct GraphAnswer {
+    pub nodes: Vec<NodeView>,
+    pub edges: Vec<EdgeView>,
+    pub notes: Vec<String>,
+    /// Blast radius: request rate into the failed node and entering the affected services.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub at_risk_rate: Option<f64>,
+}
+
+/// Everything known about a time range: traffic per edge, node metadata, events.
+pub struct Loaded {
+    edges: BTreeMap<(String, String, EdgeKind), EdgeStats>,
+    nodes: HashMap<String, Node>,
+    pub events: Vec<Event>,
+    seconds: f64,
+    health: HealthThresholds,
+}
+
+fn histogram(v: Value) -> Histogram {
+    let counts = match v {
+        Value::List(items) => items
+            .into_iter()
+            .map(|i| match i {
+                Value::UBigInt(n) => n,
+                Value::BigInt(n) => n.max(0) as u64,
+                Value::Int(n) => n.max(0) as u64,
+                Value::HugeInt(n) => n.max(0) as u64,
+                _ => 0,
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    Histogram {
+        counts,
+        sum_ms: 0.0,
+    }
+}
+
+/// Reads the range `[start, end)` (Unix seconds) from the store and the live
+/// minutes still in memory.
+pub async fn load(
+    reader: &StoreReader,
+    graph: &GraphService,
+    start: i64,
+    end: i64,
+    deadline: Duration,
+) -> Result<Loaded, StoreError> {
+    let (stored, nodes, events) = reader
+        .run(deadline, move |conn| {
+            let mut stmt = conn.prepare(
+                "SELECT ts, source, target, kind, requests, errors, paired, network_sum_ms, client_sum_ms, server_sum_ms,
+                        client_hist, server_hist
+                 FROM graph_edges_1m WHERE ts >= ? AND ts < ?",
+            )?;
+            let mut rows = stmt.query(duckdb::params![start, end])?;
+            let mut edges = Vec::new();
+            while let Some(r) = rows.next()? {
+                let kind: String = r.get(3)?;
+                let mut client = histogram(r.get(10)?);
+                client.sum_ms = r.get::<_, Option<f64>>(8)?.unwrap_or(0.0);
+                let mut server = histogram(r.get(11)?);
+                server.sum_ms = r.get::<_, Option<f64>>(9)?.unwrap_or(0.0);
+                edges.push(EdgeRow {
+                    minute: r.get(0)?,
+                    source: r.get(1)?,
+                    target: r.get(2)?,
+                    kind: if kind == "async" { EdgeKind::Async } else { EdgeKind::Sync },
+                    stats: EdgeStats {
+                        requests: r.get(4)?,
+                        errors: r.get(5)?,
+                        paired: r.get(6)?,
+                        network_sum_ms: r.get::<_, Option<f64>>(7)?.unwrap_or(0.0),
+                        client,
+                        server,
+                    },
+                });
+            }
+            let mut stmt = conn.prepare("SELECT id, kind, name, namespace, cluster, system FROM graph_nodes")?;
+            let nodes = stmt
+                .query_map([], |r| {
+                    Ok(Node {
+                        id: r.get(0)?,
+                        kind: NodeKind::parse(&r.get::<_, String>(1)?),
+                        name: r.get(2)?,
+                        namespace: r.get::<_, Option<String>>(3)?.unwrap_or_default(),
+                        cluster: r.get::<_, Option<String>>(4)?.unwrap_or_default(),
+                        system: r.get::<_, Option<String>>(5)?.unwrap_or_default(),
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut stmt = conn.prepare(
+                "SELECT time_ms, end_ms, cluster, namespace, service, source, reason, message, severity
+                 FROM events WHERE time_ms < ? * 1000 AND coalesce(end_ms, time_ms) >= ? * 1000 ORDER BY time_ms LIMIT 10000",
+            )?;
+            let events = stmt
+                .query_map(duckdb::params![end, start], |r| {
+                    Ok(Event {
+                        time_ms: r.get(0)?,
+                        end_ms: r.get(1)?,
+                        cluster: r.get::<_, Option<String>>(2)?.unwrap_or_default(),
+                        namespace: r.get::<_, Option<String>>(3)?.unwrap_or_default(),
+                        service: r.get::<_, Option<String>>(4)?.unwrap_or_default(),
+                        source: r.get::<_, Option<String>>(5)?.unwrap_or_default(),
+                        reason: r.get::<_, Option<String>>(6)?.unwrap_or_default(),
+                        message: r.get::<_, Option<String>>(7)?.unwrap_or_default(),
+                        severity: r.get::<_, Option<String>>(8)?.unwrap_or_default(),
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok((edges, nodes, events))
+        })
+        .await?;
+    let mut loaded = Loaded {
+        edges: BTreeMap::new(),
+        nodes: nodes.into_iter().map(|n| (n.id.clone(), n)).collect(),
+        events,
+        seconds: (end - start).max(1) as f64,
+        health: graph.config.health,
+    };
+    let live_rows = match graph.live().lock() {
+        Ok(live) => {
+            for n in live.nodes() {
+                loaded
+                    .nodes
+                    .entry(n.id.clone())
+                    .or_insert_with(|| n.clone());
+            }
+            live.open_rows(start, end)
+        }
+        Err(_) => Vec::new(),
+    };
+    for row in stored.into_iter().chain(live_rows) {
+        loaded
+            .edges
+            .entry((row.source, row.target, row.kind))
+            .or_default()
+            .merge(&row.stats);
+    }
+    Ok(loaded)
+}
+
+/// Filters: an empty list means no filter.
+#[derive(Debug, Clone, Default)]
+pub struct GraphScope {
+    pub clusters: Vec<String>,
+    pub namespaces: Vec<String>,
+}
+
+impl GraphScope {
+    fn keeps_service(&self, n: &Node) -> bool {
+        (self.clusters.is_empty() || self.clusters.contains(&n.cluster))
+            && (self.namespaces.is_empty() || self.namespaces.contains(&n.namespace))
+    }
+}
+
+const FAILING_REASONS: [&str; 6] = [
+    "CrashLoopBackOff",
+    "OOMKilled",
+    "BackOff",
+    "Failed",
+    "Evicted",
+    "ImagePullBackOff",
+];
+const DEGRADED_REASONS: [&str; 4] = [
+    "Unhealthy",
+    "FailedScheduling",
+    "ProbeWarning",
+    "FailedMount",
+];
+
+impl Loaded {
+    fn node(&self, id: &str) -> Node {
+        self.nodes.get(id).cloned().unwrap_or_else(|| Node {
+            id: id.to_string(),
+            kind: NodeKind::Service,
+            name: id.rsplit('/').next().unwrap_or(id).to_string(),
+            namespace: String::new(),
+            cluster: String::new(),
+            system: String::new(),
+        })
+    }
+
+    /// Events that concern a node: same service name (and namespace/cluster when given).
+    pub fn events_of(&self, node: &Node) -> Vec<&Event> {
+        self.events
+            .iter()
+            .filter(|e| {
+                e.service == node.name
+                    && (e.namespace.is_empty()
+                        || node.namespace.is_empty()
+                        || e.namespace == node.namespace)
+                    && (e.cluster.is_empty()
+                        || node.cluster.is_empty()
+                        || e.cluster == node.cluster)
+            })
+            .collect()
+    }
+
+    fn answer(
+        &self,
+        keep_nodes: &HashSet<String>,
+        keep_edges: &[(String, String, EdgeKind)],
+    ) -> GraphAnswer {
+        let mut incoming: HashMap<&str, EdgeStats> = HashMap::new();
+        let mut outgoing: HashMap<&str, u64> = HashMap::new();
+        let mut edges = Vec::new();
+        for key in keep_edges {
+            let Some(stats) = self.edges.get(key) else {
+                continue;
+            };
+            incoming.entry(key.1.as_str()).or_default().merge(stats);
+            *outgoing.entry(key.0.as_str()).or_default() += stats.requests;
+            let client = &stats.client;
+            let server = &stats.server;
+            edges.push(EdgeView {
+                source: key.0.clone(),
+                target: key.1.clone(),
+                kind: key.2,
+                rate: stats.requests as f64 / self.seconds,
+                requests: stats.requests,
+                errors: stats.errors,
+                error_rate: stats.error_rate(),
+                client_p50_ms: client.quantile(0.5),
+                client_p95_ms: client.quantile(0.95),
+                client_p99_ms: client.quantile(0.99),
+                server_p50_ms: server.quantile(0.5),
+                server_p95_ms: server.quantile(0.95),
+                server_p99_ms: server.quantile(0.99),
+                network_ms: (stats.paired > 0).then(|| stats.network_sum_ms / stats.paired as f64),
+            });
+        }
+        let mut nodes: Vec<NodeView> = keep_nodes
+            .iter()
+            .map(|id| {
+                let node = self.node(id);
+                let inc = incoming.get(id.as_str()).cloned().unwrap_or_default();
+                let error_rate_in = inc.error_rate();
+                let events = self.events_of(&node);
+                let mut health = if error_rate_in > self.health.failing {
+                    Health::Failing
+                } else if error_rate_in >= self.health.degraded && inc.requests > 0 {
+                    Health::Degraded
+                } else {
+                    Health::Healthy
+                };
+                for e in &events {
+                    let from_event = if FAILING_REASONS.contains(&e.reason.as_str())
+                        || e.severity.eq_ignore_ascii_case("critical")
+                    {
+                        Health::Failing
+                    } else if DEGRADED_REASONS.contains(&e.reason.as_str())
+                        || e.severity.eq_ignore_ascii_case("warning")
+                    {
+                        Health::Degraded
+                    } else {
+                        Health::Healthy
+                    };
+                    health = health.max(from_event);
+                }
+                let latency = if inc.server.count() > 0 {
+                    &inc.server
+                } else {
+                    &inc.client
+                };
+                NodeView {
+                    rate_in: inc.requests as f64 / self.seconds,
+                    rate_out: outgoing.get(id.as_str()).copied().unwrap_or(0) as f64 / self.seconds,
+                    error_rate_in,
+                    p95_ms: latency.quantile(0.95),
+                    health,
+                    events: events.len(),
+                    node,
+                }
+            })
+            .collect();
+        nodes.sort_by(|a, b| a.node.id.cmp(&b.node.id));
+        edges.sort_by(|a, b| (&a.source, &a.target).cmp(&(&b.source, &b.target)));
+        GraphAnswer {
+            nodes,
+            edges,
+            notes: Vec::new(),
+            at_risk_rate: None,
+        }
+    }
+
+    fn petgraph(&self) -> (DiGraph<String, ()>, HashMap<String, NodeIndex>) {
+        let mut g = DiGraph::new();
+        let mut index = HashMap::new();
+        for (s, t, _) in self.edges.keys() {
+            for id in [s, t] {
+                if !index.contains_key(id) {
+                    index.insert(id.clone(), g.add_node(id.clone()));
+                }
+            }
+            g.add_edge(index[s], index[t], ());
+        }
+        (g, index)
+    }
+
+    /// The whole map within `scope`: services in scope plus the middleware,
+    /// externals and users they talk to. Collapsed (by namespace, then by
+    /// cluster) rather than truncated when too big to draw.
+    pub fn service_map(&self, scope: &GraphScope, max_nodes: usize) -> GraphAnswer {
+        let in_scope = |id: &str| {
+            let n = self.node(id);
+            n.kind == NodeKind::Service && scope.keeps_service(&n)
+        };
+        let edges: Vec<_> = self
+            .edges
+            .keys()
+            .filter(|(s, t, _)| in_scope(s) || in_scope(t))
+            .cloned()
+            .collect();
+        let nodes: HashSet<String> = edges
+            .iter()
+            .flat_map(|(s, t, _)| [s.clone(), t.clone()])
+            .collect();
+        if nodes.len() <= max_nodes {
+            return self.answer(&nodes, &edges);
+        }
+        for (level, label) in [
+            (Collapse::Namespace, "namespace"),
+            (Collapse::Cluster, "cluster"),
+        ] {
+            let collapsed = self.collapsed(&edges, level);
+            let (nodes_n, _) = (collapsed.answer_nodes(), ());
+            if nodes_n <= max_nodes || level == Collapse::Cluster {
+                let mut answer = collapsed.loaded.answer(&collapsed.nodes, &collapsed.edges);
+                answer.notes.push(format!(
+                    "{} nodes are more than the {max_nodes} a node graph can draw: services collapsed by {label} ({} nodes); filter by cluster or namespace to see services",
+                    nodes.len(),
+                    answer.nodes.len()
+                ));
+                return answer;
+            }
+        }
+        self.answer(&nodes, &edges)
+    }
+
+    fn collapsed(&self, edges: &[(String, String, EdgeKind)], level: Collapse) -> CollapsedGraph {
+        let group = |id: &str| -> String {
+            let n = self.node(id);
+            if n.kind != NodeKind::Service {
+                return n.id;
+            }
+            match level {
+                Collapse::Namespace => format!("{}/{}", n.cluster, n.namespace),
+                Collapse::Cluster => n.cluster.clone(),
+            }
+        };
+        let mut merged: BTreeMap<(String, String, EdgeKind), EdgeStats> = BTreeMap::new();
+        let mut nodes = HashMap::new();
+        for key in edges {
+            let (s, t) = (group(&key.0), group(&key.1));
+            if s == t {
+                continue;
+            }
+            if let Some(stats) = self.edges.get(key) {
+                merged
+                    .entry((s.clone(), t.clone(), key.2))
+                    .or_default()
+                    .merge(stats);
+            }
+            for (orig, g) in [(&key.0, s), (&key.1, t)] {
+                nodes.entry(g.clone()).or_insert_with(|| {
+                    let n = self.node(orig);
+                    if n.kind == NodeKind::Service {
+                        Node {
+                            id: g.clone(),
+                            kind: NodeKind::Service,
+                            name: g.clone(),
+                            namespace: if level == Collapse::Namespace {
+                                n.namespace
+                            } else {
+                                String::new()
+                            },
+                            cluster: n.cluster,
+                            system: String::new(),
+                        }
+                    } else {
+                        n
+                    }
+                });
+            }
+        }
+        let keys: Vec<_> = merged.keys().cloned().collect();
+        let ids: HashSet<String> = nodes.keys().cloned().collect();
+        CollapsedGraph {
+            loaded: Loaded {
+                edges: merged,
+                nodes,
+                events: Vec::new(),
+                seconds: self.seconds,
+                health: self.health,
+            },
+            nodes: ids,
+            edges: keys,
+        }
+    }
+
+    /// Nodes within `hops` calls upstream or downstream of `id`.
+    pub fn focus(&self, id: &str, hops: usize) -> GraphAnswer {
+        let (g, index) = self.petgraph();
+        let Some(&start) = index.get(id) else {
+            return GraphAnswer::default();
+        };
+        let mut keep: HashSet<String> = HashSet::new();
+        for reversed in [false, true] {
+            let mut depth: HashMap<NodeIndex, usize> = HashMap::from([(start, 0)]);
+            let mut frontier = vec![start];
+            while let Some(n) = frontier.pop() {
+                let d = depth[&n];
+                keep.insert(g[n].clone());
+                if d == hops {
+                    continue;
+                }
+                let dir = if reversed {
+                    petgraph::Direction::Incoming
+                } else {
+                    petgraph::Direction::Outgoing
+                };
+                for m in g.neighbors_directed(n, dir) {
+                    if !depth.contains_key(&m) {
+                        depth.insert(m, d + 1);
+                        frontier.insert(0, m);
+                    }
+                }
+            }
+        }
+        let edges: Vec<_> = self
+            .edges
+            .keys()
+            .filter(|(s, t, _)| keep.contains(s) && keep.contains(t))
+            .cloned()
+            .collect();
+        self.answer(&keep, &edges)
+    }
+
+    /// Every node that transitively calls `id` (through queues too): who is
+    /// hit if `id` is down. `at_risk_rate` is the request rate into `id`
+    /// plus the rate entering the affected services from outside them.
+    pub fn blast_radius(&self, id: &str) -> GraphAnswer {
+        let (g, index) = self.petgraph();
+        let Some(&start) = index.get(id) else {
+            return GraphAnswer::default();
+        };
+        let mut affected: BTreeSet<String> = BTreeSet::new();
+        let reversed = Reversed(&g);
+        let mut bfs = Bfs::new(&reversed, start);
+        while let Some(n) = bfs.next(&reversed) {
+            affected.insert(g[n].clone());
+        }
+        let keep: HashSet<String> = affected.iter().cloned().collect();
+        let edges: Vec<_> = self
+            .edges
+            .keys()
+            .filter(|(s, t, _)| keep.contains(s) && keep.contains(t))
+            .cloned()
+            .collect();
+        let mut answer = self.answer(&keep, &edges);
+        let direct: u64 = self
+            .edges
+            .iter()
+            .filter(|((_, t, _), _)| t == id)
+            .map(|(_, s)| s.requests)
+            .sum();
+        let entering: u64 = self
+            .edges
+            .iter()
+            .filter(|((s, t, _), _)| t != id && keep.contains(t) && !keep.contains(s))
+            .map(|(_, s)| s.requests)
+            .sum();
+        let root_callers: u64 = self
+            .edges
+            .iter()
+            .filter(|((s, t, _), _)| s == "user" && keep.contains(t))
+            .map(|(_, s)| s.requests)
+            .sum();
+        answer.at_risk_rate = Some((direct + entering + root_callers) as f64 / self.seconds);
+        answer
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Collapse {
+    Namespace,
+    Cluster,
+}
+
+struct CollapsedGraph {
+    loaded: Loaded,
+    nodes: HashSet<String>,
+    edges: Vec<(String, String, EdgeKind)>,
+}
+
+impl CollapsedGraph {
+    fn answer_nodes(&self) -> usize {
+        self.nodes.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::live::LiveGraph;
+    use crate::graph::pairing::PairingConfig;
+    use crate::graph::span::{SpanKind, SpanRecord};
+
+    fn span(kind: SpanKind, service: &str, ns: &str, id: u8, parent: Option<u8>) -> SpanRecord {
+        SpanRecord {
+            trace_id: [id / 16 + 1; 16],
+            span_id: [id; 8],
+            parent_span_id: parent.map(|p| [p; 8]),
+            kind: Some(kind),
+            service: service.into(),
+            namespace: Some(ns.into()),
+            cluster: Some("dc-01".into()),
+            start_unix_nanos: 1_700_000_000_000_000_000,
+            end_unix_nanos: 1_700_000_000_010_000_000,
+            ..SpanRecord::default()
+        }
+    }
+
+    /// frontend -> checkout -> payment, checkout -> mysql, checkout -> kafka -> inventory.
+    fn shop() -> Loaded {
+        let mut live = LiveGraph::new(PairingConfig::default());
+        let mut spans = vec![
+            span(SpanKind::Server, "frontend", "shop", 1, None),
+            span(SpanKind::Client, "frontend", "shop", 2, Some(1)),
+            span(SpanKind::Server, "checkout", "shop", 3, Some(2)),
+            span(SpanKind::Client, "checkout", "shop", 4, Some(3)),
+            span(SpanKind::Server, "payment", "pay", 5, Some(4)),
+        ];
+        let mut db = span(SpanKind::Client, "checkout", "shop", 6, Some(3));
+        db.db_system = Some("mysql".into());
+        db.server_address = Some("mysql.shop.svc".into());
+        let mut produce = span(SpanKind::Producer, "checkout", "shop", 7, Some(3));
+        produce.messaging_system = Some("kafka".into());
+        produce.messaging_destination = Some("stock-events".into());
+        let mut consume = span(SpanKind::Consumer, "inventory", "shop", 8, Some(7));
+        consume.messaging_system = Some("kafka".into());
+        consume.messaging_destination = Some("stock-events".into());
+        let mut failing = span(SpanKind::Server, "payment", "pay", 9, Some(10));
+        failing.error = true;
+        let retry = span(SpanKind::Client, "checkout", "shop", 10, Some(3));
+        spans.extend([db, produce, consume]);
+        live.ingest(spans, 0);
+        live.ingest(vec![failing, retry], 0);
+        let (nodes, edges) = live.take_all();
+        let mut loaded = Loaded {
+            edges: BTreeMap::new(),
+            nodes: nodes.into_iter().map(|n| (n.id.clone(), n)).collect(),
+            events: Vec::new(),
+            seconds: 60.0,
+            health: HealthThresholds::default(),
+        };
+        for e in edges {
+            loaded
+                .edges
+                .entry((e.source, e.target, e.kind))
+                .or_default()
+                .merge(&e.stats);
+        }
+        loaded
+    }
+
+    fn ids(a: &GraphAnswer) -> Vec<&str> {
+        a.nodes.iter().map(|n| n.node.id.as_str()).collect()
+    }
+
+    #[test]
+    fn whole_map_has_every_node_kind_and_health() {
+        let map = shop().service_map(&GraphScope::default(), MAX_DRAWN_NODES);
+        assert_eq!(
+            ids(&map),
+            vec![
+                "dc-01/pay/payment",
+                "dc-01/shop/checkout",
+                "dc-01/shop/frontend",
+                "dc-01/shop/inventory",
+                "kafka://stock-events",
+                "mysql://mysql.shop.svc",
+                "user"
+            ]
+        );
+        assert_eq!(map.edges.len(), 6);
+        let payment = map.nodes.iter().find(|n| n.node.name == "payment").unwrap();
+        // One of the two payment calls failed: 50% > 10%.
+        assert_eq!(payment.health, Health::Failing);
+        let async_edges = map
+            .edges
+            .iter()
+            .filter(|e| e.kind == EdgeKind::Async)
+            .count();
+        assert_eq!(async_edges, 2);
+        let scoped = shop().service_map(
+            &GraphScope {
+                clusters: vec![],
+                namespaces: vec!["pay".into()],
+            },
+            MAX_DRAWN_NODES,
+        );
+        assert_eq!(
+            ids(&scoped),
+            vec!["dc-01/pay/payment", "dc-01/shop/checkout"]
+        );
+    }
+
+    #[test]
+    fn focus_and_blast_radius_by_hand() {
+        let g = shop();
+        let one_hop = g.focus("dc-01/shop/checkout", 1);
+        assert_eq!(
+            ids(&one_hop),
+            vec![
+                "dc-01/pay/payment",
+                "dc-01/shop/checkout",
+                "dc-01/shop/frontend",
+                "kafka://stock-events",
+                "mysql://mysql.shop.svc"
+            ]
+        );
+        // Who is hit when MySQL is down: checkout calls it, frontend calls
+        // checkout, users call frontend.
+        let blast = g.blast_radius("mysql://mysql.shop.svc");
+        assert_eq!(
+            ids(&blast),
+            vec![
+                "dc-01/shop/checkout",
+                "dc-01/shop/frontend",
+                "mysql://mysql.shop.svc",
+                "user"
+            ]
+        );
+        // 1 call into mysql + 1 user call entering frontend, over 60 s.
+        assert!((blast.at_risk_rate.unwrap() - 2.0 / 60.0).abs() < 1e-12);
+        // The topic: its producer (and upstream) are hit; the consumer is not a caller.
+        let topic = g.blast_radius("kafka://stock-events");
+        assert!(!ids(&topic).contains(&"dc-01/shop/inventory"));
+        assert!(ids(&topic).contains(&"dc-01/shop/checkout"));
+    }
+
+    #[test]
+    fn big_graphs_collapse_instead_of_truncating() {
+        let g = shop();
+        let collapsed = g.service_map(&GraphScope::default(), 4);
+        assert_eq!(collapsed.notes.len(), 1, "a note says what happened");
+        assert!(ids(&collapsed).contains(&"dc-01/shop") || ids(&collapsed).contains(&"dc-01"));
+        assert!(
+            ids(&collapsed).contains(&"mysql://mysql.shop.svc"),
+            "middleware stays itself"
+        );
+    }
+}
