@@ -123,6 +123,11 @@ pub async fn serve(
         registry: registry.clone(),
         shutdown: token.clone(),
     };
+    let (graph, graph_task) = crate::graph::GraphService::start(
+        config.graph.graph_config(),
+        writer.clone(),
+        token.clone(),
+    );
     let mut tasks = JoinSet::new();
     for spec in &targets {
         tasks.spawn(scrape::run_target(ctx.clone(), spec.clone()));
@@ -150,6 +155,9 @@ pub async fn serve(
         retention: config.retention.clone(),
         ready: ready.clone(),
         view_cache: api::new_view_cache(),
+        graph,
+        graph_max_body: config.graph.max_body_bytes,
+        completion_lag_secs: 60 + longest.as_secs() as i64,
     };
     let app = api::router(state);
     print_banner(&config, local, &targets);
@@ -166,6 +174,7 @@ pub async fn serve(
         .await;
     token.cancel();
     while tasks.join_next().await.is_some() {}
+    let _ = graph_task.await;
     let _ = maintenance.await;
     writer.sync().await.ok();
     writer.shutdown().await;

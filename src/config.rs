@@ -37,6 +37,7 @@ pub struct Config {
     pub limits: Limits,
     pub retention: Retention,
     pub api: ApiConfig,
+    pub graph: GraphSettings,
     /// Scrape fleetscope's own `/metrics` (job "fleetscope").
     pub self_scrape: bool,
     #[serde(rename = "cluster")]
@@ -52,6 +53,7 @@ impl Default for Config {
             limits: Limits::default(),
             retention: Retention::default(),
             api: ApiConfig::default(),
+            graph: GraphSettings::default(),
             self_scrape: true,
             clusters: Vec::new(),
         }
@@ -153,6 +155,38 @@ impl Default for ApiConfig {
             grafana_prefix: "/grafana".into(),
             basic_auth_user: None,
             basic_auth_password: None,
+        }
+    }
+}
+
+/// Trace ingest and the dependency graph.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct GraphSettings {
+    /// How long a client span waits for its server span (and vice versa).
+    #[serde(with = "humantime_serde")]
+    pub pairing_wait: std::time::Duration,
+    /// Spans waiting for their other half at most (memory bound).
+    pub max_pending_spans: usize,
+    /// Decompressed bytes of one OTLP/Zipkin request.
+    pub max_body_bytes: usize,
+    /// Decoded batches queued for the graph; beyond it ingest answers 503.
+    pub queue_batches: usize,
+    /// Incoming error rate at or above which a node is degraded.
+    pub degraded_error_rate: f64,
+    /// Incoming error rate above which a node is failing.
+    pub failing_error_rate: f64,
+}
+
+impl Default for GraphSettings {
+    fn default() -> Self {
+        GraphSettings {
+            pairing_wait: std::time::Duration::from_secs(10),
+            max_pending_spans: 100_000,
+            max_body_bytes: 16 << 20,
+            queue_batches: 1024,
+            degraded_error_rate: 0.001,
+            failing_error_rate: 0.10,
         }
     }
 }
@@ -281,6 +315,18 @@ impl Config {
         }
         if self.api.basic_auth_user.is_some() != self.api.basic_auth_password.is_some() {
             return invalid("api.basic_auth_user and api.basic_auth_password go together".into());
+        }
+        let g = &self.graph;
+        if g.max_pending_spans == 0 || g.max_body_bytes == 0 || g.queue_batches == 0 {
+            return invalid("graph.max_pending_spans, graph.max_body_bytes and graph.queue_batches must be greater than 0".into());
+        }
+        if !(0.0..=1.0).contains(&g.degraded_error_rate)
+            || !(0.0..=1.0).contains(&g.failing_error_rate)
+            || g.degraded_error_rate > g.failing_error_rate
+        {
+            return invalid(
+                "graph error-rate thresholds must be within 0..1 with degraded <= failing".into(),
+            );
         }
         let mut names = HashSet::new();
         for (i, c) in self.clusters.iter().enumerate() {
@@ -424,6 +470,22 @@ fn percent_encode(s: &str) -> String {
         }
     }
     out
+}
+
+impl GraphSettings {
+    pub fn graph_config(&self) -> crate::graph::GraphConfig {
+        crate::graph::GraphConfig {
+            pairing: crate::graph::pairing::PairingConfig {
+                wait: self.pairing_wait,
+                max_items: self.max_pending_spans,
+            },
+            queue_batches: self.queue_batches,
+            health: crate::graph::HealthThresholds {
+                degraded: self.degraded_error_rate,
+                failing: self.failing_error_rate,
+            },
+        }
+    }
 }
 
 #[cfg(test)]

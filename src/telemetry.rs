@@ -85,6 +85,8 @@ pub struct Telemetry {
     store_write_errors: AtomicU64,
     rows_deleted_by_retention: AtomicU64,
     flush: Histogram,
+    spans_received: AtomicU64,
+    spans_rejected: std::sync::Mutex<std::collections::BTreeMap<&'static str, u64>>,
 }
 
 impl Telemetry {
@@ -141,6 +143,14 @@ impl Telemetry {
     pub fn retention_deleted(&self, n: u64) {
         self.rows_deleted_by_retention.fetch_add(n, Relaxed);
     }
+    pub fn spans_received(&self, n: u64) {
+        self.spans_received.fetch_add(n, Relaxed);
+    }
+    pub fn spans_rejected(&self, reason: &'static str, n: u64) {
+        if let Ok(mut m) = self.spans_rejected.lock() {
+            *m.entry(reason).or_default() += n;
+        }
+    }
     pub fn flush_latency(&self, d: Duration) {
         self.flush.observe(d);
     }
@@ -190,6 +200,24 @@ impl Telemetry {
             "Rollup rows deleted by retention.",
             self.rows_deleted_by_retention.load(Relaxed),
         );
+        counter(
+            "fleetscope_spans_received_total",
+            "Spans decoded from OTLP and Zipkin requests.",
+            self.spans_received.load(Relaxed),
+        );
+        out.push_str(
+            "# HELP fleetscope_spans_rejected_total Spans dropped while decoding, by reason.\n",
+        );
+        out.push_str("# TYPE fleetscope_spans_rejected_total counter\n");
+        if let Ok(m) = self.spans_rejected.lock() {
+            for (reason, n) in m.iter() {
+                let _ = writeln!(
+                    out,
+                    "fleetscope_spans_rejected_total{{reason=\"{}\"}} {n}",
+                    reason.replace(['"', '\\', '\n'], "_")
+                );
+            }
+        }
         out.push_str("# HELP fleetscope_scrape_errors_total Failed scrapes by reason.\n");
         out.push_str("# TYPE fleetscope_scrape_errors_total counter\n");
         for (i, r) in ScrapeErrorReason::ALL.iter().enumerate() {

@@ -18,6 +18,10 @@ pub enum ApiError {
     NotFound(String),
     #[error("query took longer than the configured limit")]
     Deadline,
+    #[error("request body exceeds {0} bytes")]
+    TooLarge(usize),
+    #[error("overloaded, retry later")]
+    Overloaded,
     #[error("internal error")]
     Internal(String),
 }
@@ -38,6 +42,8 @@ impl ApiError {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Deadline => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -48,6 +54,8 @@ impl ApiError {
             ApiError::Unauthorized => "unauthorized",
             ApiError::NotFound(_) => "not_found",
             ApiError::Deadline => "timeout",
+            ApiError::TooLarge(_) => "too_large",
+            ApiError::Overloaded => "overloaded",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -65,6 +73,11 @@ impl IntoResponse for ApiError {
             "error": self.to_string(),
         });
         let mut response = (status, Json(body)).into_response();
+        if matches!(self, ApiError::Overloaded) {
+            response
+                .headers_mut()
+                .insert("Retry-After", axum::http::HeaderValue::from_static("1"));
+        }
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 "WWW-Authenticate",

@@ -16,6 +16,8 @@ use serde_json::{json, Value};
 
 use super::views::{heat_row_labels, ViewAnswer, ViewArgs, ViewRequest, TARGETS};
 use super::{ApiError, ApiState};
+use crate::graph::model::{EdgeKind, Event, NodeKind};
+use crate::graph::query::{GraphAnswer, Health, NodeView};
 use crate::views::{self, Dim, FilterOp, NodeMode, PodMode, Scope, TimeRange};
 
 pub fn routes() -> Router<ApiState> {
@@ -128,6 +130,24 @@ async fn list_metrics(
                     payloads.push(limit.clone());
                 }
                 "cluster_status" => payloads.extend(dim_payloads(&[Dim::Cluster])),
+                "service_map" => payloads.extend(dim_payloads(&[Dim::Cluster, Dim::Namespace])),
+                "service_focus" => {
+                    payloads.push(payload_option(
+                        "node",
+                        "node id (cluster/namespace/service)",
+                        "input",
+                        None,
+                    ));
+                    payloads.push(payload_option("hops", "hops", "input", None));
+                }
+                "blast_radius" | "service_events" => {
+                    payloads.push(payload_option(
+                        "node",
+                        "node id (cluster/namespace/service)",
+                        "input",
+                        None,
+                    ));
+                }
                 _ => {
                     payloads.push(payload_option("metric", "metric", "select", None));
                     payloads.push(payload_option("match", "label matchers", "input", None));
@@ -309,6 +329,30 @@ async fn query(
         let Some(request) = ViewRequest::parse(&target, &args, adhoc.clone())? else {
             continue;
         };
+        if request.is_graph() {
+            // The graph covers the whole range as one window and includes
+            // the live minute, so it is computed fresh, not cached.
+            let range = TimeRange::new(
+                start,
+                end,
+                (end - start).max(60),
+                1,
+                super::time::unix_now(),
+                &state.retention,
+            )?;
+            let range = TimeRange {
+                start,
+                end,
+                ..range
+            };
+            let answer = request.run(&state, range, deadline).await?;
+            let frames: Vec<String> = frames_of(&answer, &ref_id)
+                .iter()
+                .map(Value::to_string)
+                .collect();
+            parts.push(std::sync::Arc::new(frames.join(",")));
+            continue;
+        }
         // Heatmaps keep columns readable: at most ~200 buckets however wide the panel.
         let cap = if matches!(request, ViewRequest::Timeseries(_)) {
             max_points
@@ -316,6 +360,7 @@ async fn query(
             max_points.min(200)
         };
         let now = super::time::unix_now();
+        let end = state.complete_end(end, now).max(start + 1);
         let range = TimeRange::new(start, end, interval_s.max(60), cap, now, &state.retention)?;
         let key = format!(
             "{target}\u{0}{ref_id}\u{0}{payload}\u{0}{adhoc:?}\u{0}{}:{}:{}:{}:{}",
@@ -433,6 +478,8 @@ fn frame(name: &str, ref_id: &str, meta: Value, fields: Vec<Value>) -> Value {
 
 pub fn frames_of(answer: &ViewAnswer, ref_id: &str) -> Vec<Value> {
     match answer {
+        ViewAnswer::Graph(g) => node_graph_frames(g, ref_id),
+        ViewAnswer::Events(events) => vec![annotation_frame(events, ref_id)],
         ViewAnswer::Heatmap { kind, map } => {
             let mut fields = vec![time_field(&map.times)];
             // Heatmap rows are drawn bottom-up in field order: hottest last, on top.
@@ -502,6 +549,318 @@ pub fn frames_of(answer: &ViewAnswer, ref_id: &str) -> Vec<Value> {
             frames
         }
     }
+}
+
+fn strings(values: impl IntoIterator<Item = String>) -> Value {
+    Value::Array(values.into_iter().map(Value::String).collect())
+}
+
+fn numbers(values: impl IntoIterator<Item = Option<f64>>) -> Value {
+    Value::Array(
+        values
+            .into_iter()
+            .map(|v| {
+                v.filter(|v| v.is_finite())
+                    .map(Value::from)
+                    .unwrap_or(Value::Null)
+            })
+            .collect(),
+    )
+}
+
+fn field(name: &str, kind: &str, config: Value, values: Value) -> Value {
+    json!({"name": name, "type": kind, "config": config, "values": values})
+}
+
+fn icon(kind: NodeKind) -> &'static str {
+    match kind {
+        NodeKind::Service => "",
+        NodeKind::Database => "database",
+        NodeKind::Cache => "bolt",
+        NodeKind::Queue => "envelope",
+        NodeKind::External => "cloud",
+        NodeKind::User => "user",
+    }
+}
+
+fn health_color(h: Health) -> &'static str {
+    match h {
+        Health::Healthy => "green",
+        Health::Degraded => "orange",
+        Health::Failing => "red",
+    }
+}
+
+/// Grafana's Node Graph panel: a `nodes` and an `edges` frame with its
+/// reserved field names. Async (queue) edges are dashed.
+fn node_graph_frames(g: &GraphAnswer, ref_id: &str) -> Vec<Value> {
+    let n = &g.nodes;
+    let subtitle = |v: &NodeView| match v.node.kind {
+        NodeKind::Service => format!("{}/{}", v.node.cluster, v.node.namespace),
+        other => format!("{} {}", other.as_str(), v.node.system),
+    };
+    let mut nodes_meta = json!({"preferredVisualisationType": "nodeGraph"});
+    if !g.notes.is_empty() {
+        nodes_meta["notices"] = Value::Array(
+            g.notes
+                .iter()
+                .map(|t| json!({"severity": "warning", "text": t}))
+                .collect(),
+        );
+    }
+    let nodes = frame(
+        "nodes",
+        ref_id,
+        nodes_meta,
+        vec![
+            field(
+                "id",
+                "string",
+                json!({}),
+                strings(n.iter().map(|v| v.node.id.clone())),
+            ),
+            field(
+                "title",
+                "string",
+                json!({}),
+                strings(n.iter().map(|v| v.node.name.clone())),
+            ),
+            field(
+                "subtitle",
+                "string",
+                json!({}),
+                strings(n.iter().map(subtitle)),
+            ),
+            field(
+                "mainstat",
+                "number",
+                json!({"unit": "reqps", "displayName": "requests/s"}),
+                numbers(n.iter().map(|v| Some(v.rate_in))),
+            ),
+            field(
+                "secondarystat",
+                "number",
+                json!({"unit": "ms", "displayName": "p95"}),
+                numbers(n.iter().map(|v| v.p95_ms)),
+            ),
+            field(
+                "arc__ok",
+                "number",
+                json!({"color": {"mode": "fixed", "fixedColor": "green"}, "displayName": "ok"}),
+                numbers(
+                    n.iter()
+                        .map(|v| Some(1.0 - v.error_rate_in.clamp(0.0, 1.0))),
+                ),
+            ),
+            field(
+                "arc__err",
+                "number",
+                json!({"color": {"mode": "fixed", "fixedColor": "red"}, "displayName": "errors"}),
+                numbers(n.iter().map(|v| Some(v.error_rate_in.clamp(0.0, 1.0)))),
+            ),
+            field(
+                "color",
+                "string",
+                json!({}),
+                strings(n.iter().map(|v| health_color(v.health).to_string())),
+            ),
+            field(
+                "icon",
+                "string",
+                json!({}),
+                strings(n.iter().map(|v| icon(v.node.kind).to_string())),
+            ),
+            field(
+                "detail__kind",
+                "string",
+                json!({"displayName": "kind"}),
+                strings(n.iter().map(|v| v.node.kind.as_str().to_string())),
+            ),
+            field(
+                "detail__health",
+                "string",
+                json!({"displayName": "health"}),
+                strings(n.iter().map(|v| format!("{:?}", v.health).to_lowercase())),
+            ),
+            field(
+                "detail__error_rate",
+                "number",
+                json!({"unit": "percentunit", "displayName": "error rate"}),
+                numbers(n.iter().map(|v| Some(v.error_rate_in))),
+            ),
+            field(
+                "detail__events",
+                "number",
+                json!({"displayName": "events"}),
+                numbers(n.iter().map(|v| Some(v.events as f64))),
+            ),
+        ],
+    );
+    let e = &g.edges;
+    let max_rate = e.iter().map(|x| x.rate).fold(0.0, f64::max).max(1e-9);
+    let edges = frame(
+        "edges",
+        ref_id,
+        json!({"preferredVisualisationType": "nodeGraph"}),
+        vec![
+            field(
+                "id",
+                "string",
+                json!({}),
+                strings(e.iter().map(|x| format!("{}->{}", x.source, x.target))),
+            ),
+            field(
+                "source",
+                "string",
+                json!({}),
+                strings(e.iter().map(|x| x.source.clone())),
+            ),
+            field(
+                "target",
+                "string",
+                json!({}),
+                strings(e.iter().map(|x| x.target.clone())),
+            ),
+            field(
+                "mainstat",
+                "number",
+                json!({"unit": "reqps", "displayName": "requests/s"}),
+                numbers(e.iter().map(|x| Some(x.rate))),
+            ),
+            field(
+                "secondarystat",
+                "number",
+                json!({"unit": "ms", "displayName": "p95"}),
+                numbers(e.iter().map(|x| x.client_p95_ms.or(x.server_p95_ms))),
+            ),
+            field(
+                "thickness",
+                "number",
+                json!({}),
+                numbers(
+                    e.iter()
+                        .map(|x| Some(1.0 + 4.0 * (x.rate / max_rate).sqrt())),
+                ),
+            ),
+            field(
+                "color",
+                "string",
+                json!({}),
+                strings(e.iter().map(|x| {
+                    if x.error_rate > 0.10 {
+                        "red"
+                    } else if x.error_rate >= 0.001 {
+                        "orange"
+                    } else {
+                        "green"
+                    }
+                    .to_string()
+                })),
+            ),
+            field(
+                "strokeDasharray",
+                "string",
+                json!({}),
+                strings(e.iter().map(|x| {
+                    if x.kind == EdgeKind::Async {
+                        "6 4".to_string()
+                    } else {
+                        String::new()
+                    }
+                })),
+            ),
+            field(
+                "detail__error_rate",
+                "number",
+                json!({"unit": "percentunit", "displayName": "error rate"}),
+                numbers(e.iter().map(|x| Some(x.error_rate))),
+            ),
+            field(
+                "detail__client_p99_ms",
+                "number",
+                json!({"unit": "ms", "displayName": "client p99"}),
+                numbers(e.iter().map(|x| x.client_p99_ms)),
+            ),
+            field(
+                "detail__server_p99_ms",
+                "number",
+                json!({"unit": "ms", "displayName": "server p99"}),
+                numbers(e.iter().map(|x| x.server_p99_ms)),
+            ),
+            field(
+                "detail__network_ms",
+                "number",
+                json!({"unit": "ms", "displayName": "client - server"}),
+                numbers(e.iter().map(|x| x.network_ms)),
+            ),
+        ],
+    );
+    let mut frames = vec![nodes, edges];
+    if let Some(rate) = g.at_risk_rate {
+        frames.push(frame(
+            "at_risk",
+            ref_id,
+            json!({}),
+            vec![field(
+                "requests_at_risk_per_second",
+                "number",
+                json!({"unit": "reqps"}),
+                numbers([Some(rate)]),
+            )],
+        ));
+    }
+    frames
+}
+
+/// Events as an annotation frame: time, timeEnd, title, text, tags.
+fn annotation_frame(events: &[Event], ref_id: &str) -> Value {
+    frame(
+        "annotations",
+        ref_id,
+        json!({"dataTopic": "annotations"}),
+        vec![
+            field(
+                "time",
+                "time",
+                json!({}),
+                Value::Array(events.iter().map(|e| json!(e.time_ms)).collect()),
+            ),
+            field(
+                "timeEnd",
+                "time",
+                json!({}),
+                Value::Array(
+                    events
+                        .iter()
+                        .map(|e| json!(e.end_ms.unwrap_or(e.time_ms)))
+                        .collect(),
+                ),
+            ),
+            field(
+                "title",
+                "string",
+                json!({}),
+                strings(events.iter().map(|e| e.reason.clone())),
+            ),
+            field(
+                "text",
+                "string",
+                json!({}),
+                strings(events.iter().map(|e| e.message.clone())),
+            ),
+            field(
+                "tags",
+                "other",
+                json!({}),
+                Value::Array(
+                    events
+                        .iter()
+                        .map(|e| json!([e.source, e.severity, e.service, e.namespace, e.cluster]))
+                        .collect(),
+                ),
+            ),
+        ],
+    )
 }
 
 fn display_name(labels: &BTreeMap<String, String>) -> String {

@@ -8,6 +8,8 @@
 mod cache;
 mod error;
 mod grafana;
+mod ingest;
+mod servicemap;
 
 mod time;
 mod views;
@@ -17,11 +19,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::DefaultBodyLimit;
 use axum::extract::{RawQuery, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
 use serde_json::json;
@@ -47,6 +50,20 @@ pub struct ApiState {
     pub retention: Retention,
     pub ready: Arc<AtomicBool>,
     pub view_cache: Arc<cache::ViewCache>,
+    pub graph: crate::graph::GraphService,
+    /// Bytes of one span batch, decompressed.
+    pub graph_max_body: usize,
+    /// Seconds after a minute ends until every target has committed it
+    /// (longest scrape interval + timeout + the minute roll).
+    pub completion_lag_secs: i64,
+}
+
+impl ApiState {
+    /// Views end where data is complete: a minute that only some targets
+    /// have committed would show as a dip at the right edge of every panel.
+    pub fn complete_end(&self, end: i64, now: i64) -> i64 {
+        end.min(now - self.completion_lag_secs)
+    }
 }
 
 /// Bytes of rendered view answers kept for repeated dashboard refreshes.
@@ -63,24 +80,43 @@ impl ApiState {
 }
 
 pub fn router(state: ApiState) -> Router {
-    let protected = Router::new()
+    let auth = || middleware::from_fn_with_state(state.clone(), require_token);
+    let api = Router::new()
         .route("/api/v1/targets", get(targets))
         .route("/api/v1/series", get(series))
         .route("/api/v1/rollup", get(rollup))
         .route("/api/v1/views/{target}", get(native_view))
+        .route("/api/v1/servicemap", get(servicemap::map))
+        .route("/api/v1/servicemap/focus", get(servicemap::focus))
+        .route(
+            "/api/v1/servicemap/blast-radius",
+            get(servicemap::blast_radius),
+        )
+        .route("/api/v1/servicemap/stats", get(servicemap::stats))
+        .route("/api/v1/events", post(ingest::events))
         .nest(&state.api.grafana_prefix, grafana::routes())
         .route(
             &format!("{}/", state.api.grafana_prefix),
             get(grafana::health),
         )
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+        .route_layer(auth())
+        .layer(DefaultBodyLimit::max(state.api.max_body_bytes))
+        .layer(RequestBodyLimitLayer::new(state.api.max_body_bytes));
+    // Span batches are bigger than API requests; their own (compressed) limit
+    // here, and the decompressed limit while inflating.
+    let spans = Router::new()
+        .route("/v1/traces", post(ingest::otlp_traces))
+        .route("/api/v2/spans", post(ingest::zipkin_spans))
+        .route_layer(auth())
+        .layer(DefaultBodyLimit::max(state.graph_max_body))
+        .layer(RequestBodyLimitLayer::new(state.graph_max_body));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(self_metrics))
-        .merge(protected)
+        .merge(api)
+        .merge(spans)
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
-        .layer(RequestBodyLimitLayer::new(state.api.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             state.api.request_timeout + Duration::from_secs(1),
@@ -248,6 +284,7 @@ async fn native_view(
         .map(time::parse_step)
         .transpose()?
         .unwrap_or(60);
+    let end = state.complete_end(end, now).max(start + 1);
     let range = crate::views::TimeRange::new(start, end, step, 11_000, now, &state.retention)?;
     let answer = request.run(&state, range, state.query_deadline()).await?;
     Ok(Json(views::flat_rows(&answer)))

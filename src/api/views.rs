@@ -9,6 +9,8 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use super::ApiError;
+use crate::graph::model::Event;
+use crate::graph::query::{self as graph_query, GraphAnswer, GraphScope};
 use crate::views::selector::Selector;
 use crate::views::{
     self, Dim, FilterOp, Heatmap, NodeMode, PodMode, Scope, SeriesQuery, SeriesResult, StatusPanel,
@@ -25,11 +27,18 @@ impl From<ViewError> for ApiError {
 }
 
 /// The views offered to Grafana's `/metrics` and as `GET /api/v1/views/{target}`.
-pub const TARGETS: [(&str, &str); 4] = [
+pub const TARGETS: [(&str, &str); 8] = [
     ("pods_heatmap", "Pods heatmap (every pod of the fleet)"),
     ("nodes_heatmap", "Nodes heatmap"),
     ("cluster_status", "Cluster status"),
     ("timeseries", "Any metric as time series"),
+    ("service_map", "Service map (node graph)"),
+    ("service_focus", "Service map around one node (k hops)"),
+    ("blast_radius", "Blast radius: who depends on a node"),
+    (
+        "service_events",
+        "Events and alerts of a node (annotations)",
+    ),
 ];
 
 /// Heatmap rows returned unless `limit` says otherwise.
@@ -176,6 +185,19 @@ pub enum ViewRequest {
         scope: Scope,
     },
     Timeseries(SeriesQuery),
+    ServiceMap {
+        scope: GraphScope,
+    },
+    ServiceFocus {
+        node: String,
+        hops: usize,
+    },
+    BlastRadius {
+        node: String,
+    },
+    ServiceEvents {
+        node: String,
+    },
 }
 
 pub enum ViewAnswer {
@@ -188,7 +210,12 @@ pub enum ViewAnswer {
         panels: Vec<StatusPanel>,
     },
     Series(SeriesResult),
+    Graph(GraphAnswer),
+    Events(Vec<Event>),
 }
+
+/// Most hops `service_focus` follows.
+const MAX_HOPS: usize = 10;
 
 impl ViewRequest {
     /// `None` for an unknown target: callers answer with an empty result.
@@ -243,8 +270,46 @@ impl ViewRequest {
                     limit: args.limit()?,
                 })
             }
+            "service_map" => ViewRequest::ServiceMap {
+                scope: GraphScope {
+                    clusters: args.list("cluster").to_vec(),
+                    namespaces: args.list("namespace").to_vec(),
+                },
+            },
+            "service_focus" => ViewRequest::ServiceFocus {
+                node: required_node(args)?,
+                hops: match args.one("hops") {
+                    None => 1,
+                    Some(h) => h
+                        .parse::<usize>()
+                        .ok()
+                        .filter(|h| (1..=MAX_HOPS).contains(h))
+                        .ok_or_else(|| {
+                            ApiError::BadRequest(format!(
+                                "hops must be a number from 1 to {MAX_HOPS}"
+                            ))
+                        })?,
+                },
+            },
+            "blast_radius" => ViewRequest::BlastRadius {
+                node: required_node(args)?,
+            },
+            "service_events" => ViewRequest::ServiceEvents {
+                node: required_node(args)?,
+            },
             _ => return Ok(None),
         }))
+    }
+
+    /// True for views over the service graph (their range is the query range, not buckets).
+    pub fn is_graph(&self) -> bool {
+        matches!(
+            self,
+            ViewRequest::ServiceMap { .. }
+                | ViewRequest::ServiceFocus { .. }
+                | ViewRequest::BlastRadius { .. }
+                | ViewRequest::ServiceEvents { .. }
+        )
     }
 
     pub async fn run(
@@ -271,8 +336,40 @@ impl ViewRequest {
             ViewRequest::Timeseries(q) => {
                 ViewAnswer::Series(views::timeseries(reader, &q, range, deadline).await?)
             }
+            graph => {
+                let g = graph_query::load(reader, &state.graph, range.start, range.end, deadline)
+                    .await?;
+                match graph {
+                    ViewRequest::ServiceMap { scope } => {
+                        ViewAnswer::Graph(g.service_map(&scope, graph_query::MAX_DRAWN_NODES))
+                    }
+                    ViewRequest::ServiceFocus { node, hops } => {
+                        ViewAnswer::Graph(g.focus(&node, hops))
+                    }
+                    ViewRequest::BlastRadius { node } => ViewAnswer::Graph(g.blast_radius(&node)),
+                    _ => ViewAnswer::Events(g.events_for_id(&graph.node_id().unwrap_or_default())),
+                }
+            }
         })
     }
+
+    fn node_id(&self) -> Option<String> {
+        match self {
+            ViewRequest::ServiceFocus { node, .. }
+            | ViewRequest::BlastRadius { node }
+            | ViewRequest::ServiceEvents { node } => Some(node.clone()),
+            _ => None,
+        }
+    }
+}
+
+/// `node` is a graph node id such as `dc-01/shop/checkout` or `mysql://db/orders`.
+fn required_node(args: &ViewArgs) -> Result<String, ApiError> {
+    args.raw("node").map(str::to_string).ok_or_else(|| {
+        ApiError::BadRequest(
+            "payload key `node` (a node id like cluster/namespace/service) is required".into(),
+        )
+    })
 }
 
 fn heat_key_json(kind: &str, key: &[String]) -> serde_json::Map<String, Value> {
@@ -335,6 +432,8 @@ pub fn flat_rows(answer: &ViewAnswer) -> Value {
             }
             json!({"rows": rows})
         }
+        ViewAnswer::Graph(g) => serde_json::to_value(g).unwrap_or(Value::Null),
+        ViewAnswer::Events(events) => json!({"rows": events}),
         ViewAnswer::Series(s) => {
             let mut rows = Vec::new();
             for series in &s.series {

@@ -241,6 +241,12 @@ impl Loaded {
         })
     }
 
+    /// Events of the node with this id (unknown ids have none).
+    pub fn events_for_id(&self, id: &str) -> Vec<Event> {
+        let node = self.node(id);
+        self.events_of(&node).into_iter().cloned().collect()
+    }
+
     /// Events that concern a node: same service name (and namespace/cluster when given).
     pub fn events_of(&self, node: &Node) -> Vec<&Event> {
         self.events
@@ -481,8 +487,8 @@ impl Loaded {
                     petgraph::Direction::Outgoing
                 };
                 for m in g.neighbors_directed(n, dir) {
-                    if !depth.contains_key(&m) {
-                        depth.insert(m, d + 1);
+                    if let std::collections::hash_map::Entry::Vacant(slot) = depth.entry(m) {
+                        slot.insert(d + 1);
                         frontier.insert(0, m);
                     }
                 }

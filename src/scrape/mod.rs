@@ -51,6 +51,8 @@ pub struct TargetStatus {
     pub timeout_seconds: f64,
     /// Scrapes that started more than 10% of the interval late.
     pub late_scrapes: u64,
+    /// Scheduled scrapes that never started because the previous one overran.
+    pub missed_scrapes: u64,
     pub scrapes: u64,
 }
 
@@ -77,6 +79,7 @@ impl TargetRegistry {
             interval_seconds: spec.interval.as_secs_f64(),
             timeout_seconds: spec.timeout.as_secs_f64(),
             late_scrapes: 0,
+            missed_scrapes: 0,
             scrapes: 0,
         }));
         let key = format!("{}\u{0}{}\u{0}{}", spec.cluster, spec.job, spec.url);
@@ -143,12 +146,23 @@ pub async fn run_target(ctx: ScrapeContext, spec: TargetSpec) {
     let mut ticker = tokio::time::interval_at(first, spec.interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let mut active_series = 0usize;
+    let mut previous_tick = None;
     loop {
         let scheduled = tokio::select! {
             _ = ctx.shutdown.cancelled() => break,
             at = ticker.tick() => at,
         };
         let late = scheduled.elapsed() > spec.interval / 10;
+        // With MissedTickBehavior::Skip a gap of more than one interval
+        // between ticks means ticks were skipped.
+        let missed = previous_tick
+            .map(|p: tokio::time::Instant| {
+                (scheduled.duration_since(p).as_secs_f64() / spec.interval.as_secs_f64()).round()
+                    as u64
+            })
+            .unwrap_or(1)
+            .saturating_sub(1);
+        previous_tick = Some(scheduled);
         let mut batch = WriteBatch::default();
         let scraped = tokio::select! {
             _ = ctx.shutdown.cancelled() => break,
@@ -161,6 +175,7 @@ pub async fn run_target(ctx: ScrapeContext, spec: TargetSpec) {
         if let Ok(mut s) = status.lock() {
             s.scrapes += 1;
             s.late_scrapes += u64::from(late);
+            s.missed_scrapes += missed;
             s.last_scrape_ms = Some(scraped.started_ms);
             s.last_scrape_duration_seconds = Some(scraped.duration_secs);
             s.series = series_now;
