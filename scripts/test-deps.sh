@@ -49,3 +49,15 @@ if [[ "$("$venv/bin/schemathesis" --version 2>/dev/null | awk '{print $NF}')" !=
 fi
 
 echo "test-deps: node $(node --version), @grafana/data $(node -p "require('./tests/grafana/node_modules/@grafana/data/package.json').version"), schemathesis $("$venv/bin/schemathesis" --version | awk '{print $NF}'), $(kubectl version --client 2>/dev/null | head -1)" >&2
+
+# OpenTelemetry Python SDK + OTLP/HTTP exporter, in the same venv, for
+# tests/otel/emit_topology.py (run by tests/span_decode.rs). Both pin every
+# other opentelemetry-* package they pull in.
+OTEL_PYTHON_VERSION=1.45.2
+if [[ "$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("opentelemetry-sdk"), m.version("opentelemetry-exporter-otlp-proto-http"))' 2>/dev/null)" != "$OTEL_PYTHON_VERSION $OTEL_PYTHON_VERSION" ]]; then
+  echo "test-deps: opentelemetry-sdk==$OTEL_PYTHON_VERSION opentelemetry-exporter-otlp-proto-http==$OTEL_PYTHON_VERSION into $venv" >&2
+  [[ -x "$venv/bin/python" ]] || python3 -m venv "$venv"
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+    "opentelemetry-sdk==$OTEL_PYTHON_VERSION" "opentelemetry-exporter-otlp-proto-http==$OTEL_PYTHON_VERSION"
+fi
+echo "test-deps: opentelemetry-sdk $("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("opentelemetry-sdk"))')" >&2

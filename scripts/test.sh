@@ -22,4 +22,4 @@ scripts/test-deps.sh
 
 cargo fmt --check
 cargo clippy --release "${CARGO_FEATURE_ARGS[@]}" --all-targets -- -D warnings
-cargo test --release "${CARGO_FEATURE_ARGS[@]}" "$@"
+FLEETSCOPE_REQUIRE_OTEL_PYTHON=1 cargo test --release "${CARGO_FEATURE_ARGS[@]}" "$@"

@@ -284,8 +284,22 @@ async fn native_view(
         .map(time::parse_step)
         .transpose()?
         .unwrap_or(60);
-    let end = state.complete_end(end, now).max(start + 1);
+    // Metric views end at complete minutes; the graph and events include "now".
+    let end = if request.is_graph() {
+        end
+    } else {
+        state.complete_end(end, now).max(start + 1)
+    };
     let range = crate::views::TimeRange::new(start, end, step, 11_000, now, &state.retention)?;
+    let range = if request.is_graph() {
+        crate::views::TimeRange {
+            start,
+            end,
+            ..range
+        }
+    } else {
+        range
+    };
     let answer = request.run(&state, range, state.query_deadline()).await?;
     Ok(Json(views::flat_rows(&answer)))
 }

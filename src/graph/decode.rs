@@ -725,7 +725,7 @@ fn json_u64(v: Option<&Value>) -> Result<u64, ()> {
             Some(u) => Ok(u),
             None => match n.as_f64() {
                 // 1.8446744073709552e19 is 2^64; `as` saturates, so bound it.
-                Some(f) if f.is_finite() && f >= 0.0 && f < 1.844_674_407_370_955_2e19 => {
+                Some(f) if f.is_finite() && (0.0..1.844_674_407_370_955_2e19).contains(&f) => {
                     Ok(f as u64)
                 }
                 _ => Err(()),

@@ -1,0 +1,430 @@
+//! The service map end to end: the real OpenTelemetry Python SDK emits a
+//! known topology to the real `fleetscope` binary over OTLP/HTTP; the graph
+//! fleetscope answers must equal that topology. Bad bodies are rejected
+//! clearly, and a real Alertmanager delivers an alert through its webhook
+//! that ends up attached to the service it names.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use serde_json::{json, Value};
+
+fn venv_python() -> std::path::PathBuf {
+    let cache = std::env::var("FLEETSCOPE_CACHE")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| {
+            std::path::PathBuf::from(std::env::var("HOME").unwrap_or_default())
+                .join(".cache/fleetscope")
+        });
+    let python = cache.join("venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} missing: run scripts/test-deps.sh (installs the OpenTelemetry SDK)",
+        python.display()
+    );
+    python
+}
+
+/// (source, target) -> (requests, errors, async) as the native API reports them.
+async fn edges(fs: &Fleetscope) -> BTreeMap<(String, String), (u64, u64, bool)> {
+    let now = unix_now();
+    let v = fs
+        .get_json(&format!(
+            "/api/v1/servicemap?start={}&end={}",
+            now - 900,
+            now + 120
+        ))
+        .await;
+    v["edges"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|e| {
+            (
+                (
+                    e["source"].as_str().unwrap_or("").to_string(),
+                    e["target"].as_str().unwrap_or("").to_string(),
+                ),
+                (
+                    e["requests"].as_u64().unwrap_or(0),
+                    e["errors"].as_u64().unwrap_or(0),
+                    e["kind"] == "async",
+                ),
+            )
+        })
+        .collect()
+}
+
+fn expected_edges(summary: &Value) -> BTreeMap<(String, String), (u64, u64, bool)> {
+    let svc = |name: &str| format!("dc-01/shop/{name}");
+    let n = summary["iterations"].as_u64().expect("iterations");
+    let mut want = BTreeMap::from([(("user".to_string(), svc("frontend")), (n, 0, false))]);
+    for e in summary["edges"].as_array().expect("edges") {
+        let (from, to) = (
+            e["from"].as_str().unwrap_or(""),
+            e["to"].as_str().unwrap_or(""),
+        );
+        let (req, err) = (
+            e["requests"].as_u64().unwrap_or(0),
+            e["errors"].as_u64().unwrap_or(0),
+        );
+        match e["kind"].as_str() {
+            Some("http") => {
+                want.insert((svc(from), svc(to)), (req, err, false));
+            }
+            Some("db") => {
+                let target = format!(
+                    "{}://{to}/{}",
+                    e["db_system"].as_str().unwrap_or(""),
+                    e["db_name"].as_str().unwrap_or("")
+                );
+                want.insert((svc(from), target), (req, err, false));
+            }
+            Some("messaging") => {
+                let queue = format!(
+                    "{}://{}",
+                    e["messaging_system"].as_str().unwrap_or(""),
+                    e["destination"].as_str().unwrap_or("")
+                );
+                want.insert((svc(from), queue.clone()), (req, err, true));
+                want.insert((queue, svc(to)), (req, err, true));
+            }
+            other => panic!("unknown edge kind {other:?}"),
+        }
+    }
+    want
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn otel_sdk_topology_is_the_graph() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fs = Fleetscope::start(
+        dir.path(),
+        "self_scrape = false\n[graph]\npairing_wait = \"2s\"\n",
+    )
+    .await;
+    let out = Command::new(venv_python())
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/otel/emit_topology.py"
+        ))
+        .arg(fs.url("/v1/traces"))
+        .arg("50")
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run the OpenTelemetry SDK script");
+    assert!(out.status.success(), "emit_topology.py failed");
+    let summary: Value = serde_json::from_slice(&out.stdout).expect("summary JSON");
+    let want = expected_edges(&summary);
+    let got = eventually(
+        Duration::from_secs(30),
+        "the graph to match the topology",
+        || {
+            let (fs, want) = (&fs, &want);
+            async move {
+                let got = edges(fs).await;
+                (&got == want).then_some(got)
+            }
+        },
+    )
+    .await;
+    assert_eq!(got.len(), 6);
+
+    // The same answer as Grafana Node Graph frames.
+    let now = unix_now();
+    let body = json!({
+        "range": {"from": chrono_like(now - 900), "to": chrono_like(now + 120)},
+        "targets": [
+            {"refId": "A", "target": "service_map", "payload": {"namespace": "shop"}},
+            {"refId": "B", "target": "blast_radius", "payload": {"node": "mysql://mysql.shop.svc/orders"}},
+            {"refId": "C", "target": "service_focus", "payload": {"node": "dc-01/shop/inventory", "hops": 1}}
+        ]
+    });
+    let frames: Vec<Value> = http()
+        .post(fs.url("/grafana/query"))
+        .json(&body)
+        .send()
+        .await
+        .expect("query")
+        .json()
+        .await
+        .expect("frames");
+    let of = |ref_id: &str, name: &str| {
+        frames
+            .iter()
+            .find(|f| f["refId"] == ref_id && f["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("frame {ref_id}/{name} in {frames:?}"))
+    };
+    let column = |frame: &Value, field: &str| -> Vec<Value> {
+        frame["fields"]
+            .as_array()
+            .and_then(|f| f.iter().find(|x| x["name"] == field))
+            .and_then(|x| x["values"].as_array().cloned())
+            .unwrap_or_else(|| panic!("field {field}"))
+    };
+    let nodes = of("A", "nodes");
+    assert_eq!(nodes["meta"]["preferredVisualisationType"], "nodeGraph");
+    let ids: Vec<String> = column(&nodes, "id")
+        .iter()
+        .map(|v| v.as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            "dc-01/shop/checkout",
+            "dc-01/shop/frontend",
+            "dc-01/shop/inventory",
+            "dc-01/shop/payment",
+            "kafka://stock-events",
+            "mysql://mysql.shop.svc/orders",
+            "user"
+        ]
+    );
+    for (ok, err) in column(&nodes, "arc__ok")
+        .iter()
+        .zip(column(&nodes, "arc__err"))
+    {
+        let sum = ok.as_f64().unwrap_or(0.0) + err.as_f64().unwrap_or(0.0);
+        assert!((sum - 1.0).abs() < 1e-9, "arcs sum to 1");
+    }
+    let payment = ids
+        .iter()
+        .position(|i| i == "dc-01/shop/payment")
+        .expect("payment");
+    assert!(
+        (column(&nodes, "arc__err")[payment].as_f64().unwrap_or(0.0) - 0.1).abs() < 1e-9,
+        "1 in 10 payment calls fail"
+    );
+    assert_eq!(
+        column(&nodes, "detail__health")[payment],
+        "degraded",
+        "10% is degraded (failing is above 10%)"
+    );
+    let edges_frame = of("A", "edges");
+    let dashed: Vec<(String, String)> = column(&edges_frame, "id")
+        .iter()
+        .zip(column(&edges_frame, "strokeDasharray"))
+        .filter(|(_, d)| !d.as_str().unwrap_or("").is_empty())
+        .map(|(id, d)| {
+            (
+                id.as_str().unwrap_or("").to_string(),
+                d.as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        dashed.len(),
+        2,
+        "the two queue edges are dashed: {dashed:?}"
+    );
+    // Blast radius of the database: checkout calls it, frontend calls
+    // checkout, users call frontend; inventory and payment are not callers.
+    let blast: Vec<String> = column(&of("B", "nodes"), "id")
+        .iter()
+        .map(|v| v.as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(
+        blast,
+        [
+            "dc-01/shop/checkout",
+            "dc-01/shop/frontend",
+            "mysql://mysql.shop.svc/orders",
+            "user"
+        ]
+    );
+    let focus: Vec<String> = column(&of("C", "nodes"), "id")
+        .iter()
+        .map(|v| v.as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(focus, ["dc-01/shop/inventory", "kafka://stock-events"]);
+    assert!(fs.proc.terminate().success());
+}
+
+fn chrono_like(secs: i64) -> String {
+    // RFC 3339 in UTC without pulling a date crate into the test.
+    let out = Command::new("date")
+        .args(["-u", "-d", &format!("@{secs}"), "+%Y-%m-%dT%H:%M:%SZ"])
+        .output()
+        .expect("date");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_span_bodies_are_rejected_clearly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fs = Fleetscope::start(
+        dir.path(),
+        "self_scrape = false\n[graph]\nmax_body_bytes = 1048576\n",
+    )
+    .await;
+    let client = http();
+    let post = |path: &str, ct: &str, body: Vec<u8>| {
+        client
+            .post(fs.url(path))
+            .header("Content-Type", ct.to_string())
+            .body(body)
+            .send()
+    };
+    let r = post(
+        "/v1/traces",
+        "application/x-protobuf",
+        vec![0xff, 0xff, 0xff, 0x0f, 0x12],
+    )
+    .await
+    .expect("req");
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.expect("json error");
+    assert!(
+        v["error"].as_str().unwrap_or("").contains("protobuf"),
+        "{v}"
+    );
+    let r = post(
+        "/v1/traces",
+        "application/json",
+        br#"{"resourceSpans": [{"resource": "#.to_vec(),
+    )
+    .await
+    .expect("req");
+    assert_eq!(r.status(), 400);
+    let r = post(
+        "/api/v2/spans",
+        "application/json",
+        br#"[{"traceId": "#.to_vec(),
+    )
+    .await
+    .expect("req");
+    assert_eq!(r.status(), 400);
+    // 2 MiB over a 1 MiB limit; and a gzip body that inflates past it.
+    let r = post("/v1/traces", "application/x-protobuf", vec![0u8; 2 << 20])
+        .await
+        .expect("req");
+    assert_eq!(r.status(), 413);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&vec![b'{'; 8 << 20]).expect("gzip");
+    let r = client
+        .post(fs.url("/v1/traces"))
+        .header("Content-Type", "application/json")
+        .header("Content-Encoding", "gzip")
+        .body(gz.finish().expect("gzip"))
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(r.status(), 413);
+    // Spans with missing ids are dropped and reported; the valid one counts.
+    let body = json!({"resourceSpans": [{
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "a"}}]},
+        "scopeSpans": [{"spans": [
+            {"traceId": "", "spanId": "0102030405060708", "kind": 2, "startTimeUnixNano": "1", "endTimeUnixNano": "2"},
+            {"traceId": "0102030405060708090a0b0c0d0e0f10", "spanId": "0102030405060708", "kind": 2, "startTimeUnixNano": "1", "endTimeUnixNano": "2"}
+        ]}]
+    }]});
+    let r = post(
+        "/v1/traces",
+        "application/json",
+        body.to_string().into_bytes(),
+    )
+    .await
+    .expect("req");
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(v["partialSuccess"]["rejectedSpans"], "1", "{v}");
+    let metrics = client
+        .get(fs.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("fleetscope_spans_received_total 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("fleetscope_spans_rejected_total{reason="),
+        "{metrics}"
+    );
+    // The process is still healthy.
+    assert_eq!(
+        client
+            .get(fs.url("/healthz"))
+            .send()
+            .await
+            .expect("healthz")
+            .status(),
+        200
+    );
+    assert!(fs.proc.terminate().success());
+}
+
+/// A real Alertmanager (Debian's prometheus-alertmanager) sends an alert to
+/// fleetscope's events endpoint through its webhook receiver; the alert is
+/// attached to the service its labels name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alertmanager_webhook_attaches_alerts_to_services() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fs = Fleetscope::start(dir.path(), "self_scrape = false\n").await;
+    let am_port = free_port();
+    let config = format!(
+        "route:\n  receiver: fleetscope\n  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\nreceivers:\n  - name: fleetscope\n    webhook_configs:\n      - url: '{}'\n        send_resolved: true\n",
+        fs.url("/api/v1/events")
+    );
+    let am_dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(am_dir.path().join("am.yml"), config).expect("write");
+    let mut cmd = Command::new("prometheus-alertmanager");
+    cmd.arg(format!(
+        "--config.file={}",
+        am_dir.path().join("am.yml").display()
+    ))
+    .arg(format!(
+        "--storage.path={}",
+        am_dir.path().join("data").display()
+    ))
+    .arg(format!("--web.listen-address=127.0.0.1:{am_port}"))
+    .arg("--cluster.listen-address=")
+    .stdout(Stdio::null())
+    .stderr(Stdio::null());
+    let _am = Proc::spawn("prometheus-alertmanager", &mut cmd);
+    let am = format!("http://127.0.0.1:{am_port}");
+    wait_http_ok(&format!("{am}/-/ready")).await;
+    let alert = json!([{
+        "labels": {"alertname": "PaymentErrorBudgetBurn", "severity": "critical", "service": "payment", "namespace": "shop", "cluster": "dc-01"},
+        "annotations": {"summary": "payment 5xx above 10% for 5m"},
+        "startsAt": chrono_like(unix_now() - 30)
+    }]);
+    let r = http()
+        .post(format!("{am}/api/v2/alerts"))
+        .json(&alert)
+        .send()
+        .await
+        .expect("post alert");
+    assert!(r.status().is_success(), "{}", r.status());
+    let events = eventually(Duration::from_secs(30), "the alert to arrive", || {
+        let fs = &fs;
+        async move {
+            let now = unix_now();
+            let v = fs
+                .get_json(&format!(
+                    "/api/v1/views/service_events?node=dc-01/shop/payment&start={}&end={}",
+                    now - 600,
+                    now + 60
+                ))
+                .await;
+            let rows = v["rows"].as_array().cloned().unwrap_or_default();
+            (!rows.is_empty()).then_some(rows)
+        }
+    })
+    .await;
+    assert_eq!(events[0]["reason"], "PaymentErrorBudgetBurn");
+    assert_eq!(events[0]["source"], "alert");
+    assert_eq!(events[0]["severity"], "critical");
+    assert_eq!(events[0]["message"], "payment 5xx above 10% for 5m");
+    assert!(fs.proc.terminate().success());
+}
