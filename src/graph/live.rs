@@ -8,6 +8,7 @@ use super::pairing::{Pairer, PairingConfig, PairingStats};
 use super::span::SpanRecord;
 
 type EdgeKey = (String, String, EdgeKind);
+type FastMap<K, V> = HashMap<K, V, xxhash_rust::xxh3::Xxh3DefaultBuilder>;
 
 /// Minutes kept in memory before they are flushed; late spans for a
 /// flushed minute become an extra row for it (rows are additive).
@@ -15,9 +16,9 @@ const FLUSH_AFTER_SECS: i64 = 60;
 
 pub struct LiveGraph {
     pairer: Pairer,
-    nodes: HashMap<String, Node>,
+    nodes: FastMap<String, Node>,
     unsaved_nodes: Vec<Node>,
-    windows: BTreeMap<i64, HashMap<EdgeKey, EdgeStats>>,
+    windows: BTreeMap<i64, FastMap<EdgeKey, EdgeStats>>,
     /// Spans accepted by ingest (after decoding).
     pub spans: u64,
 }
@@ -26,7 +27,7 @@ impl LiveGraph {
     pub fn new(config: PairingConfig) -> LiveGraph {
         LiveGraph {
             pairer: Pairer::new(config),
-            nodes: HashMap::new(),
+            nodes: FastMap::default(),
             unsaved_nodes: Vec::new(),
             windows: BTreeMap::new(),
             spans: 0,
@@ -132,7 +133,7 @@ impl LiveGraph {
     }
 }
 
-fn rows(windows: BTreeMap<i64, HashMap<EdgeKey, EdgeStats>>) -> Vec<EdgeRow> {
+fn rows(windows: BTreeMap<i64, FastMap<EdgeKey, EdgeStats>>) -> Vec<EdgeRow> {
     windows
         .into_iter()
         .flat_map(|(minute, edges)| {

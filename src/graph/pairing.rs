@@ -40,6 +40,10 @@ pub struct PairingStats {
 
 type Key = ([u8; 16], [u8; 8]);
 
+/// Span ids are random: a fast non-keyed hash is enough (and SipHash is a
+/// large share of pairing time).
+type FastMap<K, V> = HashMap<K, V, xxhash_rust::xxh3::Xxh3DefaultBuilder>;
+
 struct Waiting {
     span: SpanRecord,
     arrived_ns: u64,
@@ -50,8 +54,8 @@ struct Waiting {
 #[derive(Default)]
 pub struct Pairer {
     config: PairingConfig,
-    clients: HashMap<Key, Waiting>,
-    servers: HashMap<Key, Waiting>,
+    clients: FastMap<Key, Waiting>,
+    servers: FastMap<Key, Waiting>,
     /// Arrival order for expiry and eviction; entries may be stale (already paired).
     order: VecDeque<(u64, Key, bool)>,
     pub stats: PairingStats,
