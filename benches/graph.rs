@@ -35,7 +35,9 @@ fn span(trace: u64, id: u64, parent: Option<u64>, kind: SpanKind, attrs: Vec<Key
     Span {
         trace_id: trace_id.to_vec(),
         span_id: (trace * 16 + id).to_be_bytes().to_vec(),
-        parent_span_id: parent.map(|p| (trace * 16 + p).to_be_bytes().to_vec()).unwrap_or_default(),
+        parent_span_id: parent
+            .map(|p| (trace * 16 + p).to_be_bytes().to_vec())
+            .unwrap_or_default(),
         name: "op".into(),
         kind: kind as i32,
         start_time_unix_nano: start,
@@ -49,31 +51,71 @@ fn request() -> ExportTraceServiceRequest {
     let services = ["frontend", "checkout", "payment", "inventory"];
     let mut by_service: Vec<Vec<Span>> = vec![Vec::new(); services.len()];
     for t in 0..TRACES {
-        by_service[0].push(span(t, 1, None, SpanKind::Server, vec![kv("http.route", "/checkout")]));
-        by_service[0].push(span(t, 2, Some(1), SpanKind::Client, vec![kv("server.address", "checkout")]));
-        by_service[1].push(span(t, 3, Some(2), SpanKind::Server, vec![kv("http.route", "/api/checkout")]));
-        by_service[1].push(span(t, 4, Some(3), SpanKind::Client, vec![kv("server.address", "payment")]));
-        by_service[2].push(span(t, 5, Some(4), SpanKind::Server, vec![kv("http.route", "/api/pay")]));
+        by_service[0].push(span(
+            t,
+            1,
+            None,
+            SpanKind::Server,
+            vec![kv("http.route", "/checkout")],
+        ));
+        by_service[0].push(span(
+            t,
+            2,
+            Some(1),
+            SpanKind::Client,
+            vec![kv("server.address", "checkout")],
+        ));
+        by_service[1].push(span(
+            t,
+            3,
+            Some(2),
+            SpanKind::Server,
+            vec![kv("http.route", "/api/checkout")],
+        ));
+        by_service[1].push(span(
+            t,
+            4,
+            Some(3),
+            SpanKind::Client,
+            vec![kv("server.address", "payment")],
+        ));
+        by_service[2].push(span(
+            t,
+            5,
+            Some(4),
+            SpanKind::Server,
+            vec![kv("http.route", "/api/pay")],
+        ));
         by_service[1].push(span(
             t,
             6,
             Some(3),
             SpanKind::Client,
-            vec![kv("db.system", "mysql"), kv("db.name", "orders"), kv("server.address", "mysql.shop.svc")],
+            vec![
+                kv("db.system", "mysql"),
+                kv("db.name", "orders"),
+                kv("server.address", "mysql.shop.svc"),
+            ],
         ));
         by_service[1].push(span(
             t,
             7,
             Some(3),
             SpanKind::Producer,
-            vec![kv("messaging.system", "kafka"), kv("messaging.destination.name", "stock-events")],
+            vec![
+                kv("messaging.system", "kafka"),
+                kv("messaging.destination.name", "stock-events"),
+            ],
         ));
         by_service[3].push(span(
             t,
             8,
             Some(7),
             SpanKind::Consumer,
-            vec![kv("messaging.system", "kafka"), kv("messaging.destination.name", "stock-events")],
+            vec![
+                kv("messaging.system", "kafka"),
+                kv("messaging.destination.name", "stock-events"),
+            ],
         ));
     }
     ExportTraceServiceRequest {
