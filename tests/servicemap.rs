@@ -301,11 +301,14 @@ async fn bad_span_bodies_are_rejected_clearly() {
     .await
     .expect("req");
     assert_eq!(r.status(), 400);
-    // 2 MiB over a 1 MiB limit; and a gzip body that inflates past it.
-    let r = post("/v1/traces", "application/x-protobuf", vec![0u8; 2 << 20])
-        .await
-        .expect("req");
-    assert_eq!(r.status(), 413);
+    // 2 MiB over a 1 MiB limit; and a gzip body that inflates past it. The
+    // server answers 413 from Content-Length without reading the body, so
+    // the client may still be writing when the connection closes: a 413 or
+    // a broken pipe are both a refusal; acceptance would be a 2xx.
+    match post("/v1/traces", "application/x-protobuf", vec![0u8; 2 << 20]).await {
+        Ok(r) => assert_eq!(r.status(), 413),
+        Err(e) => assert!(e.is_request() || e.is_body(), "refused while sending: {e}"),
+    }
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gz.write_all(&vec![b'{'; 8 << 20]).expect("gzip");
     let r = client

@@ -332,19 +332,7 @@ async fn query(
         if request.is_graph() {
             // The graph covers the whole range as one window and includes
             // the live minute, so it is computed fresh, not cached.
-            let range = TimeRange::new(
-                start,
-                end,
-                (end - start).max(60),
-                1,
-                super::time::unix_now(),
-                &state.retention,
-            )?;
-            let range = TimeRange {
-                start,
-                end,
-                ..range
-            };
+            let range = TimeRange::whole(start, end)?;
             let answer = request.run(&state, range, deadline).await?;
             let frames: Vec<String> = frames_of(&answer, &ref_id)
                 .iter()

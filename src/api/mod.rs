@@ -264,11 +264,23 @@ async fn native_view(
     axum::extract::Path(target): axum::extract::Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    view_from_query(&state, &target, raw).await
+}
+
+/// Runs a Grafana target from query-string arguments and answers flat JSON:
+/// the native face of every view (`/api/v1/views/...`, `/api/v1/servicemap...`).
+pub(crate) async fn view_from_query(
+    state: &ApiState,
+    target: &str,
+    raw: Option<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let pairs = query_pairs(raw)?;
     let args = views::ViewArgs::from_pairs(&pairs);
-    let Some(request) = views::ViewRequest::parse(&target, &args, Default::default())? else {
+    let Some(request) = views::ViewRequest::parse(target, &args, Default::default())? else {
+        let known: Vec<&str> = views::TARGETS.iter().map(|(t, _)| *t).collect();
         return Err(ApiError::NotFound(format!(
-            "unknown view {target:?}; one of pods_heatmap, nodes_heatmap, cluster_status, timeseries"
+            "unknown view {target:?}; one of {}",
+            known.join(", ")
         )));
     };
     let now = time::unix_now();
@@ -284,23 +296,15 @@ async fn native_view(
         .map(time::parse_step)
         .transpose()?
         .unwrap_or(60);
-    // Metric views end at complete minutes; the graph and events include "now".
-    let end = if request.is_graph() {
-        end
-    } else {
-        state.complete_end(end, now).max(start + 1)
-    };
-    let range = crate::views::TimeRange::new(start, end, step, 11_000, now, &state.retention)?;
     let range = if request.is_graph() {
-        crate::views::TimeRange {
-            start,
-            end,
-            ..range
-        }
+        // The graph and events cover the whole range as one window, "now" included.
+        crate::views::TimeRange::whole(start, end)?
     } else {
-        range
+        // Metric views end at complete minutes.
+        let end = state.complete_end(end, now).max(start + 1);
+        crate::views::TimeRange::new(start, end, step, 11_000, now, &state.retention)?
     };
-    let answer = request.run(&state, range, state.query_deadline()).await?;
+    let answer = request.run(state, range, state.query_deadline()).await?;
     Ok(Json(views::flat_rows(&answer)))
 }
 

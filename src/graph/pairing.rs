@@ -69,6 +69,42 @@ fn secs(span: &SpanRecord) -> i64 {
     (span.start_unix_nanos / 1_000_000_000) as i64
 }
 
+/// A call only its caller reported (client or producer span).
+fn seen_by_caller(
+    source: Node,
+    target: Node,
+    kind: EdgeKind,
+    span: &SpanRecord,
+) -> EdgeObservation {
+    EdgeObservation {
+        source,
+        target,
+        kind,
+        error: span.error,
+        client_ms: Some(millis(span)),
+        server_ms: None,
+        at: secs(span),
+    }
+}
+
+/// A call only its callee reported (server or consumer span).
+fn seen_by_callee(
+    source: Node,
+    target: Node,
+    kind: EdgeKind,
+    span: &SpanRecord,
+) -> EdgeObservation {
+    EdgeObservation {
+        source,
+        target,
+        kind,
+        error: span.error,
+        client_ms: None,
+        server_ms: Some(millis(span)),
+        at: secs(span),
+    }
+}
+
 impl Pairer {
     pub fn new(config: PairingConfig) -> Pairer {
         Pairer {
@@ -89,15 +125,12 @@ impl Pairer {
                 if let Some(system) = span.db_system.clone() {
                     // Databases and caches are not traced themselves: the
                     // client span is the whole call.
-                    out.push(EdgeObservation {
-                        source: Node::service(&span),
-                        target: Node::datastore(&span, &system),
-                        kind: EdgeKind::Sync,
-                        error: span.error,
-                        client_ms: Some(millis(&span)),
-                        server_ms: None,
-                        at: secs(&span),
-                    });
+                    out.push(seen_by_caller(
+                        Node::service(&span),
+                        Node::datastore(&span, &system),
+                        EdgeKind::Sync,
+                        &span,
+                    ));
                     return;
                 }
                 let key = (span.trace_id, span.span_id);
@@ -107,15 +140,12 @@ impl Pairer {
                 }
             }
             Some(SpanKind::Server) => match span.parent_span_id {
-                None => out.push(EdgeObservation {
-                    source: Node::user(),
-                    target: Node::service(&span),
-                    kind: EdgeKind::Sync,
-                    error: span.error,
-                    client_ms: None,
-                    server_ms: Some(millis(&span)),
-                    at: secs(&span),
-                }),
+                None => out.push(seen_by_callee(
+                    Node::user(),
+                    Node::service(&span),
+                    EdgeKind::Sync,
+                    &span,
+                )),
                 Some(parent) => {
                     let key = (span.trace_id, parent);
                     match self.clients.remove(&key) {
@@ -126,28 +156,22 @@ impl Pairer {
             },
             Some(SpanKind::Producer) => match (&span.messaging_system, &span.messaging_destination)
             {
-                (Some(system), Some(dest)) => out.push(EdgeObservation {
-                    source: Node::service(&span),
-                    target: Node::queue(system, dest),
-                    kind: EdgeKind::Async,
-                    error: span.error,
-                    client_ms: Some(millis(&span)),
-                    server_ms: None,
-                    at: secs(&span),
-                }),
+                (Some(system), Some(dest)) => out.push(seen_by_caller(
+                    Node::service(&span),
+                    Node::queue(system, dest),
+                    EdgeKind::Async,
+                    &span,
+                )),
                 _ => self.stats.ignored += 1,
             },
             Some(SpanKind::Consumer) => match (&span.messaging_system, &span.messaging_destination)
             {
-                (Some(system), Some(dest)) => out.push(EdgeObservation {
-                    source: Node::queue(system, dest),
-                    target: Node::service(&span),
-                    kind: EdgeKind::Async,
-                    error: span.error,
-                    client_ms: None,
-                    server_ms: Some(millis(&span)),
-                    at: secs(&span),
-                }),
+                (Some(system), Some(dest)) => out.push(seen_by_callee(
+                    Node::queue(system, dest),
+                    Node::service(&span),
+                    EdgeKind::Async,
+                    &span,
+                )),
                 _ => self.stats.ignored += 1,
             },
             _ => self.stats.ignored += 1,
@@ -242,25 +266,19 @@ impl Pairer {
             else {
                 return;
             };
-            out.push(EdgeObservation {
-                source: Node::service(&span),
-                target: Node::external(&peer),
-                kind: EdgeKind::Sync,
-                error: span.error,
-                client_ms: Some(millis(&span)),
-                server_ms: None,
-                at: secs(&span),
-            });
+            out.push(seen_by_caller(
+                Node::service(&span),
+                Node::external(&peer),
+                EdgeKind::Sync,
+                &span,
+            ));
         } else {
-            out.push(EdgeObservation {
-                source: Node::user(),
-                target: Node::service(&span),
-                kind: EdgeKind::Sync,
-                error: span.error,
-                client_ms: None,
-                server_ms: Some(millis(&span)),
-                at: secs(&span),
-            });
+            out.push(seen_by_callee(
+                Node::user(),
+                Node::service(&span),
+                EdgeKind::Sync,
+                &span,
+            ));
         }
     }
 }

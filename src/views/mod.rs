@@ -77,6 +77,21 @@ impl TimeRange {
         })
     }
 
+    /// One window over the whole range (graph views), unaligned.
+    pub fn whole(start: i64, end: i64) -> Result<TimeRange, ViewError> {
+        if end <= start {
+            return Err(ViewError::BadRequest(
+                "the range end must be after its start".into(),
+            ));
+        }
+        Ok(TimeRange {
+            start,
+            end,
+            step: end - start,
+            resolution: Resolution::OneMinute,
+        })
+    }
+
     fn resolution_table(&self) -> &'static str {
         self.resolution.table()
     }
