@@ -2,12 +2,15 @@
 //! to the store as they complete.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use super::model::{EdgeKind, EdgeObservation, EdgeRow, EdgeStats, Node};
 use super::pairing::{Pairer, PairingConfig, PairingStats};
 use super::span::SpanRecord;
 
-type EdgeKey = (String, String, EdgeKind);
+/// Interned nodes are keyed by identity: no string hashing per call.
+type EdgeKey = (usize, usize, EdgeKind);
+type EdgeCell = (Arc<Node>, Arc<Node>, EdgeStats);
 type FastMap<K, V> = HashMap<K, V, xxhash_rust::xxh3::Xxh3DefaultBuilder>;
 
 /// Minutes kept in memory before they are flushed; late spans for a
@@ -18,7 +21,7 @@ pub struct LiveGraph {
     pairer: Pairer,
     nodes: FastMap<String, Node>,
     unsaved_nodes: Vec<Node>,
-    windows: BTreeMap<i64, FastMap<EdgeKey, EdgeStats>>,
+    windows: BTreeMap<i64, FastMap<EdgeKey, EdgeCell>>,
     /// Spans accepted by ingest (after decoding).
     pub spans: u64,
 }
@@ -65,18 +68,23 @@ impl LiveGraph {
 
     fn record(&mut self, obs: EdgeObservation) {
         for node in [&obs.source, &obs.target] {
-            if !self.nodes.contains_key(&node.id) {
-                self.nodes.insert(node.id.clone(), node.clone());
-                self.unsaved_nodes.push(node.clone());
+            if !self.nodes.contains_key(node.id.as_str()) {
+                self.nodes.insert(node.id.clone(), Node::clone(node));
+                self.unsaved_nodes.push(Node::clone(node));
             }
         }
         let minute = obs.at.div_euclid(60) * 60;
-        let stats = self
+        let key = (
+            Arc::as_ptr(&obs.source) as usize,
+            Arc::as_ptr(&obs.target) as usize,
+            obs.kind,
+        );
+        let (_, _, stats) = self
             .windows
             .entry(minute)
             .or_default()
-            .entry((obs.source.id, obs.target.id, obs.kind))
-            .or_default();
+            .entry(key)
+            .or_insert_with(|| (obs.source.clone(), obs.target.clone(), EdgeStats::default()));
         stats.requests += 1;
         stats.errors += u64::from(obs.error);
         if let Some(ms) = obs.client_ms {
@@ -113,11 +121,11 @@ impl LiveGraph {
         self.windows
             .range(start.div_euclid(60) * 60..end)
             .flat_map(|(minute, edges)| {
-                edges.iter().map(|((s, t, k), stats)| EdgeRow {
+                edges.iter().map(|((_, _, kind), (s, t, stats))| EdgeRow {
                     minute: *minute,
-                    source: s.clone(),
-                    target: t.clone(),
-                    kind: *k,
+                    source: s.id.clone(),
+                    target: t.id.clone(),
+                    kind: *kind,
                     stats: stats.clone(),
                 })
             })
@@ -133,16 +141,16 @@ impl LiveGraph {
     }
 }
 
-fn rows(windows: BTreeMap<i64, FastMap<EdgeKey, EdgeStats>>) -> Vec<EdgeRow> {
+fn rows(windows: BTreeMap<i64, FastMap<EdgeKey, EdgeCell>>) -> Vec<EdgeRow> {
     windows
         .into_iter()
         .flat_map(|(minute, edges)| {
             edges
                 .into_iter()
-                .map(move |((source, target, kind), stats)| EdgeRow {
+                .map(move |((_, _, kind), (source, target, stats))| EdgeRow {
                     minute,
-                    source,
-                    target,
+                    source: source.id.clone(),
+                    target: target.id.clone(),
                     kind,
                     stats,
                 })

@@ -252,8 +252,9 @@ impl EdgeStats {
 /// One observed call on an edge, produced by pairing.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EdgeObservation {
-    pub source: Node,
-    pub target: Node,
+    /// Interned: the same node is the same `Arc` while the interner holds it.
+    pub source: std::sync::Arc<Node>,
+    pub target: std::sync::Arc<Node>,
     pub kind: EdgeKind,
     pub error: bool,
     pub client_ms: Option<f64>,

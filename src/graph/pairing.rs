@@ -4,6 +4,7 @@
 //! between producers and consumers.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::model::{EdgeKind, EdgeObservation, Node};
@@ -40,6 +41,71 @@ pub struct PairingStats {
 
 type Key = ([u8; 16], [u8; 8]);
 
+/// Nodes interned by a hash of the span fields that name them, so a call
+/// costs a hash and an `Arc` clone instead of formatting ids and cloning
+/// names. Bounded: past `MAX_INTERNED` distinct nodes the cache starts over
+/// (it is only a cache; the graph itself keys nodes by id).
+#[derive(Default)]
+struct Interner {
+    key: Vec<u8>,
+    nodes: FastMap<u64, Arc<Node>>,
+}
+
+const MAX_INTERNED: usize = 200_000;
+
+impl Interner {
+    fn get(&mut self, parts: &[&str], make: impl FnOnce() -> Node) -> Arc<Node> {
+        self.key.clear();
+        for p in parts {
+            self.key.extend_from_slice(p.as_bytes());
+            self.key.push(0xff);
+        }
+        let h = xxhash_rust::xxh3::xxh3_64(&self.key);
+        if let Some(n) = self.nodes.get(&h) {
+            return n.clone();
+        }
+        if self.nodes.len() >= MAX_INTERNED {
+            self.nodes.clear();
+        }
+        let n = Arc::new(make());
+        self.nodes.insert(h, n.clone());
+        n
+    }
+
+    fn service(&mut self, span: &SpanRecord) -> Arc<Node> {
+        let (c, n) = (
+            span.cluster.as_deref().unwrap_or(""),
+            span.namespace.as_deref().unwrap_or(""),
+        );
+        self.get(&["s", c, n, &span.service], || Node::service(span))
+    }
+
+    fn datastore(&mut self, span: &SpanRecord, system: &str) -> Arc<Node> {
+        let parts = [
+            "d",
+            system,
+            span.server_address.as_deref().unwrap_or(""),
+            span.peer_service.as_deref().unwrap_or(""),
+            span.db_name.as_deref().unwrap_or(""),
+        ];
+        self.get(&parts, || Node::datastore(span, system))
+    }
+
+    fn queue(&mut self, system: &str, destination: &str) -> Arc<Node> {
+        self.get(&["q", system, destination], || {
+            Node::queue(system, destination)
+        })
+    }
+
+    fn external(&mut self, peer: &str) -> Arc<Node> {
+        self.get(&["e", peer], || Node::external(peer))
+    }
+
+    fn user(&mut self) -> Arc<Node> {
+        self.get(&["u"], Node::user)
+    }
+}
+
 /// Span ids are random: a fast non-keyed hash is enough (and SipHash is a
 /// large share of pairing time).
 type FastMap<K, V> = HashMap<K, V, xxhash_rust::xxh3::Xxh3DefaultBuilder>;
@@ -58,6 +124,7 @@ pub struct Pairer {
     servers: FastMap<Key, Waiting>,
     /// Arrival order for expiry and eviction; entries may be stale (already paired).
     order: VecDeque<(u64, Key, bool)>,
+    nodes: Interner,
     pub stats: PairingStats,
 }
 
@@ -71,8 +138,8 @@ fn secs(span: &SpanRecord) -> i64 {
 
 /// A call only its caller reported (client or producer span).
 fn seen_by_caller(
-    source: Node,
-    target: Node,
+    source: Arc<Node>,
+    target: Arc<Node>,
     kind: EdgeKind,
     span: &SpanRecord,
 ) -> EdgeObservation {
@@ -89,8 +156,8 @@ fn seen_by_caller(
 
 /// A call only its callee reported (server or consumer span).
 fn seen_by_callee(
-    source: Node,
-    target: Node,
+    source: Arc<Node>,
+    target: Arc<Node>,
     kind: EdgeKind,
     span: &SpanRecord,
 ) -> EdgeObservation {
@@ -126,8 +193,8 @@ impl Pairer {
                     // Databases and caches are not traced themselves: the
                     // client span is the whole call.
                     out.push(seen_by_caller(
-                        Node::service(&span),
-                        Node::datastore(&span, &system),
+                        self.nodes.service(&span),
+                        self.nodes.datastore(&span, &system),
                         EdgeKind::Sync,
                         &span,
                     ));
@@ -141,8 +208,8 @@ impl Pairer {
             }
             Some(SpanKind::Server) => match span.parent_span_id {
                 None => out.push(seen_by_callee(
-                    Node::user(),
-                    Node::service(&span),
+                    self.nodes.user(),
+                    self.nodes.service(&span),
                     EdgeKind::Sync,
                     &span,
                 )),
@@ -157,8 +224,8 @@ impl Pairer {
             Some(SpanKind::Producer) => match (&span.messaging_system, &span.messaging_destination)
             {
                 (Some(system), Some(dest)) => out.push(seen_by_caller(
-                    Node::service(&span),
-                    Node::queue(system, dest),
+                    self.nodes.service(&span),
+                    self.nodes.queue(system, dest),
                     EdgeKind::Async,
                     &span,
                 )),
@@ -167,8 +234,8 @@ impl Pairer {
             Some(SpanKind::Consumer) => match (&span.messaging_system, &span.messaging_destination)
             {
                 (Some(system), Some(dest)) => out.push(seen_by_callee(
-                    Node::queue(system, dest),
-                    Node::service(&span),
+                    self.nodes.queue(system, dest),
+                    self.nodes.service(&span),
                     EdgeKind::Async,
                     &span,
                 )),
@@ -181,8 +248,8 @@ impl Pairer {
     fn pair(&mut self, client: &SpanRecord, server: &SpanRecord, out: &mut Vec<EdgeObservation>) {
         self.stats.paired += 1;
         out.push(EdgeObservation {
-            source: Node::service(client),
-            target: Node::service(server),
+            source: self.nodes.service(client),
+            target: self.nodes.service(server),
             kind: EdgeKind::Sync,
             error: client.error || server.error,
             client_ms: Some(millis(client)),
@@ -267,15 +334,15 @@ impl Pairer {
                 return;
             };
             out.push(seen_by_caller(
-                Node::service(&span),
-                Node::external(&peer),
+                self.nodes.service(&span),
+                self.nodes.external(&peer),
                 EdgeKind::Sync,
                 &span,
             ));
         } else {
             out.push(seen_by_callee(
-                Node::user(),
-                Node::service(&span),
+                self.nodes.user(),
+                self.nodes.service(&span),
                 EdgeKind::Sync,
                 &span,
             ));
