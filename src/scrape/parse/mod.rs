@@ -743,7 +743,13 @@ impl<'a> Parser<'a> {
         let fam = self.fam;
         if !fam.name.is_empty() {
             if let Some(suffix) = name.strip_prefix(fam.name) {
-                if fam.kind.allows_suffix(suffix, Format::OpenMetrics) {
+                // Liberal like Prometheus' own parser: a counter family
+                // declared with its `_total` name (`# TYPE x_total counter`,
+                // then `x_total 1`), as several exporters write it.
+                let total_named_counter = suffix.is_empty()
+                    && fam.kind == MetricKind::Counter
+                    && fam.name.ends_with("_total");
+                if fam.kind.allows_suffix(suffix, Format::OpenMetrics) || total_named_counter {
                     self.fam.has_samples = true;
                     return Ok((fam.name, fam.kind));
                 }

@@ -426,6 +426,12 @@ fn openmetrics_families() {
         ]
     );
     // A counter sample without _total in OpenMetrics.
+    // A counter declared under its `_total` name is accepted (as Prometheus does).
+    let ok = validate(
+        b"# TYPE c_total counter\nc_total 1\n# EOF\n",
+        Format::OpenMetrics,
+    );
+    assert_eq!(ok, Ok(1));
     let e = err("# TYPE c counter\nc 1\n# EOF\n", Format::OpenMetrics);
     assert_eq!((e.line, e.column), (2, 1), "{e}");
 }
