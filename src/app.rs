@@ -75,6 +75,7 @@ pub async fn serve(
     })?;
 
     let mut store_options = StoreOptions::new(&config.data_dir, config.retention.clone());
+    store_options.memory_limit = config.duckdb_memory_limit.clone();
     let longest = config
         .targets()?
         .iter()

@@ -33,6 +33,9 @@ pub enum ConfigError {
 pub struct Config {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
+    /// DuckDB's buffer-pool limit (its own memory, on top of the in-memory
+    /// rollups), e.g. "512MB" or "2GB".
+    pub duckdb_memory_limit: String,
     pub scrape: ScrapeDefaults,
     pub limits: Limits,
     pub retention: Retention,
@@ -49,6 +52,7 @@ impl Default for Config {
         Config {
             listen: DEFAULT_LISTEN.parse().expect("constant address parses"),
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            duckdb_memory_limit: "512MB".into(),
             scrape: ScrapeDefaults::default(),
             limits: Limits::default(),
             retention: Retention::default(),

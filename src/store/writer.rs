@@ -6,7 +6,9 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use duckdb::arrow::array::{ArrayRef, Float64Array, Int64Array, UInt32Array, UInt64Array};
+use duckdb::arrow::array::{
+    ArrayRef, Float64Array, Int64Array, StringArray, UInt32Array, UInt64Array,
+};
 use duckdb::arrow::datatypes::{DataType, Field, Schema};
 use duckdb::arrow::record_batch::RecordBatch;
 use duckdb::{params, Connection};
@@ -280,29 +282,16 @@ impl Writer {
             let mut rows = 0u64;
             let mut newest = self.newest_minute;
             {
-                let mut app = self.conn.appender("series")?;
-                for s in batches.iter().flat_map(|b| &b.series) {
-                    if self.known_series.contains(&s.id) || !new_ids.insert(s.id) {
-                        continue;
-                    }
-                    let labels = labels_json(&s.labels);
-                    app.append_row(params![
-                        s.id,
-                        s.metric,
-                        s.kind,
-                        s.label("cluster"),
-                        s.label("job"),
-                        s.label("instance"),
-                        s.label("namespace"),
-                        s.label("pod"),
-                        s.label("node"),
-                        s.label("container"),
-                        labels,
-                        now,
-                        s.label("pod").and_then(workload_of)
-                    ])?;
+                let fresh: Vec<&SeriesRow> = batches
+                    .iter()
+                    .flat_map(|b| &b.series)
+                    .filter(|s| !self.known_series.contains(&s.id) && new_ids.insert(s.id))
+                    .collect();
+                if !fresh.is_empty() {
+                    let mut app = self.conn.appender("series")?;
+                    app.append_record_batch(series_batch(&fresh, now)?)?;
+                    app.flush()?;
                 }
-                app.flush()?;
             }
             {
                 // Columnar: one Arrow batch per transaction, several times
@@ -494,6 +483,53 @@ fn write_graph(conn: &Connection, batches: &[WriteBatch], now: i64) -> Result<()
         ])?;
     }
     Ok(())
+}
+
+/// New series as one Arrow record batch in the column order of the table
+/// (fleets start with hundreds of thousands of series at once).
+fn series_batch(rows: &[&SeriesRow], now: i64) -> Result<RecordBatch, duckdb::Error> {
+    let label = |name: &'static str| -> ArrayRef {
+        Arc::new(StringArray::from_iter(rows.iter().map(|r| r.label(name))))
+    };
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.id))),
+        Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|r| r.metric.as_str()),
+        )),
+        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.kind))),
+        label("cluster"),
+        label("job"),
+        label("instance"),
+        label("namespace"),
+        label("pod"),
+        label("node"),
+        label("container"),
+        Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|r| labels_json(&r.labels)),
+        )),
+        Arc::new(Int64Array::from_iter_values(rows.iter().map(|_| now))),
+        Arc::new(StringArray::from_iter(
+            rows.iter().map(|r| r.label("pod").and_then(workload_of)),
+        )),
+    ];
+    let text = |name: &str, nullable: bool| Field::new(name, DataType::Utf8, nullable);
+    let fields = vec![
+        Field::new("id", DataType::UInt64, false),
+        text("metric", false),
+        text("kind", false),
+        text("cluster", true),
+        text("job", true),
+        text("instance", true),
+        text("namespace", true),
+        text("pod", true),
+        text("node", true),
+        text("container", true),
+        text("labels", false),
+        Field::new("first_seen", DataType::Int64, false),
+        text("workload", true),
+    ];
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+        .map_err(|e| duckdb::Error::ToSqlConversionFailure(Box::new(e)))
 }
 
 /// Rollup rows as one Arrow record batch in the column order of the table.
