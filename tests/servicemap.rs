@@ -429,5 +429,21 @@ async fn alertmanager_webhook_attaches_alerts_to_services() {
     assert_eq!(events[0]["source"], "alert");
     assert_eq!(events[0]["severity"], "critical");
     assert_eq!(events[0]["message"], "payment 5xx above 10% for 5m");
+    // The same alert through the plugin's legacy annotations endpoint.
+    let now = unix_now();
+    let annotations: Vec<Value> = http()
+        .post(fs.url("/grafana/annotations"))
+        .json(&json!({
+            "annotation": {"name": "alerts", "enable": true, "query": "dc-01/shop/payment"},
+            "range": {"from": chrono_like(now - 600), "to": chrono_like(now + 60)}
+        }))
+        .send()
+        .await
+        .expect("annotations")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(annotations.len(), 1, "{annotations:?}");
+    assert_eq!(annotations[0]["title"], "PaymentErrorBudgetBurn");
     assert!(fs.proc.terminate().success());
 }

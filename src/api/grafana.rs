@@ -932,11 +932,52 @@ async fn tag_values(
     )))
 }
 
-/// Legacy annotations: Kubernetes events and alerts arrive with the service
-/// map and alerting work; until then there is nothing to annotate with.
-async fn annotations(body: axum::body::Bytes) -> Result<Json<Value>, ApiError> {
-    body_json(&body)?;
-    Ok(Json(json!([])))
+/// Legacy annotations (`POST /annotations`): the events and alerts in the
+/// range, optionally only those of the node named by the annotation's
+/// `query` (a node id such as `dc-01/shop/payment`), in the old
+/// simple-json shape.
+async fn annotations(
+    State(state): State<ApiState>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let req = body_json(&body)?;
+    let (start, end) = request_range(&req)?;
+    let node = req
+        .pointer("/annotation/query")
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|q| !q.is_empty());
+    let loaded = crate::graph::query::load(
+        &state.reader,
+        &state.graph,
+        start,
+        end.max(start + 1),
+        state.query_deadline(),
+    )
+    .await?;
+    let events: Vec<Event> = match node {
+        Some(id) => loaded.events_for_id(id),
+        None => loaded.events.clone(),
+    };
+    let name = req
+        .pointer("/annotation/name")
+        .cloned()
+        .unwrap_or(Value::Null);
+    Ok(Json(Value::Array(
+        events
+            .iter()
+            .map(|e| {
+                json!({
+                    "annotation": name,
+                    "time": e.time_ms,
+                    "timeEnd": e.end_ms.unwrap_or(e.time_ms),
+                    "title": e.reason,
+                    "text": e.message,
+                    "tags": [e.source, e.severity, e.service, e.namespace, e.cluster],
+                })
+            })
+            .collect(),
+    )))
 }
 
 #[cfg(test)]
