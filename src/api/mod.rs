@@ -284,14 +284,7 @@ pub(crate) async fn view_from_query(
         )));
     };
     let now = time::unix_now();
-    let end = first(&pairs, "end")
-        .map(time::parse_time)
-        .transpose()?
-        .unwrap_or(now);
-    let start = first(&pairs, "start")
-        .map(time::parse_time)
-        .transpose()?
-        .unwrap_or(end - 3600);
+    let (start, end) = start_end(&pairs, now)?;
     let step = first(&pairs, "step")
         .map(time::parse_step)
         .transpose()?
@@ -308,20 +301,26 @@ pub(crate) async fn view_from_query(
     Ok(Json(views::flat_rows(&answer)))
 }
 
+/// `start` and `end` as Prometheus' API takes them; the last hour by default.
+fn start_end(pairs: &[(String, String)], now: i64) -> Result<(i64, i64), ApiError> {
+    let end = first(pairs, "end")
+        .map(time::parse_time)
+        .transpose()?
+        .unwrap_or(now);
+    let start = first(pairs, "start")
+        .map(time::parse_time)
+        .transpose()?
+        .unwrap_or(end - 3600);
+    Ok((start, end))
+}
+
 async fn rollup(
     State(state): State<ApiState>,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let pairs = query_pairs(raw)?;
     let now = time::unix_now();
-    let end = first(&pairs, "end")
-        .map(time::parse_time)
-        .transpose()?
-        .unwrap_or(now);
-    let start = first(&pairs, "start")
-        .map(time::parse_time)
-        .transpose()?
-        .unwrap_or(end - 3600);
+    let (start, end) = start_end(&pairs, now)?;
     if end <= start {
         return Err(ApiError::BadRequest("end must be after start".into()));
     }

@@ -465,6 +465,15 @@ impl Loaded {
         }
     }
 
+    /// The edges whose both ends are in `keep`.
+    fn edges_within(&self, keep: &HashSet<String>) -> Vec<(String, String, EdgeKind)> {
+        self.edges
+            .keys()
+            .filter(|(s, t, _)| keep.contains(s) && keep.contains(t))
+            .cloned()
+            .collect()
+    }
+
     /// Nodes within `hops` calls upstream or downstream of `id`.
     pub fn focus(&self, id: &str, hops: usize) -> GraphAnswer {
         let (g, index) = self.petgraph();
@@ -494,13 +503,7 @@ impl Loaded {
                 }
             }
         }
-        let edges: Vec<_> = self
-            .edges
-            .keys()
-            .filter(|(s, t, _)| keep.contains(s) && keep.contains(t))
-            .cloned()
-            .collect();
-        self.answer(&keep, &edges)
+        self.answer(&keep, &self.edges_within(&keep))
     }
 
     /// Every node that transitively calls `id` (through queues too): who is
@@ -518,13 +521,7 @@ impl Loaded {
             affected.insert(g[n].clone());
         }
         let keep: HashSet<String> = affected.iter().cloned().collect();
-        let edges: Vec<_> = self
-            .edges
-            .keys()
-            .filter(|(s, t, _)| keep.contains(s) && keep.contains(t))
-            .cloned()
-            .collect();
-        let mut answer = self.answer(&keep, &edges);
+        let mut answer = self.answer(&keep, &self.edges_within(&keep));
         let direct: u64 = self
             .edges
             .iter()
