@@ -212,6 +212,10 @@ impl Ingestor {
         for s in &self.staged {
             self.aggregator.observe(s.id, s.counter, s.value);
         }
+        // Staging is per scrape; a big target should not keep it between scrapes.
+        if self.staged.capacity() > 16_384 {
+            self.staged = Vec::new();
+        }
         result
     }
 

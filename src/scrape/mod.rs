@@ -137,6 +137,9 @@ fn unix_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// Body buffers up to this size are reused across scrapes; larger ones are freed.
+const BODY_BUFFER_KEPT: usize = 256 << 10;
+
 /// Runs one target until shutdown, then hands its open minute to the store.
 pub async fn run_target(ctx: ScrapeContext, spec: TargetSpec) {
     let status = ctx.registry.register(&spec);
@@ -236,8 +239,10 @@ async fn scrape_once(
             .map_err(|e| (e.reason(), e.to_string())),
         Err(e) => Err((e.reason(), e.to_string())),
     };
-    // A body that once hit the limit should not pin that much memory forever.
-    if body.capacity() > 4 * body.len().max(64 << 10) {
+    // Between scrapes a target holds no body: with hundreds of targets the
+    // idle buffers would outweigh the series state (a kube-state-metrics
+    // payload is megabytes). Small bodies keep their buffer.
+    if body.capacity() > BODY_BUFFER_KEPT {
         *body = Vec::new();
     }
     let duration_secs = started.elapsed().as_secs_f64();
