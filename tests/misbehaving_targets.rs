@@ -220,14 +220,7 @@ async fn bad_targets_are_contained() {
         "a hung target costs one timeout: {hang_secs}s"
     );
 
-    let metrics = http()
-        .get(fs.url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = fs.self_metrics().await;
     assert!(
         metrics.contains("fleetscope_scrape_errors_total{reason=\"body_too_large\"}"),
         "{metrics}"

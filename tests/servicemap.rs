@@ -338,14 +338,7 @@ async fn bad_span_bodies_are_rejected_clearly() {
     assert_eq!(r.status(), 200);
     let v: Value = r.json().await.expect("json");
     assert_eq!(v["partialSuccess"]["rejectedSpans"], "1", "{v}");
-    let metrics = client
-        .get(fs.url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = fs.self_metrics().await;
     assert!(
         metrics.contains("fleetscope_spans_received_total 1"),
         "{metrics}"

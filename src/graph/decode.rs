@@ -803,32 +803,15 @@ fn json_otlp_span(out: &mut Decoded, res: &Resource, span: &Value) {
         out.reject(REJECT_NOT_OBJECT);
         return;
     };
-    let Some(trace_id) = str_field(o, "traceId")
-        .and_then(hex_exact::<16>)
-        .filter(|a| nonzero(a))
-    else {
-        out.reject(REJECT_TRACE_ID);
-        return;
-    };
-    let Some(span_id) = str_field(o, "spanId")
-        .and_then(hex_exact::<8>)
-        .filter(|a| nonzero(a))
-    else {
-        out.reject(REJECT_SPAN_ID);
-        return;
-    };
-    let parent_span_id = match o.get("parentSpanId") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) if s.is_empty() => None,
-        Some(Value::String(s)) => match hex_exact::<8>(s) {
-            Some(a) => nonzero(&a).then_some(a),
-            None => {
-                out.reject(REJECT_PARENT_ID);
-                return;
-            }
-        },
-        Some(_) => {
-            out.reject(REJECT_PARENT_ID);
+    let (trace_id, span_id, parent_span_id) = match json_ids(
+        o,
+        ["traceId", "spanId", "parentSpanId"],
+        hex_exact::<16>,
+        hex_exact::<8>,
+    ) {
+        Ok(ids) => ids,
+        Err(reason) => {
+            out.reject(reason);
             return;
         }
     };
@@ -862,6 +845,38 @@ fn json_otlp_span(out: &mut Decoded, res: &Resource, span: &Value) {
         res.cluster.as_deref(),
         &picks,
     );
+}
+
+/// (trace id, span id, parent span id).
+type SpanIds = ([u8; 16], [u8; 8], Option<[u8; 8]>);
+
+/// Trace, span and parent span ids of a JSON span (field names and hex
+/// rules differ between OTLP/JSON and Zipkin), or the reason to reject it.
+/// An empty or all-zero parent means a root span.
+fn json_ids(
+    o: &Map<String, Value>,
+    [trace, span, parent]: [&str; 3],
+    hex16: fn(&str) -> Option<[u8; 16]>,
+    hex8: fn(&str) -> Option<[u8; 8]>,
+) -> Result<SpanIds, &'static str> {
+    let trace_id = str_field(o, trace)
+        .and_then(hex16)
+        .filter(|a| nonzero(a))
+        .ok_or(REJECT_TRACE_ID)?;
+    let span_id = str_field(o, span)
+        .and_then(hex8)
+        .filter(|a| nonzero(a))
+        .ok_or(REJECT_SPAN_ID)?;
+    let parent_span_id = match o.get(parent) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if s.is_empty() => None,
+        Some(Value::String(s)) => {
+            let a = hex8(s).ok_or(REJECT_PARENT_ID)?;
+            nonzero(&a).then_some(a)
+        }
+        Some(_) => return Err(REJECT_PARENT_ID),
+    };
+    Ok((trace_id, span_id, parent_span_id))
 }
 
 fn str_field<'a>(o: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
@@ -914,35 +929,19 @@ fn zipkin_span(out: &mut Decoded, span: &Value) {
         out.reject(REJECT_ZIPKIN_V1);
         return;
     }
-    let Some(trace_id) = str_field(o, "traceId")
-        .and_then(hex_padded::<16>)
-        .filter(|a| nonzero(a))
-    else {
-        out.reject(REJECT_TRACE_ID);
-        return;
-    };
-    let Some(id) = str_field(o, "id")
-        .and_then(hex_padded::<8>)
-        .filter(|a| nonzero(a))
-    else {
-        out.reject(REJECT_SPAN_ID);
-        return;
-    };
-    let parent = match o.get("parentId") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) if s.is_empty() => None,
-        Some(Value::String(s)) => match hex_padded::<8>(s) {
-            Some(a) => nonzero(&a).then_some(a),
-            None => {
-                out.reject(REJECT_PARENT_ID);
-                return;
-            }
-        },
-        Some(_) => {
-            out.reject(REJECT_PARENT_ID);
+    let (trace_id, id, parent) = match json_ids(
+        o,
+        ["traceId", "id", "parentId"],
+        hex_padded::<16>,
+        hex_padded::<8>,
+    ) {
+        Ok(ids) => ids,
+        Err(reason) => {
+            out.reject(reason);
             return;
         }
     };
+
     let ts = match o.get("timestamp") {
         None | Some(Value::Null) => {
             out.reject(REJECT_MISSING_TIMESTAMP);

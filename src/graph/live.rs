@@ -132,10 +132,6 @@ impl LiveGraph {
             .collect()
     }
 
-    pub fn node(&self, id: &str) -> Option<&Node> {
-        self.nodes.get(id)
-    }
-
     pub fn nodes(&self) -> impl Iterator<Item = &Node> {
         self.nodes.values()
     }

@@ -390,8 +390,7 @@ impl Loaded {
             (Collapse::Cluster, "cluster"),
         ] {
             let collapsed = self.collapsed(&edges, level);
-            let (nodes_n, _) = (collapsed.answer_nodes(), ());
-            if nodes_n <= max_nodes || level == Collapse::Cluster {
+            if collapsed.nodes.len() <= max_nodes || level == Collapse::Cluster {
                 let mut answer = collapsed.loaded.answer(&collapsed.nodes, &collapsed.edges);
                 answer.notes.push(format!(
                     "{} nodes are more than the {max_nodes} a node graph can draw: services collapsed by {label} ({} nodes); filter by cluster or namespace to see services",
@@ -555,12 +554,6 @@ struct CollapsedGraph {
     loaded: Loaded,
     nodes: HashSet<String>,
     edges: Vec<(String, String, EdgeKind)>,
-}
-
-impl CollapsedGraph {
-    fn answer_nodes(&self) -> usize {
-        self.nodes.len()
-    }
 }
 
 #[cfg(test)]

@@ -180,6 +180,16 @@ impl Fleetscope {
         v["data"]["targets"].as_array().cloned().unwrap_or_default()
     }
 
+    /// fleetscope's own `/metrics` text.
+    pub async fn self_metrics(&self) -> String {
+        let r = http()
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("GET /metrics");
+        r.text().await.expect("metrics text")
+    }
+
     pub fn db_path(&self) -> PathBuf {
         self.data_dir.join(fleetscope::store::DB_FILE)
     }
