@@ -8,7 +8,7 @@
 
 use std::f64::consts::TAU;
 
-use crate::rollup::{Aggregate, RollupRow, SeriesRow, ONE_MINUTE_SECS};
+use crate::rollup::{Aggregate, LabelSet, RollupRow, SeriesRow, ONE_MINUTE_SECS};
 use crate::scrape::ingest::series_id;
 use crate::store::{StoreError, StoreWriter, WriteBatch};
 
@@ -96,16 +96,13 @@ impl Gen {
 impl Builder {
     fn add(&mut self, metric: &str, kind: &'static str, labels: &[(&str, &str)], gen: Gen) {
         let id = series_id(metric, labels);
-        let mut sorted: Vec<(String, String)> = labels
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let mut sorted = labels.to_vec();
         sorted.sort();
         self.series.push(SeriesRow {
             id,
             metric: metric.to_string(),
             kind,
-            labels: sorted,
+            labels: LabelSet::from_pairs(sorted.iter().copied()),
         });
         self.gens.push((id, kind == "counter", gen));
     }

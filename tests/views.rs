@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fleetscope::config::Retention;
-use fleetscope::rollup::{Aggregate, RollupRow, SeriesRow};
+use fleetscope::rollup::{Aggregate, LabelSet, RollupRow, SeriesRow};
 use fleetscope::scrape::ingest::series_id;
 use fleetscope::store::{self, StoreOptions, StoreReader, StoreWriter, WriteBatch};
 use fleetscope::telemetry::Telemetry;
@@ -32,16 +32,13 @@ fn now() -> i64 {
 
 /// One series: labels, and per minute (increase for counters, value for gauges).
 fn series(metric: &str, kind: &'static str, labels: &[(&str, &str)]) -> SeriesRow {
-    let mut l: Vec<(String, String)> = labels
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+    let mut l = labels.to_vec();
     l.sort();
     SeriesRow {
         id: series_id(metric, labels),
         metric: metric.into(),
         kind,
-        labels: l,
+        labels: LabelSet::from_pairs(l.iter().copied()),
     }
 }
 

@@ -1,5 +1,6 @@
 //! Bounded HTTP fetch of one exposition payload.
 
+use std::io::Read;
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -40,25 +41,73 @@ impl FetchError {
 pub fn client() -> Result<reqwest::Client, reqwest::Error> {
     reqwest::Client::builder()
         .user_agent(concat!("fleetscope/", env!("CARGO_PKG_VERSION")))
-        .gzip(true)
         .pool_max_idle_per_host(2)
         .tcp_nodelay(true)
         .build()
 }
 
-/// Fetches `url` into `buf` (cleared first). The whole exchange, body
-/// included, is bounded by `timeout`, and the body by `limit` decompressed
-/// bytes: the read stops as soon as the limit is passed, so an oversized or
-/// gzip-bomb body is never held in memory.
+/// Bodies up to this size keep their buffers between scrapes; larger ones
+/// are freed: with hundreds of targets idle buffers would outweigh the
+/// series state (a kube-state-metrics payload is megabytes).
+const BUFFER_KEPT: usize = 256 << 10;
+
+/// A target's payload buffers: the bytes as they came over the wire, and
+/// the exposition text after gzip.
+///
+/// Inflating the whole compressed body in one call straight into `text`,
+/// sized from the previous scrape, costs one pass over the text; a streaming
+/// decoder's chunks cost an allocation each and a second copy.
+#[derive(Default)]
+pub struct Body {
+    pub text: Vec<u8>,
+    wire: Vec<u8>,
+    /// Decompressed size of the previous scrape, to size `text` up front.
+    last_len: usize,
+}
+
+impl Body {
+    /// Frees large buffers until the next scrape.
+    pub fn release(&mut self) {
+        self.last_len = self.text.len();
+        for buf in [&mut self.text, &mut self.wire] {
+            if buf.capacity() > BUFFER_KEPT {
+                *buf = Vec::new();
+            } else {
+                buf.clear();
+            }
+        }
+    }
+
+    /// Inflates `wire` into `text`, stopping as soon as `limit` is passed.
+    fn inflate(&mut self, limit: usize) -> Result<(), FetchError> {
+        self.text.clear();
+        self.text.reserve(self.last_len + self.last_len / 8);
+        let mut decoder =
+            flate2::bufread::MultiGzDecoder::new(&self.wire[..]).take(limit as u64 + 1);
+        decoder
+            .read_to_end(&mut self.text)
+            .map_err(|e| FetchError::Read(format!("gzip: {e}")))?;
+        if self.text.len() > limit {
+            return Err(FetchError::BodyTooLarge { limit });
+        }
+        Ok(())
+    }
+}
+
+/// Fetches `url` into `body.text`. The whole exchange, body included, is
+/// bounded by `timeout`, and the body by `limit` bytes on the wire and
+/// decompressed: reading stops as soon as the limit is passed, so an
+/// oversized or gzip-bomb body is never held in memory.
 pub async fn fetch(
     client: &reqwest::Client,
     url: &str,
     timeout: Duration,
     limit: usize,
-    buf: &mut Vec<u8>,
+    body: &mut Body,
 ) -> Result<Format, FetchError> {
-    buf.clear();
-    match tokio::time::timeout(timeout, fetch_inner(client, url, timeout, limit, buf)).await {
+    body.text.clear();
+    body.wire.clear();
+    match tokio::time::timeout(timeout, fetch_inner(client, url, timeout, limit, body)).await {
         Ok(result) => result,
         Err(_) => Err(FetchError::Timeout(timeout)),
     }
@@ -69,11 +118,13 @@ async fn fetch_inner(
     url: &str,
     timeout: Duration,
     limit: usize,
-    buf: &mut Vec<u8>,
+    body: &mut Body,
 ) -> Result<Format, FetchError> {
     let response = client
         .get(url)
         .header(reqwest::header::ACCEPT, ACCEPT)
+        // Inflated here (see `Body`), not by reqwest's streaming decoder.
+        .header(reqwest::header::ACCEPT_ENCODING, "gzip")
         .header(
             "X-Prometheus-Scrape-Timeout-Seconds",
             format!("{}", timeout.as_secs_f64()),
@@ -92,25 +143,49 @@ async fn fetch_inner(
     if !response.status().is_success() {
         return Err(FetchError::HttpStatus(response.status().as_u16()));
     }
-    let format = response
-        .headers()
-        .get(reqwest::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
+    let header = |name| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok())
+    };
+    let format = header(reqwest::header::CONTENT_TYPE)
         .map(Format::from_content_type)
         .unwrap_or(Format::Prometheus);
+    let gzipped = match header(reqwest::header::CONTENT_ENCODING).map(str::trim) {
+        None | Some("") | Some("identity") => false,
+        Some(e) if e.eq_ignore_ascii_case("gzip") || e.eq_ignore_ascii_case("x-gzip") => true,
+        Some(other) => {
+            return Err(FetchError::Read(format!(
+                "unsupported Content-Encoding {other:?}"
+            )))
+        }
+    };
     if let Some(len) = response.content_length() {
         if len > limit as u64 {
             return Err(FetchError::BodyTooLarge { limit });
         }
-        buf.reserve(len as usize);
+    }
+    let wire = if gzipped {
+        &mut body.wire
+    } else {
+        &mut body.text
+    };
+    if let Some(len) = response.content_length() {
+        wire.reserve(len as usize);
+    } else if !gzipped {
+        wire.reserve(body.last_len);
     }
     let mut stream = response.bytes_stream();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| FetchError::Read(error_chain(&e)))?;
-        if buf.len() + chunk.len() > limit {
+        if wire.len() + chunk.len() > limit {
             return Err(FetchError::BodyTooLarge { limit });
         }
-        buf.extend_from_slice(&chunk);
+        wire.extend_from_slice(&chunk);
+    }
+    if gzipped {
+        body.inflate(limit)?;
     }
     Ok(format)
 }

@@ -5,6 +5,7 @@
 //! touches the aggregator, so a truncated or oversized payload writes no
 //! partial rows.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::hash::BuildHasherDefault;
 
@@ -13,7 +14,8 @@ use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
 use super::parse::{Format, MetricKind, Parser, RawValue, Sample};
 use crate::config::{Limits, TargetSpec};
 use crate::rollup::{
-    IdHasher, IdMap, MinuteAggregator, RollupRow, SeriesRow, IDLE_EVICTION_MINUTES, ONE_MINUTE_SECS,
+    IdHasher, IdMap, LabelSet, MinuteAggregator, RollupRow, SeriesRow, IDLE_EVICTION_MINUTES,
+    ONE_MINUTE_SECS,
 };
 use crate::telemetry::ScrapeErrorReason;
 
@@ -62,7 +64,7 @@ enum LabelValue<'a> {
     Plain(&'a str),
 }
 
-impl LabelValue<'_> {
+impl<'a> LabelValue<'a> {
     fn append_to(&self, out: &mut Vec<u8>, scratch: &mut String) {
         match self {
             LabelValue::Plain(s) => out.extend_from_slice(s.as_bytes()),
@@ -82,12 +84,22 @@ impl LabelValue<'_> {
         }
     }
 
-    fn to_owned_string(self) -> String {
+    fn unescaped(self) -> Cow<'a, str> {
         match self {
-            LabelValue::Plain(s) => s.to_string(),
-            LabelValue::Raw(r) => r.to_cow().into_owned(),
+            LabelValue::Plain(s) => Cow::Borrowed(s),
+            LabelValue::Raw(r) => r.to_cow(),
         }
     }
+}
+
+fn label_set(labels: &[(&str, LabelValue<'_>)]) -> LabelSet {
+    let values: Vec<Cow<'_, str>> = labels.iter().map(|(_, v)| v.unescaped()).collect();
+    LabelSet::from_pairs(
+        labels
+            .iter()
+            .zip(&values)
+            .map(|((n, _), v)| (*n, v.as_ref())),
+    )
 }
 
 struct Staged {
@@ -279,10 +291,7 @@ impl Ingestor {
                             id,
                             metric: sample.name.to_string(),
                             kind: sample.kind.as_str(),
-                            labels: labels
-                                .iter()
-                                .map(|(n, v)| (n.to_string(), v.to_owned_string()))
-                                .collect(),
+                            labels: label_set(&labels),
                         });
                     }
                     let counter = is_counter(sample.kind, sample.name);
@@ -333,10 +342,7 @@ impl Ingestor {
                     id,
                     metric: name.to_string(),
                     kind: "gauge",
-                    labels: labels
-                        .iter()
-                        .map(|(n, v)| (n.to_string(), v.to_owned_string()))
-                        .collect(),
+                    labels: label_set(&labels),
                 });
             }
             self.aggregator.observe(id, false, value);

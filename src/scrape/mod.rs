@@ -137,14 +137,11 @@ fn unix_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// Body buffers up to this size are reused across scrapes; larger ones are freed.
-const BODY_BUFFER_KEPT: usize = 256 << 10;
-
 /// Runs one target until shutdown, then hands its open minute to the store.
 pub async fn run_target(ctx: ScrapeContext, spec: TargetSpec) {
     let status = ctx.registry.register(&spec);
     let mut ingestor = Ingestor::new(&spec, ctx.limits.clone());
-    let mut body = Vec::new();
+    let mut body = fetch::Body::default();
     let first = tokio::time::Instant::now() + schedule_offset(&spec);
     let mut ticker = tokio::time::interval_at(first, spec.interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
@@ -219,7 +216,7 @@ async fn scrape_once(
     ctx: &ScrapeContext,
     spec: &TargetSpec,
     ingestor: &mut Ingestor,
-    body: &mut Vec<u8>,
+    body: &mut fetch::Body,
     batch: &mut WriteBatch,
 ) -> ScrapeResult {
     let started_ms = unix_ms();
@@ -235,16 +232,11 @@ async fn scrape_once(
     .await;
     let outcome = match fetched {
         Ok(format) => ingestor
-            .ingest(body, format, &mut batch.series)
+            .ingest(&body.text, format, &mut batch.series)
             .map_err(|e| (e.reason(), e.to_string())),
         Err(e) => Err((e.reason(), e.to_string())),
     };
-    // Between scrapes a target holds no body: with hundreds of targets the
-    // idle buffers would outweigh the series state (a kube-state-metrics
-    // payload is megabytes). Small bodies keep their buffer.
-    if body.capacity() > BODY_BUFFER_KEPT {
-        *body = Vec::new();
-    }
+    body.release();
     let duration_secs = started.elapsed().as_secs_f64();
     let (samples, error) = match outcome {
         Ok(stats) => {

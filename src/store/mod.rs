@@ -190,7 +190,7 @@ pub fn store_bytes(data_dir: &Path) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rollup::{Aggregate, RollupRow, SeriesRow};
+    use crate::rollup::{Aggregate, LabelSet, RollupRow, SeriesRow};
     use std::time::Duration;
 
     fn agg(values: &[f64], increase: f64) -> Aggregate {
@@ -214,10 +214,7 @@ mod tests {
             id: 42,
             metric: "parcels_total".into(),
             kind: "counter",
-            labels: vec![
-                ("cluster".into(), "sh".into()),
-                ("pod".into(), "p-1".into()),
-            ],
+            labels: LabelSet::from_pairs([("cluster", "sh"), ("pod", "p-1")]),
         };
         // Five 1m buckets in one complete 5m window an hour ago (recent
         // enough that retention keeps it).

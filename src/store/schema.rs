@@ -42,6 +42,18 @@ const MIGRATIONS: &[&str] = &[
         client_hist UBIGINT[], server_hist UBIGINT[]);
     CREATE TABLE events (time_ms BIGINT NOT NULL, end_ms BIGINT, cluster VARCHAR, namespace VARCHAR,
         service VARCHAR, source VARCHAR, reason VARCHAR, message VARCHAR, severity VARCHAR);",
+    // 4: no primary key on series. The writer is the only one to add series
+    // and knows every id already stored; DuckDB's index of 64-bit keys was
+    // rewritten in full at every checkpoint and held in memory (a third of
+    // the writer's CPU and ~70 bytes per series at fleet scale). Rows are
+    // grouped by metric so a metric's series are a few row groups.
+    "CREATE TABLE series_v4 (id UBIGINT NOT NULL, metric VARCHAR NOT NULL, kind VARCHAR NOT NULL,
+        cluster VARCHAR, job VARCHAR, instance VARCHAR, namespace VARCHAR, pod VARCHAR, node VARCHAR,
+        container VARCHAR, labels VARCHAR NOT NULL, first_seen BIGINT NOT NULL, workload VARCHAR);
+    INSERT INTO series_v4 SELECT id, metric, kind, cluster, job, instance, namespace, pod, node,
+        container, labels, first_seen, workload FROM series ORDER BY metric, id;
+    DROP TABLE series;
+    ALTER TABLE series_v4 RENAME TO series;",
 ];
 
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
