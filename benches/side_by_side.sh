@@ -107,11 +107,17 @@ run_system() {
   # Measure from the end of the first interval (every target scraped once,
   # start-up and the first series creation excluded) to the end.
   sleep $((INTERVAL + 5))
-  local cpu0 s0 t0 lg0
+  # Disk growth is measured over the same window: both systems write every
+  # series' labels once at the start, which a short run would otherwise
+  # scale up to a day.
+  local cpu0 s0 t0 lg0 d0
   cpu0=$(cpu_s "$pid"); s0=$(metric "$METRICS" "$SAMPLES"); t0=$(date +%s.%N); lg0=$(cpu_s "$LG")
+  d0=$(du -sb "$data" | cut -f1)
   sleep $((DURATION - INTERVAL - 5))
-  local cpu1 s1 t1 lg1
+  local cpu1 s1 t1 lg1 d1
   cpu1=$(cpu_s "$pid"); s1=$(metric "$METRICS" "$SAMPLES"); t1=$(date +%s.%N); lg1=$(cpu_s "$LG")
+  d1=$(du -sb "$data" | cut -f1)
+  R[$sys,disk_growth]=$((d1 - d0))
   end=$(date +%s)
   R[$sys,cpu]=$(echo "$cpu1 - $cpu0" | bc -l)
   R[$sys,samples]=$((s1 - s0))
@@ -139,8 +145,9 @@ run_system() {
     R[$sys,down]=$(curl -sf "http://127.0.0.1:$PROM_PORT/api/v1/query" --data-urlencode 'query=count(up == 0) or vector(0)' | jq -r '.data.result[0].value[1]')
   fi
   R[$sys,expected]=$(echo "$TARGETS * ($end - $start) / $INTERVAL" | bc -l)
-  # Range query, same aggregate, same range, step 60 s; first run and median.
-  local from=$start to=$end times=()
+  # A 24 h range query (the run's data are its newest minutes), same
+  # aggregate, step 60 s; the first call and the median of QUERY_RUNS.
+  local from=$((end - 86400)) to=$end times=()
   for i in $(seq 1 "$QUERY_RUNS"); do
     if [[ $sys == fleetscope ]]; then
       times+=("$(curl -s -o "$WORK/q.json" -w '%{time_total}' -X POST \
@@ -197,7 +204,8 @@ for s in systems:
         "CPU cores used (avg)": f(s,"cpu") / secs,
         "peak RSS MB per 1M active series": f(s,"hwm") / 1024 / series * 1e6,
         "peak RSS MB": f(s,"hwm") / 1024,
-        "disk bytes per series per day": disk / series * 86400 / dur,
+        "disk bytes per series per day (growth)": f(s,"disk_growth") / series * 86400 / secs,
+        "disk bytes per series per day (whole run)": disk / series * 86400 / dur,
         "disk MB after run": disk / 1e6,
         "scrapes done / expected %": 100 * f(s,"scrapes") / f(s,"expected"),
         "late scrapes %": 100 * f(s,"late") / f(s,"scrapes") if s == "fleetscope" else float("nan"),

@@ -34,7 +34,9 @@ pub struct Config {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     /// DuckDB's buffer-pool limit (its own memory, on top of the in-memory
-    /// rollups), e.g. "512MB" or "2GB".
+    /// rollups), e.g. "128MB" or "2GB". DuckDB fills whatever it is given
+    /// with cached blocks; the OS page cache serves re-reads almost as well,
+    /// and big queries spill to the data directory rather than fail.
     pub duckdb_memory_limit: String,
     pub scrape: ScrapeDefaults,
     pub limits: Limits,
@@ -52,7 +54,7 @@ impl Default for Config {
         Config {
             listen: DEFAULT_LISTEN.parse().expect("constant address parses"),
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
-            duckdb_memory_limit: "512MB".into(),
+            duckdb_memory_limit: "128MB".into(),
             scrape: ScrapeDefaults::default(),
             limits: Limits::default(),
             retention: Retention::default(),

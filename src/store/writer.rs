@@ -19,8 +19,13 @@ use crate::graph::model::{EdgeRow, Event, Node};
 use crate::rollup::{LabelSet, RollupRow, SeriesRow};
 use crate::telemetry::Telemetry;
 
-/// Rows the writer takes into one transaction before committing.
-const MAX_ROWS_PER_TRANSACTION: usize = 1_000_000;
+/// Rows the writer takes into one transaction before committing. Everything
+/// in a transaction is held as Arrow arrays and then as DuckDB's uncompressed
+/// row groups until it commits, so this bounds the writer's memory.
+const MAX_ROWS_PER_TRANSACTION: usize = 500_000;
+/// A new series (labels as text, JSON) weighs this many rollup rows in the
+/// budget above: a fleet's first scrape brings every series at once.
+const SERIES_ROW_WEIGHT: usize = 8;
 /// Batches waiting for the writer; senders wait (backpressure) beyond this.
 const QUEUE_DEPTH: usize = 256;
 /// Rows kept for retry after a failed commit (e.g. a full disk); older rows
@@ -55,7 +60,7 @@ impl WriteBatch {
     }
 
     fn rows(&self) -> usize {
-        self.series.len()
+        self.series.len() * SERIES_ROW_WEIGHT
             + self.rollups.len()
             + self.graph_nodes.len()
             + self.graph_edges.len()

@@ -166,6 +166,10 @@ pub async fn timeseries(
     if metric.is_empty() {
         return Err(ViewError::BadRequest("a metric name is required".into()));
     }
+    let buckets = range.buckets();
+    if let Some(by) = column_grouping(query, agg) {
+        return grouped_in_store(reader, &metric, by, query, agg, range, deadline).await;
+    }
     let series = matching_series(
         reader,
         &metric,
@@ -174,7 +178,6 @@ pub async fn timeseries(
         deadline,
     )
     .await?;
-    let buckets = range.buckets();
     let values = per_series_values(reader, &series, agg, range, deadline).await?;
 
     let per_series = query.by.is_none() && matches!(agg, SeriesAgg::Rate | SeriesAgg::Increase);
@@ -219,6 +222,109 @@ pub async fn timeseries(
         range,
         times: buckets,
         series: out,
+        total,
+    })
+}
+
+/// Labels stored as columns of `series`: grouping by them needs neither the
+/// labels' JSON nor one row per series leaving the store.
+const LABEL_COLUMNS: [&str; 8] = [
+    "cluster",
+    "job",
+    "instance",
+    "namespace",
+    "pod",
+    "node",
+    "container",
+    "workload",
+];
+
+/// The grouping, when the whole query can run inside the store: no label
+/// matchers (they are evaluated on the labels' JSON), an aggregation across
+/// series, and only column labels to group by.
+fn column_grouping(query: &SeriesQuery, agg: SeriesAgg) -> Option<&[String]> {
+    let by = query.by.as_deref()?;
+    let plain = query
+        .selector
+        .as_ref()
+        .is_none_or(|s| s.matchers.is_empty());
+    let across_series = !matches!(agg, SeriesAgg::Quantile(_));
+    (plain && across_series && by.iter().all(|l| LABEL_COLUMNS.contains(&l.as_str()))).then_some(by)
+}
+
+/// Per-series values and their combination per group and bucket, in one
+/// query: only groups x buckets rows come back.
+async fn grouped_in_store(
+    reader: &StoreReader,
+    metric: &str,
+    by: &[String],
+    query: &SeriesQuery,
+    agg: SeriesAgg,
+    range: TimeRange,
+    deadline: Duration,
+) -> Result<SeriesResult, ViewError> {
+    let mut params = vec![Value::Text(metric.to_string())];
+    let scope = query.scope.sql(&mut params);
+    params.push(Value::BigInt(range.start));
+    params.push(Value::BigInt(range.end));
+    // `by` holds only names from LABEL_COLUMNS (checked by the caller).
+    let mut by: Vec<&str> = by.iter().map(String::as_str).collect();
+    by.sort_unstable();
+    by.dedup();
+    let group_cols: String = by.iter().map(|c| format!("s.{c} AS {c}, ")).collect();
+    let outer_cols: String = by.iter().map(|c| format!("{c}, ")).collect();
+    let inner_keys: String = by.iter().map(|c| format!("s.{c}, ")).collect();
+    let combine = match agg {
+        SeriesAgg::Avg => "avg(v)",
+        SeriesAgg::Max => "max(v)",
+        SeriesAgg::Min => "min(v)",
+        _ => "sum(v)",
+    };
+    let step = range.step;
+    let sql = format!(
+        "SELECT {outer_cols} t, {combine} FILTER (WHERE isfinite(v)) FROM (
+           SELECT {group_cols} (r.ts // {step}) * {step} AS t, {expr} AS v
+           FROM {table} r JOIN series s ON s.id = r.series_id
+           WHERE s.metric = ?{scope} AND r.ts >= ? AND r.ts < ?
+           GROUP BY {inner_keys} r.series_id, t)
+         GROUP BY {outer_cols} t",
+        expr = agg.per_series_sql(range.resolution.secs()),
+        table = range.resolution_table(),
+    );
+    let width = range.buckets().len();
+    let names: Vec<String> = by.iter().map(|c| c.to_string()).collect();
+    let groups = reader
+        .run(deadline, move |conn| {
+            let mut stmt = conn.prepare(&sql)?;
+            let mut rows = stmt.query(duckdb::params_from_iter(params))?;
+            let mut groups: BTreeMap<BTreeMap<String, String>, Vec<Option<f64>>> = BTreeMap::new();
+            while let Some(row) = rows.next()? {
+                let mut key = BTreeMap::new();
+                for (i, name) in names.iter().enumerate() {
+                    if let Some(value) = row.get::<_, Option<String>>(i)? {
+                        key.insert(name.clone(), value);
+                    }
+                }
+                let t: i64 = row.get(names.len())?;
+                let v: Option<f64> = row.get(names.len() + 1)?;
+                let cells = groups.entry(key).or_insert_with(|| vec![None; width]);
+                if let Some(cell) = range.index(t).and_then(|i| cells.get_mut(i)) {
+                    *cell = v;
+                }
+            }
+            Ok(groups)
+        })
+        .await?;
+    let mut series: Vec<TimeSeries> = groups
+        .into_iter()
+        .map(|(labels, values)| TimeSeries { labels, values })
+        .collect();
+    let total = series.len();
+    series.truncate(query.limit.max(1));
+    Ok(SeriesResult {
+        range,
+        times: range.buckets(),
+        series,
         total,
     })
 }
