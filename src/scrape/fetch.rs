@@ -63,6 +63,71 @@ pub struct Body {
     wire: Vec<u8>,
     /// Decompressed size of the previous scrape, to size `text` up front.
     last_len: usize,
+    inflater: Option<WholeGzip>,
+}
+
+/// libdeflate's whole-buffer gzip decoder: about twice zlib's speed, for the
+/// common case of one gzip member whose size trailer tells the output size.
+struct WholeGzip(std::ptr::NonNull<libdeflate_sys::libdeflate_decompressor>);
+
+// The decompressor is plain memory owned by one target's task at a time.
+unsafe impl Send for WholeGzip {}
+
+impl WholeGzip {
+    fn new() -> WholeGzip {
+        // SAFETY: allocation has no preconditions; NULL means out of memory.
+        let raw = unsafe { libdeflate_sys::libdeflate_alloc_decompressor() };
+        match std::ptr::NonNull::new(raw) {
+            Some(p) => WholeGzip(p),
+            None => std::alloc::handle_alloc_error(std::alloc::Layout::new::<[u8; 32 << 10]>()),
+        }
+    }
+
+    /// Appends the inflated `gz` to `out` (empty) when `gz` is exactly one
+    /// gzip member of at most `limit` bytes inflated; false otherwise, with
+    /// `out` left empty.
+    fn inflate(&mut self, gz: &[u8], out: &mut Vec<u8>, limit: usize) -> bool {
+        let Some(trailer) = gz.len().checked_sub(4).and_then(|at| gz.get(at..)) else {
+            return false;
+        };
+        let stated = u32::from_le_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]) as usize;
+        if gz.len() < 18 || stated > limit {
+            return false;
+        }
+        out.clear();
+        out.reserve(stated);
+        let (mut read, mut written) = (0usize, 0usize);
+        // SAFETY: the decompressor is ours; `gz` is readable for its length;
+        // `out` has `stated` bytes of spare capacity, and libdeflate writes
+        // at most `stated` bytes and reports how many in `written`.
+        let result = unsafe {
+            libdeflate_sys::libdeflate_gzip_decompress_ex(
+                self.0.as_ptr(),
+                gz.as_ptr().cast(),
+                gz.len(),
+                out.spare_capacity_mut().as_mut_ptr().cast(),
+                stated,
+                &mut read,
+                &mut written,
+            )
+        };
+        if result != libdeflate_sys::libdeflate_result_LIBDEFLATE_SUCCESS
+            || read != gz.len()
+            || written > stated
+        {
+            return false;
+        }
+        // SAFETY: libdeflate initialised the first `written` bytes.
+        unsafe { out.set_len(written) };
+        true
+    }
+}
+
+impl Drop for WholeGzip {
+    fn drop(&mut self) {
+        // SAFETY: allocated by libdeflate_alloc_decompressor, freed once.
+        unsafe { libdeflate_sys::libdeflate_free_decompressor(self.0.as_ptr()) }
+    }
 }
 
 impl Body {
@@ -80,6 +145,13 @@ impl Body {
 
     /// Inflates `wire` into `text`, stopping as soon as `limit` is passed.
     fn inflate(&mut self, limit: usize) -> Result<(), FetchError> {
+        self.text.clear();
+        let inflater = self.inflater.get_or_insert_with(WholeGzip::new);
+        if inflater.inflate(&self.wire, &mut self.text, limit) {
+            return Ok(());
+        }
+        // Multi-member, a lying size trailer, corrupt data, or too large: the
+        // streaming decoder handles every valid case and names the error.
         self.text.clear();
         self.text.reserve(self.last_len + self.last_len / 8);
         let mut decoder =
@@ -201,4 +273,87 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(data).unwrap();
+        enc.finish().unwrap()
+    }
+
+    fn inflated(wire: Vec<u8>, limit: usize) -> Result<Vec<u8>, FetchError> {
+        let mut body = Body {
+            wire,
+            ..Body::default()
+        };
+        body.inflate(limit).map(|()| body.text)
+    }
+
+    #[test]
+    fn gzip_bodies_inflate_whole_or_are_errors() {
+        let text: Vec<u8> = (0..50_000u32)
+            .flat_map(|i| format!("m{{i=\"{i}\"}} {i}\n").into_bytes())
+            .collect();
+        assert_eq!(inflated(gzip(&text), 1 << 24).unwrap(), text);
+        assert_eq!(inflated(gzip(b""), 10).unwrap(), b"");
+
+        // Two members (allowed by RFC 1952): both halves, in order.
+        let mut two = gzip(&text[..1000]);
+        two.extend(gzip(&text[1000..]));
+        assert_eq!(inflated(two.clone(), 1 << 24).unwrap(), text);
+
+        // The fast path takes exactly one member, and only within the limit.
+        let mut out = Vec::new();
+        let mut whole = WholeGzip::new();
+        assert!(whole.inflate(&gzip(&text), &mut out, 1 << 24));
+        assert_eq!(out, text);
+        assert!(
+            !whole.inflate(&two, &mut out, 1 << 24),
+            "second member left over"
+        );
+        out.clear();
+        assert!(!whole.inflate(&gzip(&text), &mut out, 1000));
+
+        // A size trailer that lies either way still inflates correctly.
+        for lie in [10u32, 1 << 23] {
+            let mut gz = gzip(&text);
+            let at = gz.len() - 4;
+            gz[at..].copy_from_slice(&lie.to_le_bytes());
+            let got = inflated(gz, 1 << 24);
+            // The trailer is also checked by the streaming decoder, so a
+            // wrong size is corrupt data, never a wrong body.
+            assert!(matches!(got, Err(FetchError::Read(_))), "{got:?}");
+        }
+
+        // Over the limit: refused whatever the trailer says.
+        let got = inflated(gzip(&text), text.len() - 1);
+        assert_eq!(
+            got,
+            Err(FetchError::BodyTooLarge {
+                limit: text.len() - 1
+            })
+        );
+
+        // Corrupt or truncated data is a read error.
+        let mut corrupt = gzip(&text);
+        corrupt[20] ^= 0xff;
+        assert!(matches!(
+            inflated(corrupt, 1 << 24),
+            Err(FetchError::Read(_))
+        ));
+        let truncated = gzip(&text)[..100].to_vec();
+        assert!(matches!(
+            inflated(truncated, 1 << 24),
+            Err(FetchError::Read(_))
+        ));
+        assert!(matches!(
+            inflated(b"\x1f\x8b".to_vec(), 1 << 24),
+            Err(FetchError::Read(_))
+        ));
+    }
 }
