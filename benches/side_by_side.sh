@@ -113,6 +113,10 @@ run_system() {
   local cpu0 s0 t0 lg0 d0
   cpu0=$(cpu_s "$pid"); s0=$(metric "$METRICS" "$SAMPLES"); t0=$(date +%s.%N); lg0=$(cpu_s "$LG")
   d0=$(du -sb "$data" | cut -f1)
+  local late0=0
+  if [[ $sys == fleetscope ]]; then
+    late0=$(curl -sf "http://127.0.0.1:$FS_PORT/api/v1/targets" | jq '[.data.targets[].late_scrapes] | add')
+  fi
   sleep $((DURATION - INTERVAL - 5))
   local cpu1 s1 t1 lg1 d1
   cpu1=$(cpu_s "$pid"); s1=$(metric "$METRICS" "$SAMPLES"); t1=$(date +%s.%N); lg1=$(cpu_s "$LG")
@@ -131,6 +135,7 @@ run_system() {
     t=$(curl -sf "http://127.0.0.1:$FS_PORT/api/v1/targets")
     R[$sys,scrapes]=$(jq '[.data.targets[].scrapes] | add' <<<"$t")
     R[$sys,late]=$(jq '[.data.targets[].late_scrapes] | add' <<<"$t")
+    R[$sys,late_warm]=$((R[$sys,late] - late0))
     R[$sys,down]=$(jq '[.data.targets[] | select(.health != "up")] | length' <<<"$t")
   else
     local q
@@ -209,6 +214,7 @@ for s in systems:
         "disk MB after run": disk / 1e6,
         "scrapes done / expected %": 100 * f(s,"scrapes") / f(s,"expected"),
         "late scrapes %": 100 * f(s,"late") / f(s,"scrapes") if s == "fleetscope" else float("nan"),
+        "late scrapes after the first interval": f(s,"late_warm"),
         "p99 scrape interval s": f(s,"p99"),
         "targets down at end": f(s,"down"),
         "range query first ms": f(s,"q_first") * 1000,

@@ -12,7 +12,7 @@ use duckdb::arrow::array::{
 use duckdb::arrow::datatypes::{DataType, Field, Schema};
 use duckdb::arrow::record_batch::RecordBatch;
 use duckdb::{params, Connection};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
 use super::{DirLock, Generations, Resolution, StoreError, StoreOptions};
 use crate::graph::model::{EdgeRow, Event, Node};
@@ -28,6 +28,10 @@ const MAX_ROWS_PER_TRANSACTION: usize = 500_000;
 const SERIES_ROW_WEIGHT: usize = 8;
 /// Batches waiting for the writer; senders wait (backpressure) beyond this.
 const QUEUE_DEPTH: usize = 256;
+/// Weighted rows (see `SERIES_ROW_WEIGHT`) queued or in the writer's hands
+/// before producers wait. A fleet's first scrape brings every series at
+/// once; this, not the batch count, bounds the memory they take meanwhile.
+const MAX_QUEUED_ROWS: usize = 2_000_000;
 /// Rows kept for retry after a failed commit (e.g. a full disk); older rows
 /// beyond this are dropped and counted.
 const MAX_RETRY_ROWS: usize = 2_000_000;
@@ -74,7 +78,9 @@ impl WriteBatch {
 }
 
 enum Msg {
-    Batch(WriteBatch),
+    /// The permit is the batch's share of `MAX_QUEUED_ROWS`, returned once
+    /// the batch is committed (or dropped after failing).
+    Batch(WriteBatch, OwnedSemaphorePermit),
     /// Replies once everything sent before it is committed.
     Sync(oneshot::Sender<Result<(), String>>),
     Maintain,
@@ -85,6 +91,7 @@ enum Msg {
 #[derive(Clone)]
 pub struct StoreWriter {
     tx: mpsc::Sender<Msg>,
+    queued_rows: Arc<Semaphore>,
     thread: Arc<Mutex<Option<JoinHandle<()>>>>,
 }
 
@@ -100,6 +107,7 @@ impl StoreWriter {
         let newest_minute: Option<i64> =
             conn.query_row("SELECT max(ts) FROM rollup_1m", [], |r| r.get(0))?;
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
+        let queued_rows = Arc::new(Semaphore::new(MAX_QUEUED_ROWS));
         let mut state = Writer {
             conn,
             _lock: lock,
@@ -119,6 +127,7 @@ impl StoreWriter {
             .map_err(|e| StoreError::Join(e.to_string()))?;
         Ok(StoreWriter {
             tx,
+            queued_rows,
             thread: Arc::new(Mutex::new(Some(thread))),
         })
     }
@@ -128,8 +137,16 @@ impl StoreWriter {
         if batch.is_empty() {
             return Ok(());
         }
+        // A batch bigger than the whole budget waits for all of it.
+        let weight = batch.rows().min(MAX_QUEUED_ROWS) as u32;
+        let permit = self
+            .queued_rows
+            .clone()
+            .acquire_many_owned(weight)
+            .await
+            .map_err(|_| StoreError::WriterGone)?;
         self.tx
-            .send(Msg::Batch(batch))
+            .send(Msg::Batch(batch, permit))
             .await
             .map_err(|_| StoreError::WriterGone)
     }
@@ -206,6 +223,7 @@ impl Writer {
     fn run(&mut self, mut rx: mpsc::Receiver<Msg>) {
         while let Some(first) = rx.blocking_recv() {
             let mut pending = Vec::new();
+            let mut permits = Vec::new();
             let mut syncs = Vec::new();
             let mut shutdown = None;
             let mut rows = 0;
@@ -214,7 +232,8 @@ impl Writer {
             let window_ends = Instant::now() + GROUP_COMMIT_WINDOW;
             while let Some(msg) = next.take() {
                 match msg {
-                    Msg::Batch(b) => {
+                    Msg::Batch(b, permit) => {
+                        permits.push(permit);
                         rows += b.rows();
                         pending.push(b);
                     }
@@ -242,6 +261,8 @@ impl Writer {
                 }
             }
             let result = self.commit_with_retry(pending);
+            // Committed, or kept for retry under its own bound.
+            drop(permits);
             // Maintenance before replying, so a sync after `maintain()` sees its effect.
             if maintain || self.last_maintenance.elapsed() >= MAINTENANCE_EVERY {
                 self.maintain();
