@@ -98,7 +98,7 @@ honor_labels = false
     }
     let rows: u64 = db
         .query_row(
-            "SELECT sum(r.count)::UBIGINT FROM rollup_1m r JOIN series s ON s.id = r.series_id
+            "SELECT sum(r.count)::UBIGINT FROM rollup_1m r JOIN series s ON s.sid = r.sid
              WHERE s.cluster = 'east' AND s.metric = 'node_cpu_seconds_total'",
             [],
             |r| r.get(0),

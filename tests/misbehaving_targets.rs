@@ -247,7 +247,7 @@ async fn bad_targets_are_contained() {
     assert_eq!(stored_from_bad, 0, "rejected scrapes wrote no series");
     let up_of_bad: f64 = db
         .query_row(
-            "SELECT max(r.max) FROM rollup_1m r JOIN series s ON s.id = r.series_id WHERE s.metric = 'up' AND s.job <> 'healthy'",
+            "SELECT max(r.max) FROM rollup_1m r JOIN series s ON s.sid = r.sid WHERE s.metric = 'up' AND s.job <> 'healthy'",
             [],
             |r| r.get(0),
         )
@@ -255,7 +255,7 @@ async fn bad_targets_are_contained() {
     assert_eq!(up_of_bad, 0.0);
     let healthy_increase: f64 = db
         .query_row(
-            "SELECT sum(r.increase) FROM rollup_1m r JOIN series s ON s.id = r.series_id WHERE s.metric = 'reqs_total'",
+            "SELECT sum(r.increase) FROM rollup_1m r JOIN series s ON s.sid = r.sid WHERE s.metric = 'reqs_total'",
             [],
             |r| r.get(0),
         )

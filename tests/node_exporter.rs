@@ -91,7 +91,7 @@ targets = ["127.0.0.1:{port}"]
     assert_eq!(kind, "counter");
     let (count, increase, first, last): (u64, f64, f64, f64) = db
         .query_row(
-            "SELECT sum(count)::UBIGINT, sum(increase), arg_min(first, ts), arg_max(last, ts) FROM rollup_1m WHERE series_id = ?",
+            "SELECT sum(count)::UBIGINT, sum(increase), arg_min(first, ts), arg_max(last, ts) FROM rollup_1m WHERE sid = (SELECT sid FROM series WHERE id = ?)",
             [id],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )
@@ -123,7 +123,7 @@ targets = ["127.0.0.1:{port}"]
         "stored {node_series} series, exporter serves {raw_samples} samples"
     );
     let up_min: f64 = db
-        .query_row("SELECT min(r.min) FROM rollup_1m r JOIN series s ON s.id = r.series_id WHERE s.metric = 'up'", [], |r| r.get(0))
+        .query_row("SELECT min(r.min) FROM rollup_1m r JOIN series s ON s.sid = r.sid WHERE s.metric = 'up'", [], |r| r.get(0))
         .expect("up rows");
     assert_eq!(up_min, 1.0);
     drop(db);

@@ -271,11 +271,11 @@ impl StoreReader {
                 .collect::<Vec<_>>()
                 .join(",");
             let sql = format!(
-                "SELECT series_id, (ts // {step}) * {step} AS t, {agg} AS v
-                 FROM {table}
-                 WHERE series_id IN (SELECT CAST(unnest(string_split(?, ',')) AS UBIGINT))
-                   AND ts >= ? AND ts < ?
-                 GROUP BY series_id, t ORDER BY series_id, t",
+                "SELECT s.id, (r.ts // {step}) * {step} AS t, {agg} AS v
+                 FROM {table} r JOIN series s ON s.sid = r.sid
+                 WHERE s.id IN (SELECT CAST(unnest(string_split(?, ',')) AS UBIGINT))
+                   AND r.ts >= ? AND r.ts < ?
+                 GROUP BY s.id, t ORDER BY s.id, t",
                 agg = agg.sql(),
                 table = resolution.table(),
             );

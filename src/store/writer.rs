@@ -1,7 +1,7 @@
 //! The single writer thread: batches in, one DuckDB transaction per batch
 //! group, plus derivation of 5m/1h rows and retention.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
 use super::{DirLock, Generations, Resolution, StoreError, StoreOptions};
 use crate::graph::model::{EdgeRow, Event, Node};
-use crate::rollup::{LabelSet, RollupRow, SeriesRow};
+use crate::rollup::{IdMap, LabelSet, RollupRow, SeriesRow};
 use crate::telemetry::Telemetry;
 
 /// Rows the writer takes into one transaction before committing. Everything
@@ -103,7 +103,7 @@ impl StoreWriter {
         telemetry: Arc<Telemetry>,
         generations: Arc<Generations>,
     ) -> Result<StoreWriter, StoreError> {
-        let known_series = load_known_series(&conn)?;
+        let known_series = SeriesNumbers::load(&conn)?;
         let newest_minute: Option<i64> =
             conn.query_row("SELECT max(ts) FROM rollup_1m", [], |r| r.get(0))?;
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
@@ -187,14 +187,72 @@ impl StoreWriter {
     }
 }
 
-fn load_known_series(conn: &Connection) -> Result<HashSet<u64>, StoreError> {
-    let mut stmt = conn.prepare("SELECT id FROM series")?;
-    let ids = stmt.query_map([], |r| r.get::<_, u64>(0))?;
-    let mut known = HashSet::new();
-    for id in ids {
-        known.insert(id?);
+/// Where a stored series' rows go: its dense number in the rollup tables,
+/// and its metric's number, which orders rows so a metric's values sit
+/// together (similar magnitudes pack into fewer bits).
+#[derive(Debug, Clone, Copy)]
+struct SeriesSlot {
+    sid: u32,
+    metric_no: u32,
+}
+
+impl SeriesSlot {
+    fn sort_key(self) -> u64 {
+        (u64::from(self.metric_no) << 32) | u64::from(self.sid)
     }
-    Ok(known)
+}
+
+/// Every stored series by id (the writer is the only one to add series, so
+/// this is the truth and `series` needs no index), and the numbering of new
+/// ones.
+struct SeriesNumbers {
+    by_id: IdMap<SeriesSlot>,
+    metric_no: HashMap<String, u32>,
+    next_sid: u32,
+}
+
+impl SeriesNumbers {
+    fn load(conn: &Connection) -> Result<SeriesNumbers, StoreError> {
+        let mut numbers = SeriesNumbers {
+            by_id: IdMap::default(),
+            metric_no: HashMap::new(),
+            next_sid: 1,
+        };
+        let mut stmt = conn.prepare("SELECT id, sid, metric FROM series ORDER BY sid")?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            let id: u64 = row.get(0)?;
+            let sid: u32 = row.get(1)?;
+            let metric: String = row.get(2)?;
+            let metric_no = numbers.metric_number(&metric);
+            numbers.by_id.insert(id, SeriesSlot { sid, metric_no });
+            numbers.next_sid = numbers.next_sid.max(sid.saturating_add(1));
+        }
+        Ok(numbers)
+    }
+
+    fn metric_number(&mut self, metric: &str) -> u32 {
+        if let Some(&no) = self.metric_no.get(metric) {
+            return no;
+        }
+        let no = self.metric_no.len() as u32;
+        self.metric_no.insert(metric.to_string(), no);
+        no
+    }
+
+    /// Numbers a series not stored yet. Numbers of a transaction that fails
+    /// are not reused: gaps cost nothing, a reused number could name two
+    /// series.
+    fn allocate(&mut self, metric: &str) -> Result<SeriesSlot, duckdb::Error> {
+        let sid = self.next_sid;
+        self.next_sid = sid.checked_add(1).ok_or_else(|| {
+            duckdb::Error::ToSqlConversionFailure("more than 2^32 series ever stored".into())
+        })?;
+        Ok(SeriesSlot {
+            sid,
+            metric_no: self.metric_number(metric),
+        })
+    }
 }
 
 pub(super) fn unix_now() -> i64 {
@@ -209,7 +267,7 @@ struct Writer {
     _lock: DirLock,
     options: StoreOptions,
     telemetry: Arc<Telemetry>,
-    known_series: HashSet<u64>,
+    known_series: SeriesNumbers,
     generations: Arc<Generations>,
     /// Start of the newest committed 1m bucket.
     newest_minute: i64,
@@ -325,31 +383,54 @@ impl Writer {
     fn commit(&mut self, batches: &[WriteBatch]) -> Result<(u64, u64), duckdb::Error> {
         let now = unix_now();
         self.conn.execute_batch("BEGIN TRANSACTION")?;
-        let mut new_ids = HashSet::new();
+        let mut new_slots: IdMap<SeriesSlot> = IdMap::default();
         let result = (|| {
             let mut rows = 0u64;
             let mut newest = self.newest_minute;
             {
+                let known = &self.known_series.by_id;
                 let mut fresh: Vec<&SeriesRow> = batches
                     .iter()
                     .flat_map(|b| &b.series)
-                    .filter(|s| !self.known_series.contains(&s.id) && new_ids.insert(s.id))
+                    .filter(|s| !known.contains_key(&s.id))
                     .collect();
                 if !fresh.is_empty() {
-                    fresh.sort_unstable_by(|a, b| a.metric.cmp(&b.metric));
+                    fresh.sort_unstable_by(|a, b| a.metric.cmp(&b.metric).then(a.id.cmp(&b.id)));
+                    fresh.dedup_by_key(|s| s.id);
+                    let mut sids = Vec::with_capacity(fresh.len());
+                    for s in &fresh {
+                        let slot = self.known_series.allocate(&s.metric)?;
+                        new_slots.insert(s.id, slot);
+                        sids.push(slot.sid);
+                    }
                     let mut app = self.conn.appender("series")?;
-                    app.append_record_batch(series_batch(&fresh, now)?)?;
+                    app.append_record_batch(series_batch(&fresh, &sids, now)?)?;
                     app.flush()?;
                 }
             }
             {
                 // Columnar: one Arrow batch per transaction, several times
                 // faster than binding every value of every row.
-                let mut rollups: Vec<&RollupRow> =
-                    batches.iter().flat_map(|b| &b.rollups).collect();
-                // In (minute, series) order the id column packs into fewer
-                // bits and a series' rows sit together within a minute.
-                rollups.sort_unstable_by_key(|r| (r.bucket_start, r.series_id));
+                let known = &self.known_series.by_id;
+                let mut unknown = 0usize;
+                let mut rollups: Vec<(SeriesSlot, &RollupRow)> = batches
+                    .iter()
+                    .flat_map(|b| &b.rollups)
+                    .filter_map(|r| {
+                        let slot = known
+                            .get(&r.series_id)
+                            .or_else(|| new_slots.get(&r.series_id))
+                            .copied();
+                        unknown += usize::from(slot.is_none());
+                        Some((slot?, r))
+                    })
+                    .collect();
+                if unknown > 0 {
+                    // Producers send a series before its first row; this
+                    // would be a bug, and the rows could not be named.
+                    tracing::error!(rows = unknown, "dropping rollup rows of unknown series");
+                }
+                rollups.sort_unstable_by_key(|(slot, r)| (r.bucket_start, slot.sort_key()));
                 if !rollups.is_empty() {
                     let mut app = self.conn.appender("rollup_1m")?;
                     app.append_record_batch(rollup_batch(&rollups)?)?;
@@ -357,7 +438,7 @@ impl Writer {
                     rows = rollups.len() as u64;
                     newest = rollups
                         .iter()
-                        .map(|r| r.bucket_start)
+                        .map(|(_, r)| r.bucket_start)
                         .fold(newest, i64::max);
                 }
             }
@@ -367,8 +448,8 @@ impl Writer {
         match result.and_then(|rows| self.conn.execute_batch("COMMIT").map(|_| rows)) {
             Ok((rows, newest)) => {
                 self.newest_minute = newest;
-                let series = new_ids.len() as u64;
-                self.known_series.extend(new_ids);
+                let series = new_slots.len() as u64;
+                self.known_series.by_id.extend(new_slots);
                 Ok((series, rows))
             }
             Err(e) => {
@@ -540,7 +621,7 @@ fn write_graph(conn: &Connection, batches: &[WriteBatch], now: i64) -> Result<()
 
 /// New series as one Arrow record batch in the column order of the table
 /// (fleets start with hundreds of thousands of series at once).
-fn series_batch(rows: &[&SeriesRow], now: i64) -> Result<RecordBatch, duckdb::Error> {
+fn series_batch(rows: &[&SeriesRow], sids: &[u32], now: i64) -> Result<RecordBatch, duckdb::Error> {
     let label = |name: &'static str| -> ArrayRef {
         Arc::new(StringArray::from_iter(rows.iter().map(|r| r.label(name))))
     };
@@ -564,6 +645,7 @@ fn series_batch(rows: &[&SeriesRow], now: i64) -> Result<RecordBatch, duckdb::Er
         Arc::new(StringArray::from_iter(
             rows.iter().map(|r| r.label("pod").and_then(workload_of)),
         )),
+        Arc::new(UInt32Array::from_iter_values(sids.iter().copied())),
     ];
     let text = |name: &str, nullable: bool| Field::new(name, DataType::Utf8, nullable);
     let fields = vec![
@@ -580,25 +662,28 @@ fn series_batch(rows: &[&SeriesRow], now: i64) -> Result<RecordBatch, duckdb::Er
         text("labels", false),
         Field::new("first_seen", DataType::Int64, false),
         text("workload", true),
+        Field::new("sid", DataType::UInt32, false),
     ];
     RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
         .map_err(|e| duckdb::Error::ToSqlConversionFailure(Box::new(e)))
 }
 
 /// Rollup rows as one Arrow record batch in the column order of the table.
-fn rollup_batch(rows: &[&RollupRow]) -> Result<RecordBatch, duckdb::Error> {
+fn rollup_batch(rows: &[(SeriesSlot, &RollupRow)]) -> Result<RecordBatch, duckdb::Error> {
     let f64s = |f: fn(&RollupRow) -> f64| -> ArrayRef {
-        Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| f(r))))
+        Arc::new(Float64Array::from_iter_values(
+            rows.iter().map(|(_, r)| f(r)),
+        ))
     };
     let columns: Vec<ArrayRef> = vec![
-        Arc::new(UInt64Array::from_iter_values(
-            rows.iter().map(|r| r.series_id),
+        Arc::new(UInt32Array::from_iter_values(
+            rows.iter().map(|(slot, _)| slot.sid),
         )),
         Arc::new(Int64Array::from_iter_values(
-            rows.iter().map(|r| r.bucket_start),
+            rows.iter().map(|(_, r)| r.bucket_start),
         )),
         Arc::new(UInt32Array::from_iter_values(
-            rows.iter().map(|r| r.agg.count),
+            rows.iter().map(|(_, r)| r.agg.count),
         )),
         f64s(|r| r.agg.sum),
         f64s(|r| r.agg.min),
@@ -608,7 +693,7 @@ fn rollup_batch(rows: &[&RollupRow]) -> Result<RecordBatch, duckdb::Error> {
         f64s(|r| r.agg.increase),
     ];
     let fields: Vec<Field> = [
-        ("series_id", DataType::UInt64),
+        ("sid", DataType::UInt32),
         ("ts", DataType::Int64),
         ("count", DataType::UInt32),
         ("sum", DataType::Float64),
@@ -672,9 +757,9 @@ fn derive(
     conn.execute_batch("BEGIN TRANSACTION")?;
     let sql = format!(
         "INSERT INTO {target}
-         SELECT series_id, (ts // {width}) * {width} AS bucket, sum(count), sum(sum), min(min), max(max),
+         SELECT sid, (ts // {width}) * {width} AS bucket, sum(count), sum(sum), min(min), max(max),
                 arg_min(first, ts), arg_max(last, ts), sum(increase)
-         FROM {source} WHERE ts >= ? AND ts < ? GROUP BY series_id, bucket"
+         FROM {source} WHERE ts >= ? AND ts < ? GROUP BY sid, bucket ORDER BY bucket, sid"
     );
     let result = conn.execute(&sql, params![start, end]).and_then(|n| {
         conn.execute(

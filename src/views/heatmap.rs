@@ -248,7 +248,7 @@ async fn heat_query(
         cond.push_str(key.not_null());
         cond.push_str(&scope.sql(&mut params));
         selects.push(format!(
-            "SELECT s.id, {i} AS part, hash({keys}) AS k, hash(s.pod) AS p FROM series s WHERE {cond}"
+            "SELECT s.id, s.sid, {i} AS part, hash({keys}) AS k, hash(s.pod) AS p FROM series s WHERE {cond}"
         ));
         cell.push_str(&format!(" WHEN {i} THEN {}", part.cell.sql(res)));
     }
@@ -279,7 +279,7 @@ async fn heat_query(
         "WITH sel AS ({selection}),
          cells AS (
             SELECT sel.part, sel.k, (r.ts // {step}) * {step} AS t, {cell} AS v
-            FROM {table} r JOIN sel ON r.series_id = sel.id
+            FROM {table} r JOIN sel ON r.sid = sel.sid
             WHERE r.ts >= ? AND r.ts < ?
             GROUP BY sel.part, sel.k, t),
          value AS ({value}),

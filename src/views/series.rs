@@ -284,9 +284,9 @@ async fn grouped_in_store(
     let sql = format!(
         "SELECT {outer_cols} t, {combine} FILTER (WHERE isfinite(v)) FROM (
            SELECT {group_cols} (r.ts // {step}) * {step} AS t, {expr} AS v
-           FROM {table} r JOIN series s ON s.id = r.series_id
+           FROM {table} r JOIN series s ON s.sid = r.sid
            WHERE s.metric = ?{scope} AND r.ts >= ? AND r.ts < ?
-           GROUP BY {inner_keys} r.series_id, t)
+           GROUP BY {inner_keys} r.sid, t)
          GROUP BY {outer_cols} t",
         expr = agg.per_series_sql(range.resolution.secs()),
         table = range.resolution_table(),
@@ -346,10 +346,10 @@ async fn per_series_values(
         .join(",");
     let step = range.step;
     let sql = format!(
-        "SELECT r.series_id, (r.ts // {step}) * {step} AS t, {expr}
-         FROM {table} r
-         WHERE r.series_id IN (SELECT CAST(unnest(string_split(?, ',')) AS UBIGINT)) AND r.ts >= ? AND r.ts < ?
-         GROUP BY r.series_id, t",
+        "SELECT s.id, (r.ts // {step}) * {step} AS t, {expr}
+         FROM {table} r JOIN series s ON s.sid = r.sid
+         WHERE s.id IN (SELECT CAST(unnest(string_split(?, ',')) AS UBIGINT)) AND r.ts >= ? AND r.ts < ?
+         GROUP BY s.id, t",
         expr = agg.per_series_sql(range.resolution.secs()),
         table = range.resolution_table(),
     );
