@@ -55,11 +55,12 @@ const MIGRATIONS: &[&str] = &[
     DROP TABLE series;
     ALTER TABLE series_v4 RENAME TO series;",
     // 5: rollup rows name their series by a dense 32-bit number (`sid`), not
-    // the 64-bit hash, and are stored in (minute, metric, sid) order. A hash
-    // is random bits that no compression can shrink (9 of a row's 55 bytes);
-    // a dense number in this order bit-packs to under a byte, and neighbouring
-    // values of one metric have similar magnitudes, so the doubles pack
-    // several times tighter too. The hash stays the series' identity.
+    // the 64-bit hash. A hash is random bits that no compression can shrink
+    // (9 of a row's 55 bytes); a dense number bit-packs to a few bits. Old
+    // rows are copied in (minute, metric, sid) order, so neighbouring values
+    // have similar magnitudes and the doubles pack tighter too (the writer
+    // orders new rows by value, see `Writer::commit`). The hash stays the
+    // series' identity.
     "CREATE TABLE series_v5 (id UBIGINT NOT NULL, metric VARCHAR NOT NULL, kind VARCHAR NOT NULL,
         cluster VARCHAR, job VARCHAR, instance VARCHAR, namespace VARCHAR, pod VARCHAR, node VARCHAR,
         container VARCHAR, labels VARCHAR NOT NULL, first_seen BIGINT NOT NULL, workload VARCHAR,

@@ -1,7 +1,7 @@
 //! The single writer thread: batches in, one DuckDB transaction per batch
 //! group, plus derivation of 5m/1h rows and retention.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -187,71 +187,38 @@ impl StoreWriter {
     }
 }
 
-/// Where a stored series' rows go: its dense number in the rollup tables,
-/// and its metric's number, which orders rows so a metric's values sit
-/// together (similar magnitudes pack into fewer bits).
-#[derive(Debug, Clone, Copy)]
-struct SeriesSlot {
-    sid: u32,
-    metric_no: u32,
-}
-
-impl SeriesSlot {
-    fn sort_key(self) -> u64 {
-        (u64::from(self.metric_no) << 32) | u64::from(self.sid)
-    }
-}
-
-/// Every stored series by id (the writer is the only one to add series, so
-/// this is the truth and `series` needs no index), and the numbering of new
-/// ones.
+/// Every stored series' dense number (`sid`) by id. The writer is the only
+/// one to add series, so this is the truth and `series` needs no index.
 struct SeriesNumbers {
-    by_id: IdMap<SeriesSlot>,
-    metric_no: HashMap<String, u32>,
+    sid_of: IdMap<u32>,
     next_sid: u32,
 }
 
 impl SeriesNumbers {
     fn load(conn: &Connection) -> Result<SeriesNumbers, StoreError> {
         let mut numbers = SeriesNumbers {
-            by_id: IdMap::default(),
-            metric_no: HashMap::new(),
+            sid_of: IdMap::default(),
             next_sid: 1,
         };
-        let mut stmt = conn.prepare("SELECT id, sid, metric FROM series ORDER BY sid")?;
+        let mut stmt = conn.prepare("SELECT id, sid FROM series")?;
         let mut rows = stmt.query([])?;
         while let Some(row) = rows.next()? {
-            let id: u64 = row.get(0)?;
             let sid: u32 = row.get(1)?;
-            let metric: String = row.get(2)?;
-            let metric_no = numbers.metric_number(&metric);
-            numbers.by_id.insert(id, SeriesSlot { sid, metric_no });
+            numbers.sid_of.insert(row.get(0)?, sid);
             numbers.next_sid = numbers.next_sid.max(sid.saturating_add(1));
         }
         Ok(numbers)
     }
 
-    fn metric_number(&mut self, metric: &str) -> u32 {
-        if let Some(&no) = self.metric_no.get(metric) {
-            return no;
-        }
-        let no = self.metric_no.len() as u32;
-        self.metric_no.insert(metric.to_string(), no);
-        no
-    }
-
     /// Numbers a series not stored yet. Numbers of a transaction that fails
     /// are not reused: gaps cost nothing, a reused number could name two
     /// series.
-    fn allocate(&mut self, metric: &str) -> Result<SeriesSlot, duckdb::Error> {
+    fn allocate(&mut self) -> Result<u32, duckdb::Error> {
         let sid = self.next_sid;
         self.next_sid = sid.checked_add(1).ok_or_else(|| {
             duckdb::Error::ToSqlConversionFailure("more than 2^32 series ever stored".into())
         })?;
-        Ok(SeriesSlot {
-            sid,
-            metric_no: self.metric_number(metric),
-        })
+        Ok(sid)
     }
 }
 
@@ -383,12 +350,12 @@ impl Writer {
     fn commit(&mut self, batches: &[WriteBatch]) -> Result<(u64, u64), duckdb::Error> {
         let now = unix_now();
         self.conn.execute_batch("BEGIN TRANSACTION")?;
-        let mut new_slots: IdMap<SeriesSlot> = IdMap::default();
+        let mut new_sids: IdMap<u32> = IdMap::default();
         let result = (|| {
             let mut rows = 0u64;
             let mut newest = self.newest_minute;
             {
-                let known = &self.known_series.by_id;
+                let known = &self.known_series.sid_of;
                 let mut fresh: Vec<&SeriesRow> = batches
                     .iter()
                     .flat_map(|b| &b.series)
@@ -399,9 +366,9 @@ impl Writer {
                     fresh.dedup_by_key(|s| s.id);
                     let mut sids = Vec::with_capacity(fresh.len());
                     for s in &fresh {
-                        let slot = self.known_series.allocate(&s.metric)?;
-                        new_slots.insert(s.id, slot);
-                        sids.push(slot.sid);
+                        let sid = self.known_series.allocate()?;
+                        new_sids.insert(s.id, sid);
+                        sids.push(sid);
                     }
                     let mut app = self.conn.appender("series")?;
                     app.append_record_batch(series_batch(&fresh, &sids, now)?)?;
@@ -411,18 +378,18 @@ impl Writer {
             {
                 // Columnar: one Arrow batch per transaction, several times
                 // faster than binding every value of every row.
-                let known = &self.known_series.by_id;
+                let known = &self.known_series.sid_of;
                 let mut unknown = 0usize;
-                let mut rollups: Vec<(SeriesSlot, &RollupRow)> = batches
+                let mut rollups: Vec<(u32, &RollupRow)> = batches
                     .iter()
                     .flat_map(|b| &b.rollups)
                     .filter_map(|r| {
-                        let slot = known
+                        let sid = known
                             .get(&r.series_id)
-                            .or_else(|| new_slots.get(&r.series_id))
+                            .or_else(|| new_sids.get(&r.series_id))
                             .copied();
-                        unknown += usize::from(slot.is_none());
-                        Some((slot?, r))
+                        unknown += usize::from(sid.is_none());
+                        Some((sid?, r))
                     })
                     .collect();
                 if unknown > 0 {
@@ -430,7 +397,14 @@ impl Writer {
                     // would be a bug, and the rows could not be named.
                     tracing::error!(rows = unknown, "dropping rollup rows of unknown series");
                 }
-                rollups.sort_unstable_by_key(|(slot, r)| (r.bucket_start, slot.sort_key()));
+                // Within a minute, in order of the last value: neighbours
+                // then have similar magnitudes (and sum/min/max/first follow
+                // last), so DuckDB's ALP and bit-packing store the doubles in
+                // far fewer bits (a 1m row: 25 bytes in (metric, sid) order,
+                // 18 in this order, 55 in random-id order).
+                rollups.sort_unstable_by(|(_, a), (_, b)| {
+                    (a.bucket_start.cmp(&b.bucket_start)).then(a.agg.last.total_cmp(&b.agg.last))
+                });
                 if !rollups.is_empty() {
                     let mut app = self.conn.appender("rollup_1m")?;
                     app.append_record_batch(rollup_batch(&rollups)?)?;
@@ -448,8 +422,8 @@ impl Writer {
         match result.and_then(|rows| self.conn.execute_batch("COMMIT").map(|_| rows)) {
             Ok((rows, newest)) => {
                 self.newest_minute = newest;
-                let series = new_slots.len() as u64;
-                self.known_series.by_id.extend(new_slots);
+                let series = new_sids.len() as u64;
+                self.known_series.sid_of.extend(new_sids);
                 Ok((series, rows))
             }
             Err(e) => {
@@ -669,7 +643,7 @@ fn series_batch(rows: &[&SeriesRow], sids: &[u32], now: i64) -> Result<RecordBat
 }
 
 /// Rollup rows as one Arrow record batch in the column order of the table.
-fn rollup_batch(rows: &[(SeriesSlot, &RollupRow)]) -> Result<RecordBatch, duckdb::Error> {
+fn rollup_batch(rows: &[(u32, &RollupRow)]) -> Result<RecordBatch, duckdb::Error> {
     let f64s = |f: fn(&RollupRow) -> f64| -> ArrayRef {
         Arc::new(Float64Array::from_iter_values(
             rows.iter().map(|(_, r)| f(r)),
@@ -677,7 +651,7 @@ fn rollup_batch(rows: &[(SeriesSlot, &RollupRow)]) -> Result<RecordBatch, duckdb
     };
     let columns: Vec<ArrayRef> = vec![
         Arc::new(UInt32Array::from_iter_values(
-            rows.iter().map(|(slot, _)| slot.sid),
+            rows.iter().map(|(sid, _)| *sid),
         )),
         Arc::new(Int64Array::from_iter_values(
             rows.iter().map(|(_, r)| r.bucket_start),
@@ -758,8 +732,9 @@ fn derive(
     let sql = format!(
         "INSERT INTO {target}
          SELECT sid, (ts // {width}) * {width} AS bucket, sum(count), sum(sum), min(min), max(max),
-                arg_min(first, ts), arg_max(last, ts), sum(increase)
-         FROM {source} WHERE ts >= ? AND ts < ? GROUP BY sid, bucket ORDER BY bucket, sid"
+                arg_min(first, ts), arg_max(last, ts) AS last_value, sum(increase)
+         FROM {source} WHERE ts >= ? AND ts < ? GROUP BY sid, bucket
+         ORDER BY bucket, last_value"
     );
     let result = conn.execute(&sql, params![start, end]).and_then(|n| {
         conn.execute(
