@@ -188,8 +188,22 @@ impl Hasher for IdHasher {
 
 pub type IdMap<V> = HashMap<u64, V, BuildHasherDefault<IdHasher>>;
 
+/// A series' place in its target's aggregator. Slots are handed out in the
+/// order series are first seen, which is the order the exporter writes them,
+/// so a scrape walks the slots front to back instead of probing a hash table
+/// at random (at fleet scale every probe was a cache miss).
+pub type Slot = u32;
+
+/// No slot yet (a series first seen in a scrape not yet accepted).
+pub const NO_SLOT: Slot = Slot::MAX;
+
 struct SeriesState {
+    id: u64,
+    /// False once evicted; the slot waits on the free list for reuse.
+    live: bool,
     counter: bool,
+    /// The scrape that last staged this series (duplicate detection).
+    last_scrape: u32,
     /// Last raw value seen (NaN before the first), carried across buckets so
     /// the increase between two scrapes lands in the later bucket.
     prev_raw: f64,
@@ -201,7 +215,9 @@ struct SeriesState {
 /// owned by that target's task, so the hot path takes no lock.
 pub struct MinuteAggregator {
     open_minute: Option<i64>,
-    series: IdMap<SeriesState>,
+    slots: Vec<SeriesState>,
+    index: IdMap<Slot>,
+    free: Vec<Slot>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -221,16 +237,73 @@ impl MinuteAggregator {
     pub fn new() -> Self {
         MinuteAggregator {
             open_minute: None,
-            series: IdMap::default(),
+            slots: Vec::new(),
+            index: IdMap::default(),
+            free: Vec::new(),
         }
     }
 
     pub fn series_count(&self) -> usize {
-        self.series.len()
+        self.index.len()
     }
 
     pub fn contains(&self, id: u64) -> bool {
-        self.series.contains_key(&id)
+        self.index.contains_key(&id)
+    }
+
+    pub fn slot_of(&self, id: u64) -> Option<Slot> {
+        self.index.get(&id).copied()
+    }
+
+    /// Whether `slot` still holds series `id` (slots are reused after
+    /// eviction, so a remembered slot must be checked).
+    #[inline]
+    pub fn holds(&self, slot: Slot, id: u64) -> bool {
+        self.slots
+            .get(slot as usize)
+            .is_some_and(|s| s.live && s.id == id)
+    }
+
+    /// Records that scrape `seq` staged the series in `slot`; false if that
+    /// scrape already had it (a duplicate sample).
+    #[inline]
+    pub fn mark_scraped(&mut self, slot: Slot, seq: u32) -> bool {
+        match self.slots.get_mut(slot as usize) {
+            Some(s) if s.last_scrape == seq => false,
+            Some(s) => {
+                s.last_scrape = seq;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The slot of `id`, made live if it is not.
+    pub fn insert(&mut self, id: u64, counter: bool) -> Slot {
+        if let Some(&slot) = self.index.get(&id) {
+            return slot;
+        }
+        let state = SeriesState {
+            id,
+            live: true,
+            counter,
+            last_scrape: 0,
+            prev_raw: f64::NAN,
+            bucket: Aggregate::EMPTY,
+            last_seen_minute: self.open_minute.unwrap_or(0),
+        };
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.slots[slot as usize] = state;
+                slot
+            }
+            None => {
+                self.slots.push(state);
+                (self.slots.len() - 1) as Slot
+            }
+        };
+        self.index.insert(id, slot);
+        slot
     }
 
     pub fn open_minute(&self) -> Option<i64> {
@@ -249,9 +322,16 @@ impl MinuteAggregator {
                 self.close_open_minute(out);
                 self.open_minute = Some(minute);
                 let horizon = minute - IDLE_EVICTION_MINUTES * ONE_MINUTE_SECS;
-                let before = self.series.len();
-                self.series.retain(|_, s| s.last_seen_minute >= horizon);
-                before - self.series.len()
+                let mut evicted = 0;
+                for (slot, s) in self.slots.iter_mut().enumerate() {
+                    if s.live && s.last_seen_minute < horizon {
+                        s.live = false;
+                        self.index.remove(&s.id);
+                        self.free.push(slot as Slot);
+                        evicted += 1;
+                    }
+                }
+                evicted
             }
             None => {
                 self.open_minute = Some(minute);
@@ -261,15 +341,19 @@ impl MinuteAggregator {
     }
 
     /// Adds one sample to the open minute (call `begin_scrape` first).
-    #[inline]
     pub fn observe(&mut self, id: u64, counter: bool, value: f64) -> Observed {
+        let slot = self.insert(id, counter);
+        self.observe_slot(slot, value)
+    }
+
+    /// Adds one sample of the series in `slot` (from `insert`) to the open
+    /// minute.
+    #[inline]
+    pub fn observe_slot(&mut self, slot: Slot, value: f64) -> Observed {
         let minute = self.open_minute.unwrap_or(0);
-        let state = self.series.entry(id).or_insert(SeriesState {
-            counter,
-            prev_raw: f64::NAN,
-            bucket: Aggregate::EMPTY,
-            last_seen_minute: minute,
-        });
+        let Some(state) = self.slots.get_mut(slot as usize) else {
+            return Observed::SkippedNaN;
+        };
         state.last_seen_minute = minute;
         if value.is_nan() {
             return Observed::SkippedNaN;
@@ -293,10 +377,10 @@ impl MinuteAggregator {
     /// (graceful shutdown). The counters' previous values are kept.
     pub fn close_open_minute(&mut self, out: &mut Vec<RollupRow>) {
         let Some(open) = self.open_minute else { return };
-        for (id, s) in self.series.iter_mut() {
-            if s.bucket.count > 0 {
+        for s in self.slots.iter_mut() {
+            if s.live && s.bucket.count > 0 {
                 out.push(RollupRow {
-                    series_id: *id,
+                    series_id: s.id,
                     bucket_start: open,
                     agg: s.bucket,
                 });

@@ -14,8 +14,7 @@ use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
 use super::parse::{Format, MetricKind, Parser, RawValue, Sample};
 use crate::config::{Limits, TargetSpec};
 use crate::rollup::{
-    IdHasher, IdMap, LabelSet, MinuteAggregator, RollupRow, SeriesRow, IDLE_EVICTION_MINUTES,
-    ONE_MINUTE_SECS,
+    IdHasher, IdMap, LabelSet, MinuteAggregator, RollupRow, SeriesRow, Slot, NO_SLOT,
 };
 use crate::telemetry::ScrapeErrorReason;
 
@@ -103,10 +102,25 @@ fn label_set(labels: &[(&str, LabelValue<'_>)]) -> LabelSet {
 }
 
 struct Staged {
+    raw_key: u64,
     id: u64,
+    /// `NO_SLOT` for a series this target has not stored yet.
+    slot: Slot,
     counter: bool,
     value: f64,
 }
+
+/// The i-th sample of the last accepted scrape.
+struct Previous {
+    raw_key: u64,
+    id: u64,
+    slot: Slot,
+}
+
+/// How far ahead of the expected position a sample is looked for in the
+/// last scrape's order before falling back to the hash table (series that
+/// vanished, e.g. a rescheduled pod's, shift the rest).
+const POSITION_LOOKAHEAD: usize = 4;
 
 /// Counters get a reset-corrected increase. Federation often serves
 /// everything as untyped, so `_total` names count as counters too.
@@ -128,12 +142,10 @@ const EXPORTED_TARGET_LABELS: [&str; 3] = ["exported_cluster", "exported_job", "
 /// A series as this target writes it, keyed by a hash of its raw text.
 struct Cached {
     id: u64,
-    counter: bool,
-    /// Scrape sequence number when first and last seen (duplicate
-    /// detection; forgetting what a rejected scrape added).
+    /// Its aggregator slot when this entry was made or last repaired.
+    slot: Slot,
+    /// Scrape that first saw it (forgetting what a rejected scrape added).
     first_scrape: u32,
-    last_scrape: u32,
-    last_minute: i64,
 }
 
 /// Per-target ingest state: its labels, limits, open minute, and the series
@@ -143,17 +155,20 @@ struct Cached {
 /// sample's name and label section identifies it for this target. The first
 /// time a text is seen it takes the full path (label collection, limits,
 /// sorting, unescaping, the stable id); afterwards one hash of the raw bytes
-/// finds the id. Like Prometheus' scrape cache.
+/// finds the id. Like Prometheus' scrape cache. Before that, the sample is
+/// compared with the one at the same position in the last accepted scrape
+/// (exporters write their series in a stable order), which finds most
+/// series without touching a hash table.
 pub struct Ingestor {
     target_values: [String; 3],
     honor_labels: bool,
     limits: Limits,
     aggregator: MinuteAggregator,
     staged: Vec<Staged>,
+    previous: Vec<Previous>,
     seen: HashSet<u64, BuildHasherDefault<IdHasher>>,
     cache: IdMap<Cached>,
     scrape_seq: u32,
-    minute: i64,
     key: Vec<u8>,
     scratch: String,
 }
@@ -170,10 +185,10 @@ impl Ingestor {
             limits,
             aggregator: MinuteAggregator::new(),
             staged: Vec::new(),
+            previous: Vec::new(),
             seen: HashSet::default(),
             cache: IdMap::default(),
             scrape_seq: 0,
-            minute: i64::MIN,
             key: Vec::with_capacity(256),
             scratch: String::new(),
         }
@@ -186,13 +201,14 @@ impl Ingestor {
     /// Starts a scrape at `ts_secs`, completing the previous minute into `out`.
     /// Returns the number of idle series evicted.
     pub fn begin(&mut self, ts_secs: i64, out: &mut Vec<RollupRow>) -> usize {
-        let minute = ts_secs.div_euclid(ONE_MINUTE_SECS) * ONE_MINUTE_SECS;
-        if minute > self.minute {
-            self.minute = minute;
-            let horizon = minute - IDLE_EVICTION_MINUTES * ONE_MINUTE_SECS;
-            self.cache.retain(|_, c| c.last_minute >= horizon);
+        let evicted = self.aggregator.begin_scrape(ts_secs, out);
+        if evicted > 0 {
+            // Entries of evicted series go with them; the next scrape that
+            // has one takes the full path and finds it new again.
+            let aggregator = &self.aggregator;
+            self.cache.retain(|_, c| aggregator.holds(c.slot, c.id));
         }
-        self.aggregator.begin_scrape(ts_secs, out)
+        evicted
     }
 
     /// Emits the open minute now (graceful shutdown).
@@ -221,8 +237,23 @@ impl Ingestor {
             self.cache.retain(|_, c| c.first_scrape != seq);
             return result;
         }
+        self.previous.clear();
         for s in &self.staged {
-            self.aggregator.observe(s.id, s.counter, s.value);
+            let slot = if s.slot == NO_SLOT {
+                let slot = self.aggregator.insert(s.id, s.counter);
+                if let Some(c) = self.cache.get_mut(&s.raw_key) {
+                    c.slot = slot;
+                }
+                slot
+            } else {
+                s.slot
+            };
+            self.aggregator.observe_slot(slot, s.value);
+            self.previous.push(Previous {
+                raw_key: s.raw_key,
+                id: s.id,
+                slot,
+            });
         }
         // Staging is per scrape; a big target should not keep it between scrapes.
         if self.staged.capacity() > 16_384 {
@@ -243,17 +274,19 @@ impl Ingestor {
             limits,
             aggregator,
             staged,
+            previous,
             seen,
             cache,
             scrape_seq,
-            minute,
             key,
             scratch,
         } = self;
-        *scrape_seq = scrape_seq.wrapping_add(1);
+        // 0 is the mark of a slot no scrape has staged yet.
+        *scrape_seq = scrape_seq.wrapping_add(1).max(1);
         let seq = *scrape_seq;
         let mut stats = IngestStats::default();
         let mut labels: Vec<(&str, LabelValue<'_>)> = Vec::with_capacity(16);
+        let mut expected = 0usize;
         for sample in Parser::new(body, format) {
             let sample = sample.map_err(|e| IngestError::Parse(e.to_string()))?;
             stats.samples += 1;
@@ -266,51 +299,87 @@ impl Ingestor {
                 sample.labels.as_raw().as_bytes(),
                 xxh3_64(sample.name.as_bytes()),
             );
-            let (id, counter) = match cache.get_mut(&raw_key) {
-                Some(c) => {
-                    if c.last_scrape == seq {
+            // Where the last scrape had it, or a little further on.
+            let window = previous.get(expected..).unwrap_or_default();
+            let known = match window
+                .iter()
+                .take(POSITION_LOOKAHEAD)
+                .position(|p| p.raw_key == raw_key)
+            {
+                Some(ahead) => {
+                    expected += ahead + 1;
+                    let p = &window[ahead];
+                    Some((p.id, p.slot))
+                }
+                None => cache.get(&raw_key).map(|c| (c.id, c.slot)),
+            };
+            let known = match known {
+                Some((id, slot)) if aggregator.holds(slot, id) => Some((id, slot)),
+                // Cached, but its slot was not known yet or was reused.
+                Some((id, _)) => aggregator.slot_of(id).map(|slot| {
+                    if let Some(c) = cache.get_mut(&raw_key) {
+                        c.slot = slot;
+                    }
+                    (id, slot)
+                }),
+                None => None,
+            };
+            if let Some((id, slot)) = known {
+                if !aggregator.mark_scraped(slot, seq) {
+                    stats.duplicates += 1;
+                    continue;
+                }
+                staged.push(Staged {
+                    raw_key,
+                    id,
+                    slot,
+                    counter: false,
+                    value: sample.value,
+                });
+                continue;
+            }
+            labels.clear();
+            collect_labels(&sample, target_values, *honor_labels, &mut labels);
+            check_label_limits(&sample, &labels, limits)?;
+            let id = series_key(sample.name, &labels, key, scratch);
+            if !seen.insert(id) {
+                stats.duplicates += 1;
+                continue;
+            }
+            let slot = match aggregator.slot_of(id) {
+                // Stored already under another spelling of its labels, or
+                // its cache entry was dropped.
+                Some(slot) => {
+                    if !aggregator.mark_scraped(slot, seq) {
                         stats.duplicates += 1;
                         continue;
                     }
-                    c.last_scrape = seq;
-                    c.last_minute = *minute;
-                    (c.id, c.counter)
+                    slot
                 }
                 None => {
-                    labels.clear();
-                    collect_labels(&sample, target_values, *honor_labels, &mut labels);
-                    check_label_limits(&sample, &labels, limits)?;
-                    let id = series_key(sample.name, &labels, key, scratch);
-                    if !seen.insert(id) {
-                        stats.duplicates += 1;
-                        continue;
-                    }
-                    if !aggregator.contains(id) {
-                        stats.new_series += 1;
-                        new_series.push(SeriesRow {
-                            id,
-                            metric: sample.name.to_string(),
-                            kind: sample.kind.as_str(),
-                            labels: label_set(&labels),
-                        });
-                    }
-                    let counter = is_counter(sample.kind, sample.name);
-                    cache.insert(
-                        raw_key,
-                        Cached {
-                            id,
-                            counter,
-                            first_scrape: seq,
-                            last_scrape: seq,
-                            last_minute: *minute,
-                        },
-                    );
-                    (id, counter)
+                    stats.new_series += 1;
+                    new_series.push(SeriesRow {
+                        id,
+                        metric: sample.name.to_string(),
+                        kind: sample.kind.as_str(),
+                        labels: label_set(&labels),
+                    });
+                    NO_SLOT
                 }
             };
+            cache.insert(
+                raw_key,
+                Cached {
+                    id,
+                    slot,
+                    first_scrape: seq,
+                },
+            );
             staged.push(Staged {
+                raw_key,
                 id,
-                counter,
+                slot,
+                counter: is_counter(sample.kind, sample.name),
                 value: sample.value,
             });
         }
@@ -558,6 +627,136 @@ mod tests {
             (2, 1, 0)
         );
         assert!(new.is_empty());
+    }
+
+    /// Rows of one complete minute, as (id, count, sum).
+    fn minute_rows(ing: &mut Ingestor, next_minute: i64) -> Vec<(u64, u32, f64)> {
+        let mut rows = Vec::new();
+        ing.begin(next_minute, &mut rows);
+        let mut got: Vec<_> = rows
+            .iter()
+            .map(|r| (r.series_id, r.agg.count, r.agg.sum))
+            .collect();
+        got.sort_by_key(|r| r.0);
+        got
+    }
+
+    /// The position shortcut must never change which series a sample lands
+    /// in: reordered payloads, series vanishing from the middle (pod churn)
+    /// and new ones appearing there all aggregate exactly as by id.
+    #[test]
+    fn reordered_and_churning_payloads_keep_identities() {
+        let mut ing = Ingestor::new(&target(false), Limits::default());
+        let mut new = Vec::new();
+        let mut rows = Vec::new();
+        ing.begin(0, &mut rows);
+        ing.ingest(
+            b"a 1
+b 2
+c 3
+d 4
+",
+            Format::Prometheus,
+            &mut new,
+        )
+        .unwrap();
+        assert_eq!(new.len(), 4);
+        let id = |m: &str| {
+            series_id(
+                m,
+                &[
+                    ("cluster", "sh-1"),
+                    ("job", "node"),
+                    ("instance", "10.0.0.1:9100"),
+                ],
+            )
+        };
+        new.clear();
+        // b vanished, e appeared in its place, then the rest reversed.
+        let stats = ing
+            .ingest(
+                b"a 10
+e 5
+d 40
+c 30
+",
+                Format::Prometheus,
+                &mut new,
+            )
+            .unwrap();
+        assert_eq!((stats.new_series, stats.duplicates), (1, 0));
+        assert_eq!(new[0].id, id("e"));
+        // A duplicate found through the position shortcut is still dropped.
+        let stats = ing
+            .ingest(
+                b"a 100
+e 50
+e 51
+d 400
+",
+                Format::Prometheus,
+                &mut new,
+            )
+            .unwrap();
+        assert_eq!((stats.new_series, stats.duplicates), (0, 1));
+        let mut want = vec![
+            (id("a"), 3, 111.0),
+            (id("b"), 1, 2.0),
+            (id("c"), 2, 33.0),
+            (id("d"), 3, 444.0),
+            (id("e"), 2, 55.0),
+        ];
+        want.sort_by_key(|r| r.0);
+        assert_eq!(minute_rows(&mut ing, 60), want);
+    }
+
+    /// A series idle past the eviction horizon is forgotten (its slot may go
+    /// to another series) and is new again when it comes back.
+    #[test]
+    fn evicted_series_come_back_as_new() {
+        let mut ing = Ingestor::new(&target(false), Limits::default());
+        let mut new = Vec::new();
+        let mut rows = Vec::new();
+        ing.begin(0, &mut rows);
+        ing.ingest(
+            b"old 1
+kept 1
+",
+            Format::Prometheus,
+            &mut new,
+        )
+        .unwrap();
+        for minute in 1..=crate::rollup::IDLE_EVICTION_MINUTES + 1 {
+            ing.begin(minute * 60, &mut rows);
+            ing.ingest(
+                b"kept 2
+",
+                Format::Prometheus,
+                &mut new,
+            )
+            .unwrap();
+        }
+        assert_eq!(ing.series_count(), 1, "old was evicted");
+        new.clear();
+        let stats = ing
+            .ingest(
+                b"fresh 3
+old 7
+kept 2
+",
+                Format::Prometheus,
+                &mut new,
+            )
+            .unwrap();
+        assert_eq!(stats.new_series, 2);
+        let names: Vec<_> = new.iter().map(|s| s.metric.as_str()).collect();
+        assert_eq!(names, ["fresh", "old"]);
+        let next = (crate::rollup::IDLE_EVICTION_MINUTES + 2) * 60;
+        let got = minute_rows(&mut ing, next);
+        let mut sums: Vec<f64> = got.iter().map(|r| r.2).collect();
+        sums.sort_by(f64::total_cmp);
+        // kept was scraped twice in this minute (2 + 2).
+        assert_eq!(sums, [3.0, 4.0, 7.0]);
     }
 
     #[test]
