@@ -954,6 +954,10 @@ impl<'a> Parser<'a> {
         let om = self.format == Format::OpenMetrics;
         let mut i = open + 1;
         let mut count = 0usize;
+        // While names arrive in strictly increasing order (Go clients sort
+        // them) none can repeat an earlier one, so the duplicate check waits
+        // until the order breaks.
+        let mut ascending = true;
         self.scratch.clear();
         loop {
             if !om {
@@ -1018,7 +1022,13 @@ impl<'a> Parser<'a> {
             }
             i += 1; // closing quote
             let col = ns + 1;
-            if count < PAIRWISE_DUP_LIMIT && self.scratch.iter().any(|(n, _)| *n == lname) {
+            if ascending && self.scratch.last().is_some_and(|(prev, _)| *prev >= lname) {
+                ascending = false;
+            }
+            if !ascending
+                && count < PAIRWISE_DUP_LIMIT
+                && self.scratch.iter().any(|(n, _)| *n == lname)
+            {
                 return Err(self.err(col, format!("duplicate label name {lname:?}")));
             }
             self.scratch.push((lname, col));
@@ -1034,7 +1044,7 @@ impl<'a> Parser<'a> {
             }
         }
         let n = count;
-        if n > PAIRWISE_DUP_LIMIT {
+        if !ascending && n > PAIRWISE_DUP_LIMIT {
             self.scratch.sort_unstable();
             let mut dup: Option<(&str, usize)> = None;
             for w in self.scratch.windows(2) {

@@ -587,3 +587,32 @@ fn garbage_never_panics() {
         }
     }
 }
+
+/// Sorted label names skip the duplicate check until the order breaks; a
+/// repeat right after its twin, or far behind it, must still be caught.
+#[test]
+fn duplicates_after_sorted_names_are_caught() {
+    let e = err("m{a=\"1\",b=\"2\",b=\"3\"} 1\n", Format::Prometheus);
+    assert_eq!(e.column, 15, "{e}");
+    let names: Vec<String> = (0..30).map(|i| format!("n{i:02}")).collect();
+    let mut line = String::from("m{");
+    for n in &names {
+        line.push_str(&format!("{n}=\"v\","));
+    }
+    line.push_str("n05=\"again\"} 1\n");
+    let e = err(&line, Format::Prometheus);
+    assert_eq!(
+        e.column,
+        line.find("n05=\"again").map_or(0, |p| p + 1),
+        "{e}"
+    );
+    let sorted = format!(
+        "m{{{}}} 1\n",
+        names
+            .iter()
+            .map(|n| format!("{n}=\"v\""))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    assert_eq!(prom(&sorted)[0].labels.len(), 30);
+}
