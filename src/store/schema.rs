@@ -4,6 +4,34 @@ use std::path::Path;
 
 use super::StoreError;
 
+/// Migration 5 for one rollup table: the same rows, named by `sid`.
+macro_rules! rollup_by_sid {
+    ($table:literal) => {
+        concat!(
+            "CREATE TABLE ",
+            $table,
+            "_v5 (sid UINTEGER NOT NULL, ts BIGINT NOT NULL,
+                count UINTEGER NOT NULL, sum DOUBLE, min DOUBLE, max DOUBLE, first DOUBLE,
+                last DOUBLE, increase DOUBLE);
+            INSERT INTO ",
+            $table,
+            "_v5 SELECT s.sid, r.ts, r.count, r.sum, r.min, r.max,
+                r.first, r.last, r.increase
+                FROM ",
+            $table,
+            " r JOIN series s ON s.id = r.series_id ORDER BY r.ts, s.sid;
+            DROP TABLE ",
+            $table,
+            ";
+            ALTER TABLE ",
+            $table,
+            "_v5 RENAME TO ",
+            $table,
+            ";\n"
+        )
+    };
+}
+
 /// Migration N (1-based) is `MIGRATIONS[N-1]`. Never edit a released entry;
 /// append a new one.
 const MIGRATIONS: &[&str] = &[
@@ -61,7 +89,8 @@ const MIGRATIONS: &[&str] = &[
     // have similar magnitudes and the doubles pack tighter too (the writer
     // orders new rows by value, see `Writer::commit`). The hash stays the
     // series' identity.
-    "CREATE TABLE series_v5 (id UBIGINT NOT NULL, metric VARCHAR NOT NULL, kind VARCHAR NOT NULL,
+    concat!(
+        "CREATE TABLE series_v5 (id UBIGINT NOT NULL, metric VARCHAR NOT NULL, kind VARCHAR NOT NULL,
         cluster VARCHAR, job VARCHAR, instance VARCHAR, namespace VARCHAR, pod VARCHAR, node VARCHAR,
         container VARCHAR, labels VARCHAR NOT NULL, first_seen BIGINT NOT NULL, workload VARCHAR,
         sid UINTEGER NOT NULL);
@@ -69,25 +98,11 @@ const MIGRATIONS: &[&str] = &[
         container, labels, first_seen, workload, (row_number() OVER (ORDER BY metric, id))::UINTEGER
         FROM series ORDER BY metric, id;
     DROP TABLE series;
-    ALTER TABLE series_v5 RENAME TO series;
-    CREATE TABLE rollup_1m_v5 (sid UINTEGER NOT NULL, ts BIGINT NOT NULL, count UINTEGER NOT NULL,
-        sum DOUBLE, min DOUBLE, max DOUBLE, first DOUBLE, last DOUBLE, increase DOUBLE);
-    INSERT INTO rollup_1m_v5 SELECT s.sid, r.ts, r.count, r.sum, r.min, r.max, r.first, r.last, r.increase
-        FROM rollup_1m r JOIN series s ON s.id = r.series_id ORDER BY r.ts, s.sid;
-    DROP TABLE rollup_1m;
-    ALTER TABLE rollup_1m_v5 RENAME TO rollup_1m;
-    CREATE TABLE rollup_5m_v5 (sid UINTEGER NOT NULL, ts BIGINT NOT NULL, count UINTEGER NOT NULL,
-        sum DOUBLE, min DOUBLE, max DOUBLE, first DOUBLE, last DOUBLE, increase DOUBLE);
-    INSERT INTO rollup_5m_v5 SELECT s.sid, r.ts, r.count, r.sum, r.min, r.max, r.first, r.last, r.increase
-        FROM rollup_5m r JOIN series s ON s.id = r.series_id ORDER BY r.ts, s.sid;
-    DROP TABLE rollup_5m;
-    ALTER TABLE rollup_5m_v5 RENAME TO rollup_5m;
-    CREATE TABLE rollup_1h_v5 (sid UINTEGER NOT NULL, ts BIGINT NOT NULL, count UINTEGER NOT NULL,
-        sum DOUBLE, min DOUBLE, max DOUBLE, first DOUBLE, last DOUBLE, increase DOUBLE);
-    INSERT INTO rollup_1h_v5 SELECT s.sid, r.ts, r.count, r.sum, r.min, r.max, r.first, r.last, r.increase
-        FROM rollup_1h r JOIN series s ON s.id = r.series_id ORDER BY r.ts, s.sid;
-    DROP TABLE rollup_1h;
-    ALTER TABLE rollup_1h_v5 RENAME TO rollup_1h;",
+    ALTER TABLE series_v5 RENAME TO series;",
+        rollup_by_sid!("rollup_1m"),
+        rollup_by_sid!("rollup_5m"),
+        rollup_by_sid!("rollup_1h")
+    ),
 ];
 
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
