@@ -103,7 +103,7 @@ impl StoreWriter {
         telemetry: Arc<Telemetry>,
         generations: Arc<Generations>,
     ) -> Result<StoreWriter, StoreError> {
-        let known_series = SeriesNumbers::load(&conn)?;
+        let series_numbers = SeriesNumbers::load(&conn)?;
         let newest_minute: Option<i64> =
             conn.query_row("SELECT max(ts) FROM rollup_1m", [], |r| r.get(0))?;
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
@@ -113,7 +113,7 @@ impl StoreWriter {
             _lock: lock,
             options,
             telemetry,
-            known_series,
+            series_numbers,
             retry: VecDeque::new(),
             retry_rows: 0,
             last_maintenance: Instant::now(),
@@ -234,7 +234,7 @@ struct Writer {
     _lock: DirLock,
     options: StoreOptions,
     telemetry: Arc<Telemetry>,
-    known_series: SeriesNumbers,
+    series_numbers: SeriesNumbers,
     generations: Arc<Generations>,
     /// Start of the newest committed 1m bucket.
     newest_minute: i64,
@@ -355,7 +355,7 @@ impl Writer {
             let mut rows = 0u64;
             let mut newest = self.newest_minute;
             {
-                let known = &self.known_series.sid_of;
+                let known = &self.series_numbers.sid_of;
                 let mut fresh: Vec<&SeriesRow> = batches
                     .iter()
                     .flat_map(|b| &b.series)
@@ -366,7 +366,7 @@ impl Writer {
                     fresh.dedup_by_key(|s| s.id);
                     let mut sids = Vec::with_capacity(fresh.len());
                     for s in &fresh {
-                        let sid = self.known_series.allocate()?;
+                        let sid = self.series_numbers.allocate()?;
                         new_sids.insert(s.id, sid);
                         sids.push(sid);
                     }
@@ -378,7 +378,7 @@ impl Writer {
             {
                 // Columnar: one Arrow batch per transaction, several times
                 // faster than binding every value of every row.
-                let known = &self.known_series.sid_of;
+                let known = &self.series_numbers.sid_of;
                 let mut unknown = 0usize;
                 let mut rollups: Vec<(u32, &RollupRow)> = batches
                     .iter()
@@ -423,7 +423,7 @@ impl Writer {
             Ok((rows, newest)) => {
                 self.newest_minute = newest;
                 let series = new_sids.len() as u64;
-                self.known_series.sid_of.extend(new_sids);
+                self.series_numbers.sid_of.extend(new_sids);
                 Ok((series, rows))
             }
             Err(e) => {
