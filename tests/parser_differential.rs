@@ -22,7 +22,9 @@
 use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use fleetscope::scrape::parse::{validate, Format, MetricKind, Parser, RawValue, Sample};
+use fleetscope::scrape::parse::{
+    key_hash, validate, ExpectedKey, Format, MetricKind, Parser, RawValue, Sample,
+};
 use proptest::prelude::*;
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/exposition");
@@ -790,8 +792,102 @@ fn check_round_trip(families: &[GenFamily], format: Format) -> Result<(), TestCa
     Ok(())
 }
 
+/// Everything a caller can see of a parse: each sample (with its key) or the error.
+type Outcome = (Vec<(Expect, String)>, Option<String>);
+
+/// Parses `text`, passing the n-th key of `hints` (when given) before the n-th sample.
+fn outcome(text: &[u8], format: Format, hints: Option<&[String]>) -> (Outcome, usize) {
+    let mut p = Parser::new(text, format);
+    let (mut samples, mut error, mut as_expected) = (Vec::new(), None, 0);
+    loop {
+        let hint = hints
+            .and_then(|h| h.get(samples.len()))
+            .map(|k| ExpectedKey {
+                len: k.len() as u32,
+                hash: key_hash(k),
+            });
+        match p.next_sample_expecting(hint) {
+            None => break,
+            Some(Err(e)) => {
+                error = Some(e.to_string());
+                break;
+            }
+            Some(Ok(s)) => {
+                as_expected += usize::from(s.as_expected);
+                assert_eq!(s.labels.len(), s.labels.iter().count());
+                samples.push((
+                    Expect {
+                        name: s.name.to_string(),
+                        family: s.family.to_string(),
+                        kind: s.kind,
+                        labels: s
+                            .labels
+                            .iter()
+                            .map(|(k, v)| (k.to_string(), v.to_cow().into_owned()))
+                            .collect(),
+                        value: fmt_value(s.value),
+                        ts_ms: s.timestamp_ms,
+                    },
+                    s.key.to_string(),
+                ));
+            }
+        }
+    }
+    ((samples, error), as_expected)
+}
+
+fn keys_of(text: &str, format: Format) -> Vec<String> {
+    outcome(text.as_bytes(), format, None)
+        .0
+         .0
+        .into_iter()
+        .map(|(_, key)| key)
+        .collect()
+}
+
+/// Keys from the payload itself, from another payload, and from the
+/// payload one sample off, on the payload and on a copy with one byte
+/// changed: the answer (samples, keys, errors) is the same as without keys,
+/// and the payload's own keys are all recognised.
+fn check_expected_keys(
+    families: &[GenFamily],
+    others: &[GenFamily],
+    flip_at: usize,
+    flip_to: u8,
+    format: Format,
+) -> Result<(), TestCaseError> {
+    let (text, ..) = render(families, format);
+    let own = keys_of(&text, format);
+    let other = keys_of(&render(others, format).0, format);
+    let shifted: Vec<String> = own.iter().skip(1).cloned().collect();
+    let mut flipped = text.clone().into_bytes();
+    let at = flip_at % flipped.len();
+    flipped[at] = flip_to;
+    for payload in [text.as_bytes(), flipped.as_slice()] {
+        let (plain, _) = outcome(payload, format, None);
+        for hints in [&own, &other, &shifted] {
+            let (got, _) = outcome(payload, format, Some(hints));
+            prop_assert_eq!(&got, &plain, "{}", String::from_utf8_lossy(payload));
+        }
+    }
+    let (_, recognised) = outcome(text.as_bytes(), format, Some(&own));
+    prop_assert_eq!(recognised, own.len());
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn expected_keys_change_nothing_but_speed(
+        families in proptest::collection::vec(gen_family(), 1..6),
+        others in proptest::collection::vec(gen_family(), 1..6),
+        flip_at in any::<usize>(),
+        flip_to in prop_oneof![Just(b' '), Just(b'\t'), Just(b'{'), Just(b'}'), Just(b'"'), Just(b'\n'), Just(b'#'), any::<u8>()],
+    ) {
+        check_expected_keys(&families, &others, flip_at, flip_to, Format::Prometheus)?;
+        check_expected_keys(&families, &others, flip_at, flip_to, Format::OpenMetrics)?;
+    }
 
     #[test]
     fn round_trip_prometheus(families in proptest::collection::vec(gen_family(), 1..6)) {

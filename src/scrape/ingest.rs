@@ -9,9 +9,9 @@ use std::borrow::Cow;
 use std::collections::HashSet;
 use std::hash::BuildHasherDefault;
 
-use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
+use xxhash_rust::xxh3::xxh3_64;
 
-use super::parse::{Format, MetricKind, Parser, RawValue, Sample};
+use super::parse::{key_hash, ExpectedKey, Format, MetricKind, Parser, RawValue, Sample};
 use crate::config::{Limits, TargetSpec};
 use crate::rollup::{
     IdHasher, IdMap, LabelSet, MinuteAggregator, RollupRow, SeriesRow, Slot, NO_SLOT,
@@ -103,6 +103,7 @@ fn label_set(labels: &[(&str, LabelValue<'_>)]) -> LabelSet {
 
 struct Staged {
     raw_key: u64,
+    key_len: u32,
     id: u64,
     /// `NO_SLOT` for a series this target has not stored yet.
     slot: Slot,
@@ -115,6 +116,8 @@ struct Previous {
     raw_key: u64,
     id: u64,
     slot: Slot,
+    /// Length of its key text, so the parser can recognise it unscanned.
+    key_len: u32,
 }
 
 /// How far ahead of the expected position a sample is looked for in the
@@ -258,6 +261,7 @@ impl Ingestor {
                 raw_key: s.raw_key,
                 id: s.id,
                 slot,
+                key_len: s.key_len,
             });
         }
         // Staging is per scrape; a big target should not keep it between scrapes.
@@ -292,7 +296,15 @@ impl Ingestor {
         let mut stats = IngestStats::default();
         let mut labels: Vec<(&str, LabelValue<'_>)> = Vec::with_capacity(16);
         let mut expected = 0usize;
-        for sample in Parser::new(body, format) {
+        let mut parser = Parser::new(body, format);
+        loop {
+            let hint = previous.get(expected).map(|p| ExpectedKey {
+                len: p.key_len,
+                hash: p.raw_key,
+            });
+            let Some(sample) = parser.next_sample_expecting(hint) else {
+                break;
+            };
             let sample = sample.map_err(|e| IngestError::Parse(e.to_string()))?;
             stats.samples += 1;
             if stats.samples > limits.samples_per_scrape {
@@ -300,10 +312,14 @@ impl Ingestor {
                     limit: limits.samples_per_scrape,
                 });
             }
-            let raw_key = xxh3_64_with_seed(
-                sample.labels.as_raw().as_bytes(),
-                xxh3_64(sample.name.as_bytes()),
-            );
+            let (raw_key, key_len) = match hint {
+                Some(hint) if sample.as_expected => (hint.hash, hint.len),
+                // A key longer than 4 GiB cannot be expected; u32::MAX never matches.
+                _ => (
+                    key_hash(sample.key),
+                    u32::try_from(sample.key.len()).unwrap_or(u32::MAX),
+                ),
+            };
             // Where the last scrape had it, or a little further on.
             let window = previous.get(expected..).unwrap_or_default();
             let known = match window
@@ -336,6 +352,7 @@ impl Ingestor {
                 }
                 staged.push(Staged {
                     raw_key,
+                    key_len,
                     id,
                     slot,
                     counter: false,
@@ -382,6 +399,7 @@ impl Ingestor {
             );
             staged.push(Staged {
                 raw_key,
+                key_len,
                 id,
                 slot,
                 counter: is_counter(sample.kind, sample.name),

@@ -30,6 +30,7 @@ use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 use memchr::{memchr, memchr2, memrchr};
+use xxhash_rust::xxh3::xxh3_64;
 
 #[cfg(test)]
 mod tests;
@@ -193,18 +194,27 @@ impl<'a> RawValue<'a> {
 #[derive(Debug, Clone, Copy)]
 pub struct Labels<'a> {
     raw: &'a str,
+    /// `UNCOUNTED` for a section taken as an expected key (see
+    /// [`Parser::next_sample_expecting`]): its count is only needed on
+    /// paths that are rare by then, so it is counted on demand.
     len: usize,
 }
+
+const UNCOUNTED: usize = usize::MAX;
 
 impl<'a> Labels<'a> {
     const EMPTY: Labels<'static> = Labels { raw: "", len: 0 };
 
     pub fn len(&self) -> usize {
-        self.len
+        if self.len == UNCOUNTED {
+            self.iter().count()
+        } else {
+            self.len
+        }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.len() == 0
     }
 
     /// Yields `(name, raw value)` in the order written.
@@ -310,11 +320,31 @@ pub struct Sample<'a> {
     /// Declared kind of the family, Unknown if none.
     pub kind: MetricKind,
     pub labels: Labels<'a>,
+    /// The name and label section exactly as written: what identifies the
+    /// series within one target's payloads (see [`key_hash`]).
+    pub key: &'a str,
+    /// The line began with the key passed to [`Parser::next_sample_expecting`].
+    pub as_expected: bool,
     pub value: f64,
     pub timestamp_ms: Option<i64>,
     pub exemplar: Option<Exemplar<'a>>,
     /// 1-based line number.
     pub line: usize,
+}
+
+/// The hash a sample's [`Sample::key`] is known by between scrapes.
+#[inline]
+pub fn key_hash(key: &str) -> u64 {
+    xxh3_64(key.as_bytes())
+}
+
+/// A sample key the caller has seen this parser accept before, named by
+/// its length and [`key_hash`]: typically the key at the same position in
+/// the target's previous payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExpectedKey {
+    pub len: u32,
+    pub hash: u64,
 }
 
 /// A parse failure at a 1-based line and 1-based byte column.
@@ -383,6 +413,8 @@ pub struct Parser<'a> {
     seen: HashSet<&'a str>,
     /// Reused per label set: (label name, 1-based column).
     scratch: Vec<(&'a str, usize)>,
+    /// Key the caller expects on the next sample line.
+    expected: Option<ExpectedKey>,
 }
 
 impl<'a> Parser<'a> {
@@ -404,6 +436,7 @@ impl<'a> Parser<'a> {
             helps: Vec::new(),
             seen: HashSet::new(),
             scratch: Vec::new(),
+            expected: None,
         }
     }
 
@@ -415,6 +448,20 @@ impl<'a> Parser<'a> {
     /// Family metadata seen so far is available for the current sample via Sample fields.
     /// Returns None at the end (for OpenMetrics, after `# EOF`; a missing `# EOF` is an error at end of input).
     pub fn next_sample(&mut self) -> Option<Result<Sample<'a>, ParseError>> {
+        self.next_sample_expecting(None)
+    }
+
+    /// Like [`Parser::next_sample`], told which key the next sample line
+    /// probably starts with. When its bytes are that key (same length, same
+    /// [`key_hash`]) the label section is not scanned again: the caller saw
+    /// it validated before, and only an identical text can match. Everything
+    /// else on the line is parsed and checked as usual; any other line takes
+    /// the full path, so the result is the same either way.
+    pub fn next_sample_expecting(
+        &mut self,
+        expected: Option<ExpectedKey>,
+    ) -> Option<Result<Sample<'a>, ParseError>> {
+        self.expected = expected;
         while !self.finished {
             let input = self.input;
             if self.pos >= input.len() {
@@ -782,13 +829,21 @@ impl<'a> Parser<'a> {
         }
         let name = &s[ns..i];
         let mut labels = Labels::EMPTY;
-        if om {
+        let key;
+        let mut as_expected = false;
+        if let Some((known_labels, key_end)) = self.expected_key_at(s, ns, i) {
+            labels = known_labels;
+            key = &s[ns..key_end];
+            as_expected = true;
+            i = if om { key_end + 1 } else { skip_ws(b, key_end) };
+        } else if om {
             let braces = b.get(i) == Some(&b'{');
             if braces {
                 let (l, ni) = self.labels(s, i)?;
                 labels = l;
                 i = ni;
             }
+            key = &s[ns..i];
             match b.get(i) {
                 Some(b' ') => i += 1,
                 None => return Err(self.err(i + 1, "expected a space and a value")),
@@ -803,12 +858,15 @@ impl<'a> Parser<'a> {
             if b.get(i) == Some(&b'{') {
                 let (l, ni) = self.labels(s, i)?;
                 labels = l;
+                key = &s[ns..ni];
                 i = skip_ws(b, ni);
             } else if i == after_name {
                 return Err(match b.get(i) {
                     None => self.err(i + 1, "expected value after metric name"),
                     Some(_) => self.err(i + 1, "invalid character in metric name"),
                 });
+            } else {
+                key = name;
             }
         }
 
@@ -887,6 +945,8 @@ impl<'a> Parser<'a> {
             family,
             kind,
             labels,
+            key,
+            as_expected,
             value,
             timestamp_ms,
             exemplar,
@@ -946,6 +1006,46 @@ impl<'a> Parser<'a> {
             value,
             timestamp_ms,
         })
+    }
+
+    /// When the expected key starts at `ns` (its name ends at `name_end`) and
+    /// is followed by what separates a key from its value, its label section
+    /// and the index after the key. A key of the wrong length or bytes, or a
+    /// label-less key that the line continues with labels, is not it.
+    fn expected_key_at(
+        &mut self,
+        s: &'a str,
+        ns: usize,
+        name_end: usize,
+    ) -> Option<(Labels<'a>, usize)> {
+        let expected = self.expected.take()?;
+        let b = s.as_bytes();
+        let key_end = ns.checked_add(usize::try_from(expected.len).ok()?)?;
+        let om = self.format == Format::OpenMetrics;
+        match b.get(key_end) {
+            Some(b' ') => {}
+            Some(b'\t') if !om => {}
+            _ => return None,
+        }
+        if key_end < name_end || key_hash(s.get(ns..key_end)?) != expected.hash {
+            return None;
+        }
+        if key_end == name_end {
+            let value_start = skip_ws(b, key_end);
+            return (b.get(value_start) != Some(&b'{')).then_some((Labels::EMPTY, key_end));
+        }
+        let open = if om { name_end } else { skip_ws(b, name_end) };
+        if b.get(open) != Some(&b'{') || b.get(key_end - 1) != Some(&b'}') {
+            return None;
+        }
+        let raw = s.get(open + 1..key_end - 1)?;
+        Some((
+            Labels {
+                raw,
+                len: UNCOUNTED,
+            },
+            key_end,
+        ))
     }
 
     /// Parses `{...}` with `b[open] == b'{'`; returns the labels and the index after `}`.

@@ -616,3 +616,77 @@ fn duplicates_after_sorted_names_are_caught() {
     );
     assert_eq!(prom(&sorted)[0].labels.len(), 30);
 }
+
+/// Parses `input` giving the parser, for the n-th sample, the key of `hints[n]`.
+fn hinted<'a>(input: &'a str, format: Format, hints: &[&str]) -> Vec<Sample<'a>> {
+    let mut p = Parser::new(input.as_bytes(), format);
+    let mut out = Vec::new();
+    loop {
+        let hint = hints.get(out.len()).map(|k| ExpectedKey {
+            len: k.len() as u32,
+            hash: key_hash(k),
+        });
+        match p.next_sample_expecting(hint) {
+            Some(s) => out.push(s.unwrap_or_else(|e| panic!("{e} in {input:?}"))),
+            None => return out,
+        }
+    }
+}
+
+#[test]
+fn expected_key_skips_the_label_scan_and_gives_the_same_sample() {
+    let text = "# TYPE http_requests_total counter\nhttp_requests_total{code=\"200\",path=\"/a,b}\"} 7 1700000000000\nup 1\n";
+    let plain = prom(text);
+    let keys: Vec<&str> = plain.iter().map(|s| s.key).collect();
+    assert_eq!(
+        keys,
+        ["http_requests_total{code=\"200\",path=\"/a,b}\"}", "up"]
+    );
+    let got = hinted(text, Format::Prometheus, &keys);
+    assert!(got.iter().all(|s| s.as_expected));
+    assert!(plain.iter().all(|s| !s.as_expected));
+    for (a, b) in plain.iter().zip(&got) {
+        assert_eq!(
+            (a.name, a.family, a.kind, a.key),
+            (b.name, b.family, b.kind, b.key)
+        );
+        assert_eq!((a.value, a.timestamp_ms), (b.value, b.timestamp_ms));
+        assert_eq!(labels_of(a), labels_of(b));
+        assert_eq!(a.labels.len(), b.labels.len());
+    }
+}
+
+#[test]
+fn a_different_key_of_the_same_length_takes_the_full_path() {
+    let got = hinted("m{a=\"2\"} 1\n", Format::Prometheus, &["m{a=\"1\"}"]);
+    assert!(!got[0].as_expected);
+    assert_eq!(labels_of(&got[0]), pairs(&[("a", "2")]));
+}
+
+#[test]
+fn a_label_less_key_does_not_swallow_labels_that_follow_it() {
+    // Text format allows blanks between the name and `{`.
+    let got = hinted("m {a=\"1\"} 5\n", Format::Prometheus, &["m"]);
+    assert!(!got[0].as_expected);
+    assert_eq!(got[0].key, "m {a=\"1\"}");
+    assert_eq!(labels_of(&got[0]), pairs(&[("a", "1")]));
+    assert_eq!(got[0].value, 5.0);
+}
+
+#[test]
+fn an_expected_key_does_not_excuse_the_rest_of_the_line() {
+    let key = ExpectedKey {
+        len: 9,
+        hash: key_hash("m{a=\"1\"}"),
+    };
+    for (line, format) in [
+        ("m{a=\"1\"} x1\n", Format::Prometheus),
+        ("m{a=\"1\"}\t1\n# EOF\n", Format::OpenMetrics),
+    ] {
+        let mut p = Parser::new(line.as_bytes(), format);
+        assert!(
+            matches!(p.next_sample_expecting(Some(key)), Some(Err(_))),
+            "{line:?}"
+        );
+    }
+}
