@@ -10,6 +10,7 @@
 
 mod read;
 mod schema;
+mod stored_form;
 mod writer;
 
 pub use read::{Resolution, RollupAgg, RollupPoint, SeriesInfo, StoreReader};

@@ -31,12 +31,23 @@ impl Resolution {
         }
     }
 
-    /// The table holding this resolution (a constant, safe to put in SQL).
+    /// The view that reads this resolution's complete rows (a constant,
+    /// safe to put in SQL).
     pub fn table(self) -> &'static str {
         match self {
             Resolution::OneMinute => "rollup_1m",
             Resolution::FiveMinutes => "rollup_5m",
             Resolution::OneHour => "rollup_1h",
+        }
+    }
+
+    /// The table that stores this resolution's rows, in stored form (see
+    /// `stored_form`): for the writer only.
+    pub(crate) fn stored_table(self) -> &'static str {
+        match self {
+            Resolution::OneMinute => "rollup_1m_rows",
+            Resolution::FiveMinutes => "rollup_5m_rows",
+            Resolution::OneHour => "rollup_1h_rows",
         }
     }
 

@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use super::stored_form::restoring_view;
 use super::StoreError;
 
 /// Migration 5 for one rollup table: the same rows, named by `sid`.
@@ -102,6 +103,18 @@ const MIGRATIONS: &[&str] = &[
         rollup_by_sid!("rollup_1m"),
         rollup_by_sid!("rollup_5m"),
         rollup_by_sid!("rollup_1h")
+    ),
+    // 6: rollup rows leave out the aggregates that follow from the rest of
+    // the row (see `stored_form`); `rollup_*` become views that restore them
+    // over the stored `rollup_*_rows`. Rows already stored are complete,
+    // which the views read unchanged.
+    concat!(
+        "ALTER TABLE rollup_1m RENAME TO rollup_1m_rows;
+        ALTER TABLE rollup_5m RENAME TO rollup_5m_rows;
+        ALTER TABLE rollup_1h RENAME TO rollup_1h_rows;\n",
+        restoring_view!("rollup_1m"),
+        restoring_view!("rollup_5m"),
+        restoring_view!("rollup_1h")
     ),
 ];
 
