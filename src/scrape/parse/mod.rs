@@ -421,7 +421,7 @@ impl<'a> Parser<'a> {
     pub fn new(input: &'a [u8], format: Format) -> Self {
         Parser {
             input,
-            text: std::str::from_utf8(input).ok(),
+            text: simdutf8::basic::from_utf8(input).ok(),
             pos: 0,
             line_start: 0,
             line_no: 0,
