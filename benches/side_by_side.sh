@@ -7,6 +7,8 @@
 #
 # Env: CLUSTERS NODES PODS_PER_NODE CONTAINERS_PER_POD GPUS_PER_NODE CHURN
 #      INTERVAL (s) DURATION (s per system) QUERY_RUNS SEED SKIP_BUILD=1
+#      STEADY_FROM (s after start; CPU per sample is also reported from here on,
+#      past the start-up in which every series is new)
 #      SYSTEMS="fleetscope prometheus" PROMETHEUS=/usr/bin/prometheus KEEP=1
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +21,7 @@ GPUS_PER_NODE=${GPUS_PER_NODE:-0}
 CHURN=${CHURN:-2}
 INTERVAL=${INTERVAL:-15}
 DURATION=${DURATION:-300}
+STEADY_FROM=${STEADY_FROM:-180}
 QUERY_RUNS=${QUERY_RUNS:-20}
 SEED=${SEED:-1}
 SYSTEMS=${SYSTEMS:-"fleetscope prometheus"}
@@ -117,7 +120,17 @@ run_system() {
   if [[ $sys == fleetscope ]]; then
     late0=$(curl -sf "http://127.0.0.1:$FS_PORT/api/v1/targets" | jq '[.data.targets[].late_scrapes] | add')
   fi
-  sleep $((DURATION - INTERVAL - 5))
+  # Start-up (the first scrape of every series creates it) is over by
+  # STEADY_FROM in the fleets measured here; CPU per sample from then on is
+  # the steady cost, reported beside the figure that includes start-up.
+  local cpu_steady0 s_steady0
+  if ((STEADY_FROM > INTERVAL + 5 && STEADY_FROM < DURATION - 60)); then
+    sleep $((STEADY_FROM - INTERVAL - 5))
+    cpu_steady0=$(cpu_s "$pid"); s_steady0=$(metric "$METRICS" "$SAMPLES")
+    sleep $((DURATION - STEADY_FROM))
+  else
+    sleep $((DURATION - INTERVAL - 5))
+  fi
   local cpu1 s1 t1 lg1 d1
   cpu1=$(cpu_s "$pid"); s1=$(metric "$METRICS" "$SAMPLES"); t1=$(date +%s.%N); lg1=$(cpu_s "$LG")
   d1=$(du -sb "$data" | cut -f1)
@@ -125,6 +138,10 @@ run_system() {
   end=$(date +%s)
   R[$sys,cpu]=$(echo "$cpu1 - $cpu0" | bc -l)
   R[$sys,samples]=$((s1 - s0))
+  if [[ -n ${cpu_steady0:-} ]]; then
+    R[$sys,cpu_steady]=$(echo "$cpu1 - $cpu_steady0" | bc -l)
+    R[$sys,samples_steady]=$((s1 - s_steady0))
+  fi
   R[$sys,secs]=$(echo "$t1 - $t0" | bc -l)
   R[$sys,lgcpu]=$(echo "$lg1 - $lg0" | bc -l)
   R[$sys,series]=$(metric "$METRICS" "$SERIES")
@@ -189,7 +206,7 @@ echo "date:     $(date -u +%Y-%m-%dT%H:%MZ)"
 echo "machine:  nproc=$(nproc), $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo), $(awk '/MemTotal/ { printf "%.0f GB", $2 / 1048576 }' /proc/meminfo)"
 echo "versions: $FS_VERSION; $PROM_VERSION"
 echo "fleet:    $CLUSTERS clusters x $NODES nodes, $PODS_PER_NODE pods/node x $CONTAINERS_PER_POD containers, $GPUS_PER_NODE GPUs/node, churn $CHURN pods/min/cluster, seed $SEED"
-echo "          $TARGETS targets, $FLEET_SERIES series exposed, interval ${INTERVAL}s, ${DURATION}s per system"
+echo "          $TARGETS targets, $FLEET_SERIES series exposed, interval ${INTERVAL}s, ${DURATION}s per system (steady state from ${STEADY_FROM}s)"
 echo
 for k in "${!R[@]}"; do echo "$k=${R[$k]}"; done >"$WORK/results.txt"
 python3 - "$SYSTEMS" "$WORK/results.txt" <<'EOF'
@@ -206,6 +223,7 @@ for s in systems:
         "samples/s ingested": samples / secs,
         "active series": series,
         "CPU s per 1M samples": f(s,"cpu") / samples * 1e6,
+        "CPU s per 1M samples, steady state": f(s,"cpu_steady") / f(s,"samples_steady") * 1e6 if f(s,"samples_steady") else float("nan"),
         "CPU cores used (avg)": f(s,"cpu") / secs,
         "peak RSS MB per 1M active series": f(s,"hwm") / 1024 / series * 1e6,
         "peak RSS MB": f(s,"hwm") / 1024,

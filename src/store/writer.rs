@@ -597,29 +597,43 @@ fn write_graph(conn: &Connection, batches: &[WriteBatch], now: i64) -> Result<()
 /// New series as one Arrow record batch in the column order of the table
 /// (fleets start with hundreds of thousands of series at once).
 fn series_batch(rows: &[&SeriesRow], sids: &[u32], now: i64) -> Result<RecordBatch, duckdb::Error> {
-    let label = |name: &'static str| -> ArrayRef {
-        Arc::new(StringArray::from_iter(rows.iter().map(|r| r.label(name))))
-    };
+    // One pass over each series' labels for all its label columns (a fleet's
+    // first scrape writes a million series at once).
+    let mut columns_of_labels: [Vec<Option<&str>>; LABEL_COLUMNS.len()] =
+        std::array::from_fn(|_| Vec::with_capacity(rows.len()));
+    for row in rows {
+        let mut found = [None; LABEL_COLUMNS.len()];
+        for (name, value) in row.labels.iter() {
+            if let Some(i) = LABEL_COLUMNS.iter().position(|c| *c == name) {
+                found[i] = Some(value);
+            }
+        }
+        for (column, value) in columns_of_labels.iter_mut().zip(found) {
+            column.push(value);
+        }
+    }
+    let [cluster, job, instance, namespace, pod, node, container] = columns_of_labels;
+    let workload = StringArray::from_iter(pod.iter().map(|p| p.and_then(workload_of)));
+    let text_column =
+        |values: Vec<Option<&str>>| -> ArrayRef { Arc::new(StringArray::from(values)) };
     let columns: Vec<ArrayRef> = vec![
         Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.id))),
         Arc::new(StringArray::from_iter_values(
             rows.iter().map(|r| r.metric.as_str()),
         )),
         Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.kind))),
-        label("cluster"),
-        label("job"),
-        label("instance"),
-        label("namespace"),
-        label("pod"),
-        label("node"),
-        label("container"),
+        text_column(cluster),
+        text_column(job),
+        text_column(instance),
+        text_column(namespace),
+        text_column(pod),
+        text_column(node),
+        text_column(container),
         Arc::new(StringArray::from_iter_values(
             rows.iter().map(|r| labels_json(&r.labels)),
         )),
         Arc::new(Int64Array::from_iter_values(rows.iter().map(|_| now))),
-        Arc::new(StringArray::from_iter(
-            rows.iter().map(|r| r.label("pod").and_then(workload_of)),
-        )),
+        Arc::new(workload),
         Arc::new(UInt32Array::from_iter_values(sids.iter().copied())),
     ];
     let text = |name: &str, nullable: bool| Field::new(name, DataType::Utf8, nullable);
@@ -690,12 +704,35 @@ fn rollup_batch(rows: &[(u32, &RollupRow)]) -> Result<RecordBatch, duckdb::Error
         .map_err(|e| duckdb::Error::ToSqlConversionFailure(Box::new(e)))
 }
 
+/// The labels `series` has a column of its own for, in column order.
+const LABEL_COLUMNS: [&str; 7] = [
+    "cluster",
+    "job",
+    "instance",
+    "namespace",
+    "pod",
+    "node",
+    "container",
+];
+
+/// A label set as a JSON object, keys in name order.
 fn labels_json(labels: &LabelSet) -> String {
-    let map: serde_json::Map<String, serde_json::Value> = labels
-        .iter()
-        .map(|(k, v)| (k.to_string(), serde_json::Value::String(v.to_string())))
-        .collect();
-    serde_json::Value::Object(map).to_string()
+    struct InNameOrder<'a>(&'a LabelSet);
+    impl serde::Serialize for InNameOrder<'_> {
+        fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            serializer.collect_map(self.0.iter())
+        }
+    }
+    if labels.iter().is_sorted_by(|a, b| a.0 < b.0) {
+        // Written straight from the packed pairs, no map in between.
+        serde_json::to_string(&InNameOrder(labels)).unwrap_or_default()
+    } else {
+        let map: serde_json::Map<String, serde_json::Value> = labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), serde_json::Value::String(v.to_string())))
+            .collect();
+        serde_json::Value::Object(map).to_string()
+    }
 }
 
 /// End (exclusive) of the last window derived into `table`.
@@ -764,6 +801,18 @@ fn derive(
 mod tests {
     use super::*;
     use crate::rollup::Aggregate;
+
+    #[test]
+    fn labels_json_is_an_object_in_name_order() {
+        let sorted = LabelSet::from_pairs([("a", "x\"y"), ("b", "\\n"), ("c", "ü")]);
+        assert_eq!(labels_json(&sorted), r#"{"a":"x\"y","b":"\\n","c":"ü"}"#);
+        let unsorted = LabelSet::from_pairs([("job", "j"), ("cluster", "c"), ("instance", "i")]);
+        assert_eq!(
+            labels_json(&unsorted),
+            r#"{"cluster":"c","instance":"i","job":"j"}"#
+        );
+        assert_eq!(labels_json(&LabelSet::default()), "{}");
+    }
 
     #[test]
     fn workloads_from_pod_names() {
