@@ -764,13 +764,9 @@ fn render(families: &[GenFamily], format: Format) -> (String, Vec<Expect>, Vec<(
     (out, expect, helps)
 }
 
-fn check_round_trip(families: &[GenFamily], format: Format) -> Result<(), TestCaseError> {
-    let (text, expect, helps) = render(families, format);
-    let mut p = Parser::new(text.as_bytes(), format);
-    let mut got = Vec::new();
-    for r in p.by_ref() {
-        let s = r.map_err(|e| TestCaseError::fail(format!("{e}\n{text}")))?;
-        got.push(Expect {
+impl Expect {
+    fn of(s: &Sample<'_>) -> Expect {
+        Expect {
             name: s.name.to_string(),
             family: s.family.to_string(),
             kind: s.kind,
@@ -781,7 +777,17 @@ fn check_round_trip(families: &[GenFamily], format: Format) -> Result<(), TestCa
                 .collect(),
             value: fmt_value(s.value),
             ts_ms: s.timestamp_ms,
-        });
+        }
+    }
+}
+
+fn check_round_trip(families: &[GenFamily], format: Format) -> Result<(), TestCaseError> {
+    let (text, expect, helps) = render(families, format);
+    let mut p = Parser::new(text.as_bytes(), format);
+    let mut got = Vec::new();
+    for r in p.by_ref() {
+        let s = r.map_err(|e| TestCaseError::fail(format!("{e}\n{text}")))?;
+        got.push(Expect::of(&s));
         prop_assert_eq!(s.labels.len(), s.labels.iter().count());
     }
     prop_assert_eq!(&got, &expect, "{}", text);
@@ -815,21 +821,7 @@ fn outcome(text: &[u8], format: Format, hints: Option<&[String]>) -> (Outcome, u
             Some(Ok(s)) => {
                 as_expected += usize::from(s.as_expected);
                 assert_eq!(s.labels.len(), s.labels.iter().count());
-                samples.push((
-                    Expect {
-                        name: s.name.to_string(),
-                        family: s.family.to_string(),
-                        kind: s.kind,
-                        labels: s
-                            .labels
-                            .iter()
-                            .map(|(k, v)| (k.to_string(), v.to_cow().into_owned()))
-                            .collect(),
-                        value: fmt_value(s.value),
-                        ts_ms: s.timestamp_ms,
-                    },
-                    s.key.to_string(),
-                ));
+                samples.push((Expect::of(&s), s.key.to_string()));
             }
         }
     }

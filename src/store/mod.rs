@@ -26,6 +26,18 @@ use crate::config::Retention;
 use crate::telemetry::Telemetry;
 
 pub const DB_FILE: &str = "fleetscope.duckdb";
+
+/// The labels `series` has a column of its own for, in column order (besides
+/// `workload`, derived from `pod`).
+pub const LABEL_COLUMNS: [&str; 7] = [
+    "cluster",
+    "job",
+    "instance",
+    "namespace",
+    "pod",
+    "node",
+    "container",
+];
 const LOCK_FILE: &str = "LOCK";
 
 #[derive(Debug, thiserror::Error)]

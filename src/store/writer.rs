@@ -15,7 +15,7 @@ use duckdb::{params, Connection};
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
 use super::stored_form::{stored, StoredAggregates, STORED_COLUMNS};
-use super::{DirLock, Generations, Resolution, StoreError, StoreOptions};
+use super::{DirLock, Generations, Resolution, StoreError, StoreOptions, LABEL_COLUMNS};
 use crate::graph::model::{EdgeRow, Event, Node};
 use crate::rollup::{IdMap, LabelSet, RollupRow, SeriesRow};
 use crate::telemetry::Telemetry;
@@ -703,17 +703,6 @@ fn rollup_batch(rows: &[(u32, &RollupRow)]) -> Result<RecordBatch, duckdb::Error
     RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
         .map_err(|e| duckdb::Error::ToSqlConversionFailure(Box::new(e)))
 }
-
-/// The labels `series` has a column of its own for, in column order.
-const LABEL_COLUMNS: [&str; 7] = [
-    "cluster",
-    "job",
-    "instance",
-    "namespace",
-    "pod",
-    "node",
-    "container",
-];
 
 /// A label set as a JSON object, keys in name order.
 fn labels_json(labels: &LabelSet) -> String {

@@ -8,7 +8,7 @@ use duckdb::types::Value;
 
 use super::selector::Selector;
 use super::{Scope, TimeRange, ViewError};
-use crate::store::StoreReader;
+use crate::store::{self, StoreReader};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum SeriesAgg {
@@ -226,18 +226,11 @@ pub async fn timeseries(
     })
 }
 
-/// Labels stored as columns of `series`: grouping by them needs neither the
-/// labels' JSON nor one row per series leaving the store.
-const LABEL_COLUMNS: [&str; 8] = [
-    "cluster",
-    "job",
-    "instance",
-    "namespace",
-    "pod",
-    "node",
-    "container",
-    "workload",
-];
+/// Labels stored as columns of `series` (and `workload`): grouping by them
+/// needs neither the labels' JSON nor one row per series leaving the store.
+fn is_label_column(label: &str) -> bool {
+    store::LABEL_COLUMNS.contains(&label) || label == "workload"
+}
 
 /// The grouping, when the whole query can run inside the store: no label
 /// matchers (they are evaluated on the labels' JSON), an aggregation across
@@ -249,7 +242,7 @@ fn column_grouping(query: &SeriesQuery, agg: SeriesAgg) -> Option<&[String]> {
         .as_ref()
         .is_none_or(|s| s.matchers.is_empty());
     let across_series = !matches!(agg, SeriesAgg::Quantile(_));
-    (plain && across_series && by.iter().all(|l| LABEL_COLUMNS.contains(&l.as_str()))).then_some(by)
+    (plain && across_series && by.iter().all(|l| is_label_column(l))).then_some(by)
 }
 
 /// Per-series values and their combination per group and bucket, in one
@@ -267,7 +260,7 @@ async fn grouped_in_store(
     let scope = query.scope.sql(&mut params);
     params.push(Value::BigInt(range.start));
     params.push(Value::BigInt(range.end));
-    // `by` holds only names from LABEL_COLUMNS (checked by the caller).
+    // `by` holds only label-column names (checked by the caller).
     let mut by: Vec<&str> = by.iter().map(String::as_str).collect();
     by.sort_unstable();
     by.dedup();
