@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# fleetscope binaries against one simulated fleet, taking turns, to judge a
+# change by its ratio: this VM's speed drifts by more than most changes are
+# worth between runs minutes apart, so each round runs every binary once.
+#
+#   benches/ab.sh BASELINE_BINARY OTHER_BINARY...
+#   ROUNDS=2 DURATION=300 STEADY_FROM=120 CLUSTERS=20 NODES=10 benches/ab.sh a b c
+#
+# Per run it prints CPU seconds per 1 M samples from STEADY_FROM to the end
+# (the start-up, in which every series is new, excluded), peak RSS (VmHWM)
+# and RSS at the end, per 1 M active series, and each figure's ratio to the
+# baseline's in the same round.
+# The load generator is the one built next to fleetscope (scripts/env.sh).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[[ $# -ge 2 ]] || { sed -n '2,13p' "$0" >&2; exit 2; }
+BINS=()
+for b in "$@"; do BINS+=("$(realpath "$b")"); done
+CLUSTERS=${CLUSTERS:-20}
+NODES=${NODES:-10}
+INTERVAL=${INTERVAL:-15}
+DURATION=${DURATION:-300}
+STEADY_FROM=${STEADY_FROM:-120}
+ROUNDS=${ROUNDS:-2}
+# shellcheck source=../scripts/env.sh
+source scripts/env.sh
+LOADGEN=${LOADGEN:-$CARGO_TARGET_DIR/release/fleetscope-loadgen}
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+PORT=$(free_port)
+TICK=$(getconf CLK_TCK)
+WORK=$(mktemp -d /tmp/ab.XXXXXX)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+cpu_s() { awk -v t="$TICK" '{ print ($14 + $15) / t }' "/proc/$1/stat"; }
+status_mb() { awk -v k="$2:" '$1 == k { printf "%.0f", $2 / 1024 }' "/proc/$1/status"; }
+metric() { curl -sf "$1" | awk -v m="$2" '$1 == m || index($1, m "{") == 1 { s += $NF } END { printf "%.0f\n", s }'; }
+
+"$LOADGEN" --clusters "$CLUSTERS" --nodes "$NODES" --seed 1 --port 0 --interval "${INTERVAL}s" \
+  --write-configs "$WORK/cfg" --fleetscope-listen "127.0.0.1:$PORT" \
+  --fleetscope-data-dir "$WORK/data" >"$WORK/loadgen.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 1 300); do grep -q '^ready' "$WORK/loadgen.log" && break; sleep 0.2; done
+grep -q '^ready' "$WORK/loadgen.log" || { cat "$WORK/loadgen.log" >&2; exit 1; }
+
+# One run: prints "cpu_per_1M_samples peak_rss_per_1M_series end_rss_per_1M_series".
+run() {
+  local bin=$1 pid metrics cpu0 s0 cpu1 s1 series hwm rss
+  rm -rf "$WORK/data"
+  RUST_LOG=warn "$bin" serve --config "$WORK/cfg/fleetscope.toml" --data-dir "$WORK/data" \
+    --listen "127.0.0.1:$PORT" >"$WORK/serve.log" 2>&1 &
+  pid=$!
+  PIDS+=("$pid")
+  metrics="http://127.0.0.1:$PORT/metrics"
+  sleep "$STEADY_FROM"
+  kill -0 "$pid" 2>/dev/null || { echo "$bin exited:" >&2; cat "$WORK/serve.log" >&2; exit 1; }
+  cpu0=$(cpu_s "$pid"); s0=$(metric "$metrics" fleetscope_samples_ingested_total)
+  sleep $((DURATION - STEADY_FROM))
+  cpu1=$(cpu_s "$pid"); s1=$(metric "$metrics" fleetscope_samples_ingested_total)
+  series=$(metric "$metrics" fleetscope_active_series)
+  hwm=$(status_mb "$pid" VmHWM); rss=$(status_mb "$pid" VmRSS)
+  kill -TERM "$pid"; wait "$pid" || true
+  awk -v c="$cpu1" -v c0="$cpu0" -v s="$s1" -v s0="$s0" -v n="$series" -v h="$hwm" -v r="$rss" \
+    'BEGIN { printf "%.3f %.0f %.0f\n", (c - c0) / (s - s0) * 1e6, h / n * 1e6, r / n * 1e6 }'
+}
+
+printf '%-5s %-40s %18s %18s %18s\n' round binary "CPU s/1M samples" "peak MB/1M series" "end MB/1M series"
+for round in $(seq 1 "$ROUNDS"); do
+  base=()
+  for bin in "${BINS[@]}"; do
+    read -r cpu peak end < <(run "$bin")
+    ((${#base[@]})) || base=("$cpu" "$peak" "$end")
+    awk -v r="$round" -v b="$bin" -v c="$cpu" -v p="$peak" -v e="$end" \
+      -v c0="${base[0]}" -v p0="${base[1]}" -v e0="${base[2]}" 'BEGIN {
+        printf "%-5s %-40s %9.3f (%5.2f) %11.0f (%4.2f) %11.0f (%4.2f)\n",
+          r, substr(b, length(b) - 39), c, c / c0, p, p / p0, e, e / e0 }'
+  done
+done
