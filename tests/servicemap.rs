@@ -440,3 +440,77 @@ async fn alertmanager_webhook_attaches_alerts_to_services() {
     assert_eq!(annotations[0]["title"], "PaymentErrorBudgetBurn");
     assert!(fs.proc.terminate().success());
 }
+
+/// The load generator's trace stream, both real binaries:
+/// `fleetscope-loadgen --otlp-endpoint` sends a shop's traces over OTLP/HTTP
+/// and the service map shows its call graph with the databases and the
+/// Kafka hop between producer and consumer, and the payment failures the
+/// stream injects as errors on the edge into payment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loadgen_trace_stream_builds_the_shop_graph() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fs = Fleetscope::start(
+        dir.path(),
+        "self_scrape = false\n[graph]\npairing_wait = \"2s\"\n",
+    )
+    .await;
+    let endpoint = fs.url("/v1/traces");
+    let _loadgen = Proc::spawn(
+        "fleetscope-loadgen",
+        Command::new(env!("CARGO_BIN_EXE_fleetscope-loadgen")).args([
+            "--clusters",
+            "1",
+            "--nodes",
+            "1",
+            "--pods-per-node",
+            "1",
+            "--port",
+            "0",
+            "--single-address",
+            "--otlp-endpoint",
+            &endpoint,
+            "--traces-per-sec",
+            "200",
+        ]),
+    );
+    let svc = |name: &str| format!("cluster-00/shop/{name}");
+    let order_to_payment = (svc("order"), svc("payment"));
+    let kafka_to_fulfilment = ("kafka://order-events".to_string(), svc("fulfilment"));
+    let want = [
+        (svc("gateway"), svc("order")),
+        (svc("gateway"), svc("cart")),
+        (svc("cart"), "redis://redis-cart.shop.svc".to_string()),
+        (
+            svc("order"),
+            "mysql://mysql-orders.shop.svc/orders".to_string(),
+        ),
+        (svc("order"), "kafka://order-events".to_string()),
+        kafka_to_fulfilment.clone(),
+        order_to_payment.clone(),
+    ];
+    let got = eventually(
+        Duration::from_secs(60),
+        "the shop's edges, with payment errors",
+        || {
+            let (fs, want, order_to_payment) = (&fs, &want, &order_to_payment);
+            async move {
+                let got = edges(fs).await;
+                let complete = want.iter().all(|edge| got.contains_key(edge));
+                let errors = got.get(order_to_payment).is_some_and(|e| e.1 > 0);
+                (complete && errors).then_some(got)
+            }
+        },
+    )
+    .await;
+    let (requests, errors, _) = got[&order_to_payment];
+    // 2 % of payments fail in the stream; far fewer than all of them.
+    assert!(
+        requests > 10 * errors,
+        "{requests} requests, {errors} errors"
+    );
+    assert!(got[&kafka_to_fulfilment].2, "the Kafka hop is asynchronous");
+    assert!(
+        !got.contains_key(&(svc("payment"), svc("order"))),
+        "no edge against the call direction"
+    );
+}

@@ -58,6 +58,13 @@ struct Cli {
     /// fleetscope's data_dir in the written config.
     #[arg(long, default_value = "./fleetscope-data")]
     fleetscope_data_dir: PathBuf,
+    /// Also send a shop's traces (OTLP/HTTP protobuf) to this URL, e.g.
+    /// http://127.0.0.1:9470/v1/traces, for the service map.
+    #[arg(long)]
+    otlp_endpoint: Option<String>,
+    /// Traces a second sent to --otlp-endpoint (~12 spans each).
+    #[arg(long, default_value_t = 50)]
+    traces_per_sec: usize,
     /// Print the fleet's series counts and exit.
     #[arg(long)]
     summary: bool,
@@ -171,6 +178,14 @@ async fn main() -> anyhow::Result<()> {
         );
     } else {
         println!("write matching fleetscope/Prometheus configs with --write-configs DIR");
+    }
+    if let Some(endpoint) = cli.otlp_endpoint.clone() {
+        println!("sending {} traces/s to {endpoint}", cli.traces_per_sec);
+        tokio::spawn(loadgen::spans::stream(
+            endpoint,
+            cli.traces_per_sec,
+            cli.seed,
+        ));
     }
     println!("ready");
     tokio::signal::ctrl_c().await?;

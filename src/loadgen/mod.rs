@@ -19,6 +19,7 @@
 mod configs;
 mod exporters;
 pub mod render;
+pub mod spans;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
