@@ -24,10 +24,10 @@ STEADY_FROM=${STEADY_FROM:-120}
 ROUNDS=${ROUNDS:-2}
 # shellcheck source=../scripts/env.sh
 source scripts/env.sh
+# shellcheck source=common.sh
+source benches/common.sh
 LOADGEN=${LOADGEN:-$CARGO_TARGET_DIR/release/fleetscope-loadgen}
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 PORT=$(free_port)
-TICK=$(getconf CLK_TCK)
 WORK=$(mktemp -d /tmp/ab.XXXXXX)
 PIDS=()
 cleanup() {
@@ -36,16 +36,13 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
-cpu_s() { awk -v t="$TICK" '{ print ($14 + $15) / t }' "/proc/$1/stat"; }
 status_mb() { awk -v k="$2:" '$1 == k { printf "%.0f", $2 / 1024 }' "/proc/$1/status"; }
-metric() { curl -sf "$1" | awk -v m="$2" '$1 == m || index($1, m "{") == 1 { s += $NF } END { printf "%.0f\n", s }'; }
 
 "$LOADGEN" --clusters "$CLUSTERS" --nodes "$NODES" --seed 1 --port 0 --interval "${INTERVAL}s" \
   --write-configs "$WORK/cfg" --fleetscope-listen "127.0.0.1:$PORT" \
   --fleetscope-data-dir "$WORK/data" >"$WORK/loadgen.log" 2>&1 &
 PIDS+=($!)
-for _ in $(seq 1 300); do grep -q '^ready' "$WORK/loadgen.log" && break; sleep 0.2; done
-grep -q '^ready' "$WORK/loadgen.log" || { cat "$WORK/loadgen.log" >&2; exit 1; }
+wait_loadgen "$WORK/loadgen.log" || exit 1
 
 # One run: prints "cpu_per_1M_samples peak_rss_per_1M_series end_rss_per_1M_series".
 run() {

@@ -26,7 +26,8 @@ QUERY_RUNS=${QUERY_RUNS:-20}
 SEED=${SEED:-1}
 SYSTEMS=${SYSTEMS:-"fleetscope prometheus"}
 PROMETHEUS=${PROMETHEUS:-prometheus}
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+# shellcheck source=common.sh
+source benches/common.sh
 FS_PORT=${FS_PORT:-$(free_port)}
 PROM_PORT=${PROM_PORT:-$(free_port)}
 
@@ -53,12 +54,8 @@ cleanup() {
   [[ ${KEEP:-0} == 1 ]] || rm -rf "$WORK"
 }
 trap cleanup EXIT
-TICK=$(getconf CLK_TCK)
 
-cpu_s() { awk -v t="$TICK" '{ print ($14 + $15) / t }' "/proc/$1/stat"; }
 hwm_kb() { awk '/^VmHWM/ { print $2 }' "/proc/$1/status"; }
-# Sum of a metric's samples (all label sets) in a /metrics page.
-metric() { curl -sf "$1" | awk -v m="$2" '$1 == m || index($1, m "{") == 1 { s += $NF } END { printf "%.0f\n", s }'; }
 median() { sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 wait_http() {
   for _ in $(seq 1 600); do curl -sf "$1" >/dev/null 2>&1 && return 0; sleep 0.2; done
@@ -76,8 +73,7 @@ iso() { date -u -d "@$1" +%Y-%m-%dT%H:%M:%SZ; }
   >"$WORK/loadgen.log" 2>&1 &
 LG=$!
 PIDS+=("$LG")
-for _ in $(seq 1 300); do grep -q '^ready' "$WORK/loadgen.log" && break; sleep 0.2; done
-grep -q '^ready' "$WORK/loadgen.log" || { cat "$WORK/loadgen.log" >&2; exit 1; }
+wait_loadgen "$WORK/loadgen.log" || exit 1
 TARGETS=$(grep -c 'http://' "$WORK/cfg/fleetscope.toml")
 FLEET_SERIES=$(awk '$1 == "total" { print $4 }' "$WORK/loadgen.log")
 sed -n '1,/^serving/p' "$WORK/loadgen.log" >&2

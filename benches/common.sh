@@ -1,0 +1,16 @@
+# Helpers shared by the benchmark scripts that run fleetscope (and its
+# peers) against a loadgen fleet; sourced, not run.
+
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+TICK=$(getconf CLK_TCK)
+# utime + stime of a PID, in seconds.
+cpu_s() { awk -v t="$TICK" '{ print ($14 + $15) / t }' "/proc/$1/stat"; }
+# Sum of a metric's samples (all label sets) in a /metrics page.
+metric() { curl -sf "$1" | awk -v m="$2" '$1 == m || index($1, m "{") == 1 { s += $NF } END { printf "%.0f\n", s }'; }
+# Waits (up to 60 s) until the loadgen started in the background
+# writes "ready" to its log $1.
+wait_loadgen() {
+  for _ in $(seq 1 300); do grep -q '^ready' "$1" && return 0; sleep 0.2; done
+  cat "$1" >&2
+  return 1
+}
