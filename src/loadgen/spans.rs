@@ -318,7 +318,7 @@ impl TraceStream {
             }
             let (end, call_failed) = self.call(service, call, trace_id, span_id, now);
             now = end;
-            failed |= call_failed && !matches!(call, Call::Publish { .. });
+            failed |= call_failed;
         }
         now += self.latency_ns(def.median_ms / 2.0);
         failed |= self.rng.random_bool(def.error_rate);
