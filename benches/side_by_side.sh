@@ -119,10 +119,13 @@ run_system() {
   # Start-up (the first scrape of every series creates it) is over by
   # STEADY_FROM in the fleets measured here; CPU per sample from then on is
   # the steady cost, reported beside the figure that includes start-up.
-  local cpu_steady0 s_steady0
+  local cpu_steady0 s_steady0 t_steady0 late_steady0
   if ((STEADY_FROM > INTERVAL + 5 && STEADY_FROM < DURATION - 60)); then
     sleep $((STEADY_FROM - INTERVAL - 5))
-    cpu_steady0=$(cpu_s "$pid"); s_steady0=$(metric "$METRICS" "$SAMPLES")
+    cpu_steady0=$(cpu_s "$pid"); s_steady0=$(metric "$METRICS" "$SAMPLES"); t_steady0=$(date +%s.%N)
+    if [[ $sys == fleetscope ]]; then
+      late_steady0=$(curl -sf "http://127.0.0.1:$FS_PORT/api/v1/targets" | jq '[.data.targets[].late_scrapes] | add')
+    fi
     sleep $((DURATION - STEADY_FROM))
   else
     sleep $((DURATION - INTERVAL - 5))
@@ -137,6 +140,7 @@ run_system() {
   if [[ -n ${cpu_steady0:-} ]]; then
     R[$sys,cpu_steady]=$(echo "$cpu1 - $cpu_steady0" | bc -l)
     R[$sys,samples_steady]=$((s1 - s_steady0))
+    R[$sys,secs_steady]=$(echo "$t1 - $t_steady0" | bc -l)
   fi
   R[$sys,secs]=$(echo "$t1 - $t0" | bc -l)
   R[$sys,lgcpu]=$(echo "$lg1 - $lg0" | bc -l)
@@ -149,6 +153,7 @@ run_system() {
     R[$sys,scrapes]=$(jq '[.data.targets[].scrapes] | add' <<<"$t")
     R[$sys,late]=$(jq '[.data.targets[].late_scrapes] | add' <<<"$t")
     R[$sys,late_warm]=$((R[$sys,late] - late0))
+    [[ -n ${late_steady0:-} ]] && R[$sys,late_steady]=$((R[$sys,late] - late_steady0))
     R[$sys,down]=$(jq '[.data.targets[] | select(.health != "up")] | length' <<<"$t")
   else
     local q
@@ -221,6 +226,8 @@ for s in systems:
         "CPU s per 1M samples": f(s,"cpu") / samples * 1e6,
         "CPU s per 1M samples, steady state": f(s,"cpu_steady") / f(s,"samples_steady") * 1e6 if f(s,"samples_steady") else float("nan"),
         "CPU cores used (avg)": f(s,"cpu") / secs,
+        "samples/s, steady state": f(s,"samples_steady") / f(s,"secs_steady"),
+        "CPU cores used, steady state": f(s,"cpu_steady") / f(s,"secs_steady"),
         "peak RSS MB per 1M active series": f(s,"hwm") / 1024 / series * 1e6,
         "peak RSS MB": f(s,"hwm") / 1024,
         "disk bytes per series per day (growth)": f(s,"disk_growth") / series * 86400 / secs,
@@ -229,6 +236,7 @@ for s in systems:
         "scrapes done / expected %": 100 * f(s,"scrapes") / f(s,"expected"),
         "late scrapes %": 100 * f(s,"late") / f(s,"scrapes") if s == "fleetscope" else float("nan"),
         "late scrapes after the first interval": f(s,"late_warm"),
+        "late scrapes in steady state": f(s,"late_steady"),
         "p99 scrape interval s": f(s,"p99"),
         "targets down at end": f(s,"down"),
         "range query first ms": f(s,"q_first") * 1000,
