@@ -133,20 +133,6 @@ pub async fn serve(
     for spec in &targets {
         tasks.spawn(scrape::run_target(ctx.clone(), spec.clone()));
     }
-    let maintenance = {
-        let writer = writer.clone();
-        let token = token.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(5));
-            loop {
-                tokio::select! {
-                    _ = token.cancelled() => break,
-                    _ = tick.tick() => if writer.maintain().await.is_err() { break },
-                }
-            }
-        })
-    };
-
     let ready = Arc::new(AtomicBool::new(false));
     let state = ApiState {
         reader,
@@ -176,7 +162,6 @@ pub async fn serve(
     token.cancel();
     while tasks.join_next().await.is_some() {}
     let _ = graph_task.await;
-    let _ = maintenance.await;
     writer.sync().await.ok();
     writer.shutdown().await;
     tracing::info!("stopped; all flushed buckets are committed");

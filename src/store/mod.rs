@@ -1,13 +1,15 @@
 //! The embedded DuckDB store: schema migrations, the one writer, the read side.
 //!
-//! Owns the database file. Exactly one thread (the writer) holds the
-//! connection that writes; it commits batches of complete rollup buckets
-//! through the Appender, derives 5m/1h rows from 1m rows, and applies
-//! retention. Reads clone a connection and run on `spawn_blocking` with a
+//! Owns the database file. One thread (the writer) adds series and commits
+//! batches of complete 1m buckets through the Appender; another
+//! (maintenance) derives 5m/1h rows from them in memory-bounded slices and
+//! applies retention, each on its own connection, so commits never wait on
+//! derivation. Reads clone a connection and run on `spawn_blocking` with a
 //! deadline. This module must not parse exposition text or decide bucket
 //! boundaries (that is `rollup`), and no request text ever becomes SQL: every
 //! value reaches DuckDB as a bound parameter.
 
+mod maintenance;
 mod read;
 mod schema;
 mod stored_form;

@@ -1,7 +1,9 @@
 //! The single writer thread: batches in, one DuckDB transaction per batch
-//! group, plus derivation of 5m/1h rows and retention.
+//! group. Derivation of 5m/1h rows and retention are `maintenance`'s, on a
+//! thread of their own, so a commit never waits for them.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -14,7 +16,8 @@ use duckdb::arrow::record_batch::RecordBatch;
 use duckdb::{params, Connection};
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
-use super::stored_form::{stored, StoredAggregates, STORED_COLUMNS};
+use super::maintenance::{MaintenanceThread, Published};
+use super::stored_form::{stored, StoredAggregates};
 use super::{DirLock, Generations, Resolution, StoreError, StoreOptions, LABEL_COLUMNS};
 use crate::graph::model::{EdgeRow, Event, Node};
 use crate::rollup::{IdMap, LabelSet, RollupRow, SeriesRow};
@@ -36,7 +39,6 @@ const MAX_QUEUED_ROWS: usize = 2_000_000;
 /// Rows kept for retry after a failed commit (e.g. a full disk); older rows
 /// beyond this are dropped and counted.
 const MAX_RETRY_ROWS: usize = 2_000_000;
-const MAINTENANCE_EVERY: Duration = Duration::from_secs(5);
 /// DuckDB's row group. A transaction that fills row groups has them
 /// compressed straight into the database file; smaller ones are written to
 /// the WAL uncompressed and compressed again at the next checkpoint, which
@@ -53,7 +55,6 @@ const GROUP_COMMIT_WINDOW: Duration = Duration::from_secs(5);
 /// ...and a larger one waits at most this long. The open minute of every
 /// target is in memory anyway, so this adds seconds to a window of a minute.
 const GROUP_COMMIT_MAX_WAIT: Duration = Duration::from_secs(30);
-const RETENTION_EVERY: Duration = Duration::from_secs(600);
 
 /// What producers hand to the store: new series and complete buckets from
 /// scrape targets; graph nodes, per-minute edge rows and events from the
@@ -91,7 +92,6 @@ enum Msg {
     Batch(WriteBatch, OwnedSemaphorePermit),
     /// Replies once everything sent before it is committed.
     Sync(oneshot::Sender<Result<(), String>>),
-    Maintain,
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -101,6 +101,7 @@ pub struct StoreWriter {
     tx: mpsc::Sender<Msg>,
     queued_rows: Arc<Semaphore>,
     thread: Arc<Mutex<Option<JoinHandle<()>>>>,
+    maintenance: Arc<MaintenanceThread>,
 }
 
 impl StoreWriter {
@@ -114,20 +115,29 @@ impl StoreWriter {
         let series_numbers = SeriesNumbers::load(&conn)?;
         let newest_minute: Option<i64> =
             conn.query_row("SELECT max(ts) FROM rollup_1m", [], |r| r.get(0))?;
+        let published = Arc::new(Published {
+            newest_minute: AtomicI64::new(newest_minute.unwrap_or(i64::MIN)),
+            next_sid: AtomicU32::new(series_numbers.next_sid),
+        });
+        let maintenance = MaintenanceThread::start(
+            conn.try_clone()?,
+            options,
+            telemetry.clone(),
+            generations.clone(),
+            published.clone(),
+        )?;
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
         let queued_rows = Arc::new(Semaphore::new(MAX_QUEUED_ROWS));
         let mut state = Writer {
             conn,
             _lock: lock,
-            options,
             telemetry,
             series_numbers,
             retry: VecDeque::new(),
             retry_rows: 0,
-            last_maintenance: Instant::now(),
-            last_retention: None,
             generations,
             newest_minute: newest_minute.unwrap_or(i64::MIN),
+            published,
         };
         let thread = std::thread::Builder::new()
             .name("store-writer".into())
@@ -136,6 +146,7 @@ impl StoreWriter {
         Ok(StoreWriter {
             tx,
             queued_rows,
+            maintenance: Arc::new(maintenance),
             thread: Arc::new(Mutex::new(Some(thread))),
         })
     }
@@ -173,17 +184,19 @@ impl StoreWriter {
         }
     }
 
-    /// Asks the writer to derive coarser resolutions and apply retention now
-    /// if due; used by a periodic task so an idle store still maintains itself.
+    /// Commits everything queued, then derives coarser resolutions and
+    /// applies retention if due; returns when done. The maintenance thread
+    /// also does this by itself every few seconds.
     pub async fn maintain(&self) -> Result<(), StoreError> {
-        self.tx
-            .send(Msg::Maintain)
-            .await
-            .map_err(|_| StoreError::WriterGone)
+        self.sync().await?;
+        self.maintenance.pass().await
     }
 
-    /// Commits everything queued, checkpoints, and stops the thread.
+    /// Stops maintenance (what it has not derived yet is derived after the
+    /// next start), commits everything queued, checkpoints, and stops the
+    /// thread.
     pub async fn shutdown(&self) {
+        self.maintenance.stop().await;
         let (reply, done) = oneshot::channel();
         if self.tx.send(Msg::Shutdown(reply)).await.is_ok() {
             let _ = done.await;
@@ -256,16 +269,15 @@ pub(super) fn unix_now() -> i64 {
 struct Writer {
     conn: Connection,
     _lock: DirLock,
-    options: StoreOptions,
     telemetry: Arc<Telemetry>,
     series_numbers: SeriesNumbers,
     generations: Arc<Generations>,
     /// Start of the newest committed 1m bucket.
     newest_minute: i64,
+    /// What maintenance may derive from: published after each commit.
+    published: Arc<Published>,
     retry: VecDeque<WriteBatch>,
     retry_rows: usize,
-    last_maintenance: Instant,
-    last_retention: Option<Instant>,
 }
 
 impl Writer {
@@ -276,7 +288,6 @@ impl Writer {
             let mut syncs = Vec::new();
             let mut shutdown = None;
             let mut rows = 0;
-            let mut maintain = false;
             let mut next = Some(first);
             let gathering_since = Instant::now();
             while let Some(msg) = next.take() {
@@ -287,7 +298,6 @@ impl Writer {
                         pending.push(b);
                     }
                     Msg::Sync(reply) => syncs.push(reply),
-                    Msg::Maintain => maintain = true,
                     Msg::Shutdown(reply) => {
                         shutdown = Some(reply);
                         break;
@@ -310,10 +320,6 @@ impl Writer {
             let result = self.commit_with_retry(pending);
             // Committed, or kept for retry under its own bound.
             drop(permits);
-            // Maintenance before replying, so a sync after `maintain()` sees its effect.
-            if maintain || self.last_maintenance.elapsed() >= MAINTENANCE_EVERY {
-                self.maintain();
-            }
             for reply in syncs {
                 let _ = reply.send(result.clone());
             }
@@ -446,71 +452,17 @@ impl Writer {
                 self.newest_minute = newest;
                 let series = new_sids.len() as u64;
                 self.series_numbers.sid_of.extend(new_sids);
+                self.published
+                    .newest_minute
+                    .store(newest, Ordering::Release);
+                self.published
+                    .next_sid
+                    .store(self.series_numbers.next_sid, Ordering::Release);
                 Ok((series, rows))
             }
             Err(e) => {
                 let _ = self.conn.execute_batch("ROLLBACK");
                 Err(e)
-            }
-        }
-    }
-
-    fn maintain(&mut self) {
-        self.last_maintenance = Instant::now();
-        if !self.retry.is_empty() {
-            let _ = self.commit_with_retry(Vec::new());
-        }
-        let now = unix_now();
-        // A window is complete when the wall clock is past it by the lateness
-        // AND data that much newer has been committed: a backfill (or a
-        // fleetscope catching up after downtime) is derived as it lands,
-        // never skipped behind the watermark.
-        let horizon_5m =
-            now.min(self.newest_minute.saturating_add(60)) - self.options.derive_lateness_secs;
-        match derive(&self.conn, "rollup_1m", "rollup_5m", 300, horizon_5m) {
-            Ok(n) => {
-                self.telemetry.rows_written(300, n);
-                if n > 0 {
-                    self.generations.bump(Resolution::FiveMinutes);
-                }
-            }
-            Err(e) => tracing::error!(error = %e, "deriving 5m rollups failed"),
-        }
-        match watermark(&self.conn, "rollup_5m").map(|wm| wm.unwrap_or(i64::MIN)) {
-            Ok(wm_5m) => match derive(&self.conn, "rollup_5m", "rollup_1h", 3600, wm_5m) {
-                Ok(n) => {
-                    self.telemetry.rows_written(3600, n);
-                    if n > 0 {
-                        self.generations.bump(Resolution::OneHour);
-                    }
-                }
-                Err(e) => tracing::error!(error = %e, "deriving 1h rollups failed"),
-            },
-            Err(e) => tracing::error!(error = %e, "reading watermark failed"),
-        }
-        if self
-            .last_retention
-            .is_none_or(|t| t.elapsed() >= RETENTION_EVERY)
-        {
-            self.last_retention = Some(Instant::now());
-            let r = &self.options.retention;
-            for (resolution, keep) in [
-                (Resolution::OneMinute, r.one_minute),
-                (Resolution::FiveMinutes, r.five_minutes),
-                (Resolution::OneHour, r.one_hour),
-            ] {
-                let table = resolution.stored_table();
-                let cutoff = now - keep.as_secs() as i64;
-                let sql = format!("DELETE FROM {table} WHERE ts < ?");
-                match self.conn.execute(&sql, [cutoff]) {
-                    Ok(n) => {
-                        self.telemetry.retention_deleted(n as u64);
-                        if n > 0 {
-                            self.generations.bump(resolution);
-                        }
-                    }
-                    Err(e) => tracing::error!(error = %e, table, "retention failed"),
-                }
             }
         }
     }
@@ -746,67 +698,6 @@ fn labels_json(labels: &LabelSet) -> String {
 }
 
 /// End (exclusive) of the last window derived into `table`.
-fn watermark(conn: &Connection, table: &str) -> Result<Option<i64>, duckdb::Error> {
-    let mut stmt = conn.prepare("SELECT ts FROM watermarks WHERE name = ?")?;
-    let mut rows = stmt.query([table])?;
-    match rows.next()? {
-        Some(row) => Ok(Some(row.get(0)?)),
-        None => Ok(None),
-    }
-}
-
-/// Derives complete `width`-second windows of `target` from `source` up to
-/// `horizon`, and moves the watermark in the same transaction, so a crash
-/// either derives a window once or not at all. Both are resolutions' views;
-/// rows go to `target`'s stored table in stored form. Table names are
-/// constants from this module, never request text.
-fn derive(
-    conn: &Connection,
-    source: &str,
-    target: &str,
-    width: i64,
-    horizon: i64,
-) -> Result<u64, duckdb::Error> {
-    let end = horizon.div_euclid(width) * width;
-    let start = match watermark(conn, target)? {
-        Some(wm) => wm,
-        None => {
-            let sql = format!("SELECT min(ts) FROM {source}");
-            let first: Option<i64> = conn.query_row(&sql, [], |r| r.get(0))?;
-            match first {
-                Some(t) => t.div_euclid(width) * width,
-                None => return Ok(0),
-            }
-        }
-    };
-    if end <= start {
-        return Ok(0);
-    }
-    conn.execute_batch("BEGIN TRANSACTION")?;
-    let sql = format!(
-        "INSERT INTO {target}_rows
-         SELECT sid, bucket, {STORED_COLUMNS}, increase FROM (
-             SELECT sid, (ts // {width}) * {width} AS bucket, sum(count) AS count,
-                 sum(sum) AS sum, min(min) AS min, max(max) AS max,
-                 arg_min(first, ts) AS first, arg_max(last, ts) AS last,
-                 sum(increase) AS increase
-             FROM {source} WHERE ts >= ? AND ts < ? GROUP BY sid, bucket)
-         ORDER BY bucket, last"
-    );
-    let result = conn.execute(&sql, params![start, end]).and_then(|n| {
-        conn.execute(
-            "INSERT OR REPLACE INTO watermarks VALUES (?, ?)",
-            params![target, end],
-        )?;
-        conn.execute_batch("COMMIT")?;
-        Ok(n as u64)
-    });
-    if result.is_err() {
-        let _ = conn.execute_batch("ROLLBACK");
-    }
-    result
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -980,8 +871,9 @@ mod tests {
              FROM rollup_1m_rows WHERE ts < 1200 GROUP BY ALL",
         )
         .unwrap();
+        // In slices of 128 series, as a large fleet is derived.
         assert_eq!(
-            derive(&conn, "rollup_1m", "rollup_5m", 300, 1200).unwrap(),
+            super::super::maintenance::derive_for_test(&conn, true, 1200, 400, 128),
             800
         );
         assert_eq!(read_rows(&conn, "rollup_5m"), read_rows(&full, "plain_5m"));
@@ -993,49 +885,5 @@ mod tests {
             )
             .unwrap();
         assert!(derived_elided > 100, "steady series store no 5 m first");
-    }
-
-    #[test]
-    fn derive_is_exact_and_moves_the_watermark() {
-        let mut conn = Connection::open_in_memory().unwrap();
-        super::super::schema::migrate(&mut conn, std::path::Path::new(":memory:")).unwrap();
-        conn.execute_batch(
-            "INSERT INTO rollup_1m_rows VALUES (1, 600, 2, 3, 1, 2, 1, 2, 1), (1, 660, 2, 7, 3, 4, 3, 4, 2), (1, 900, 1, 9, 9, 9, 9, 9, 0)",
-        )
-        .unwrap();
-        assert_eq!(
-            derive(&conn, "rollup_1m", "rollup_5m", 300, 1000).unwrap(),
-            1,
-            "only the complete window"
-        );
-        assert_eq!(watermark(&conn, "rollup_5m").unwrap(), Some(900));
-        let row: (i64, u32, f64, f64, f64, f64, f64, f64) = conn
-            .query_row(
-                "SELECT ts, count, sum, min, max, first, last, increase FROM rollup_5m",
-                [],
-                |r| {
-                    Ok((
-                        r.get(0)?,
-                        r.get(1)?,
-                        r.get(2)?,
-                        r.get(3)?,
-                        r.get(4)?,
-                        r.get(5)?,
-                        r.get(6)?,
-                        r.get(7)?,
-                    ))
-                },
-            )
-            .unwrap();
-        assert_eq!(row, (600, 4, 10.0, 1.0, 4.0, 1.0, 4.0, 3.0));
-        assert_eq!(
-            derive(&conn, "rollup_1m", "rollup_5m", 300, 1000).unwrap(),
-            0,
-            "derived once"
-        );
-        assert_eq!(
-            derive(&conn, "rollup_1m", "rollup_5m", 300, 1200).unwrap(),
-            1
-        );
     }
 }
