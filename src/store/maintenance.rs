@@ -38,6 +38,12 @@ const RETENTION_EVERY: Duration = Duration::from_secs(600);
 /// it; a statement that still runs out halves the budget for the next ones.
 const GROUP_BUDGET: u64 = 1 << 20;
 const MIN_GROUP_BUDGET: u64 = 1 << 14;
+/// A periodic pass idles this many times as long as each statement took
+/// before the next: a 10.4 M-series window is ~44 CPU s of DuckDB on both
+/// cores, which all at once starved the scrapes sharing the box.
+const IDLE_PER_BUSY: u32 = 2;
+/// Statements quicker than this (every one on a small fleet) are not paced.
+const PACE_FROM: Duration = Duration::from_millis(100);
 
 /// What the writer has committed, for deciding what is complete.
 #[derive(Debug)]
@@ -173,14 +179,16 @@ impl Maintenance {
             if self.stop.load(Ordering::Relaxed) {
                 return;
             }
-            self.pass();
+            self.pass(reply.is_none());
             if let Some(reply) = reply {
                 let _ = reply.send(());
             }
         }
     }
 
-    fn pass(&mut self) {
+    /// `paced`: a periodic pass, which leaves the CPU to scrapes between
+    /// statements; one someone waits for is not.
+    fn pass(&mut self, paced: bool) {
         let now = unix_now();
         let newest_minute = self.published.newest_minute.load(Ordering::Acquire);
         // A window is complete when the wall clock is past it by the lateness
@@ -189,9 +197,9 @@ impl Maintenance {
         // never skipped behind the watermark.
         let horizon_5m =
             now.min(newest_minute.saturating_add(60)) - self.options.derive_lateness_secs;
-        self.derive_logged(&FIVE_MINUTES, horizon_5m);
+        self.derive_logged(&FIVE_MINUTES, horizon_5m, paced);
         match watermark(&self.conn, FIVE_MINUTES.watermark_name()) {
-            Ok(wm_5m) => self.derive_logged(&ONE_HOUR, wm_5m.unwrap_or(i64::MIN)),
+            Ok(wm_5m) => self.derive_logged(&ONE_HOUR, wm_5m.unwrap_or(i64::MIN), paced),
             Err(e) => tracing::error!(error = %e, "reading watermark failed"),
         }
         if !self.stop.load(Ordering::Relaxed)
@@ -204,7 +212,7 @@ impl Maintenance {
         }
     }
 
-    fn derive_logged(&mut self, d: &Derivation, horizon: i64) {
+    fn derive_logged(&mut self, d: &Derivation, horizon: i64, paced: bool) {
         let sid_end = self.published.next_sid.load(Ordering::Acquire);
         let result = derive(
             &self.conn,
@@ -212,6 +220,7 @@ impl Maintenance {
             horizon,
             sid_end,
             &mut self.group_budget,
+            paced,
             &self.stop,
         );
         let (rows, error) = match result {
@@ -274,6 +283,7 @@ fn derive(
     horizon: i64,
     sid_end: u32,
     group_budget: &mut u64,
+    paced: bool,
     stop: &AtomicBool,
 ) -> Result<u64, (u64, duckdb::Error)> {
     let width = d.width();
@@ -281,12 +291,17 @@ fn derive(
     let mut written = 0u64;
     let mut successes = 0u32;
     while !stop.load(Ordering::Relaxed) {
+        let began = Instant::now();
         let step = derive_step(conn, d, end, sid_end, *group_budget);
         match step {
             Ok(None) => break,
             Ok(Some(rows)) => {
                 written += rows;
                 successes += 1;
+                let busy = began.elapsed();
+                if paced && busy >= PACE_FROM {
+                    idle(busy * IDLE_PER_BUSY, stop);
+                }
                 // Grow back after a halving, once statements pass again.
                 if successes % 16 == 0 {
                     *group_budget = (*group_budget * 2).min(GROUP_BUDGET);
@@ -306,6 +321,18 @@ fn derive(
         }
     }
     Ok(written)
+}
+
+/// Sleeps for `span`, returning early once `stop` is set.
+fn idle(span: Duration, stop: &AtomicBool) {
+    let until = Instant::now() + span;
+    while !stop.load(Ordering::Relaxed) {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return;
+        }
+        std::thread::sleep(left.min(Duration::from_millis(100)));
+    }
 }
 
 /// One statement of [`derive`]: Some(rows written), or None when nothing
@@ -425,6 +452,7 @@ pub(super) fn derive_for_test(
         horizon,
         sid_end,
         &mut budget,
+        false,
         &AtomicBool::new(false),
     )
     .map_err(|(_, e)| e)
@@ -537,7 +565,7 @@ mod tests {
         assert_eq!(first, Some(299), "sids 1..300 of the first window");
         assert_eq!(watermark(&sliced, "rollup_5m/sid").unwrap(), Some(300));
         let stop = AtomicBool::new(false);
-        let rest = derive(&sliced, &FIVE_MINUTES, 5400, 1001, &mut budget, &stop).unwrap();
+        let rest = derive(&sliced, &FIVE_MINUTES, 5400, 1001, &mut budget, true, &stop).unwrap();
         assert_eq!(299 + rest, 3001);
         assert_eq!(rows_5m(&sliced), want);
         assert_eq!(watermark(&sliced, "rollup_5m").unwrap(), Some(5400));
@@ -558,7 +586,7 @@ mod tests {
         let mut budget = GROUP_BUDGET;
         let stopped = AtomicBool::new(true);
         assert_eq!(
-            derive(&conn, &FIVE_MINUTES, 1200, 2, &mut budget, &stopped).unwrap(),
+            derive(&conn, &FIVE_MINUTES, 1200, 2, &mut budget, false, &stopped).unwrap(),
             0
         );
         assert_eq!(watermark(&conn, "rollup_5m").unwrap(), None);
