@@ -24,7 +24,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use duckdb::{params, Connection};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, Semaphore};
 
 use super::stored_form::STORED_COLUMNS;
 use super::writer::unix_now;
@@ -44,14 +44,33 @@ const MIN_GROUP_BUDGET: u64 = 1 << 14;
 const IDLE_PER_BUSY: u32 = 2;
 /// Statements quicker than this (every one on a small fleet) are not paced.
 const PACE_FROM: Duration = Duration::from_millis(100);
+/// A periodic pass waits for the writer's queue to drain before each
+/// statement, but no longer than this, so derivation never stalls for good.
+const MAX_YIELD: Duration = Duration::from_secs(30);
 
-/// What the writer has committed, for deciding what is complete.
+/// What the writer has committed, for deciding what is complete, and how
+/// busy it is.
 #[derive(Debug)]
 pub(super) struct Published {
     /// Start of the newest committed 1m bucket.
     pub newest_minute: AtomicI64,
     /// One past the highest `sid` handed out.
     pub next_sid: AtomicU32,
+    /// The writer's queue budget (weighted rows) and its size: producers
+    /// hold permits while their rows wait.
+    pub queue: Arc<Semaphore>,
+    pub queue_capacity: usize,
+}
+
+impl Published {
+    /// More rows wait for the writer than it gathers for one commit (a
+    /// quarter of its queue; a commit gathers at most 368,640): scrapes
+    /// may soon wait on it, as at each minute's turn on a large fleet, when
+    /// every target hands over its closed minute. Derivation should not
+    /// compete then.
+    fn writer_busy(&self) -> bool {
+        self.queue.available_permits() < self.queue_capacity - self.queue_capacity / 4
+    }
 }
 
 /// One coarser resolution and where it is derived from. Names are constants,
@@ -186,8 +205,8 @@ impl Maintenance {
         }
     }
 
-    /// `paced`: a periodic pass, which leaves the CPU to scrapes between
-    /// statements; one someone waits for is not.
+    /// `paced`: a periodic pass, which yields to the writer and leaves the
+    /// CPU to scrapes between statements; one someone waits for is not.
     fn pass(&mut self, paced: bool) {
         let now = unix_now();
         let newest_minute = self.published.newest_minute.load(Ordering::Acquire);
@@ -220,7 +239,7 @@ impl Maintenance {
             horizon,
             sid_end,
             &mut self.group_budget,
-            paced,
+            paced.then_some(&*self.published),
             &self.stop,
         );
         let (rows, error) = match result {
@@ -283,7 +302,7 @@ fn derive(
     horizon: i64,
     sid_end: u32,
     group_budget: &mut u64,
-    paced: bool,
+    yield_to: Option<&Published>,
     stop: &AtomicBool,
 ) -> Result<u64, (u64, duckdb::Error)> {
     let width = d.width();
@@ -291,6 +310,12 @@ fn derive(
     let mut written = 0u64;
     let mut successes = 0u32;
     while !stop.load(Ordering::Relaxed) {
+        if let Some(writer) = yield_to {
+            let waiting = Instant::now();
+            while writer.writer_busy() && waiting.elapsed() < MAX_YIELD {
+                idle(Duration::from_millis(100), stop);
+            }
+        }
         let began = Instant::now();
         let step = derive_step(conn, d, end, sid_end, *group_budget);
         match step {
@@ -299,7 +324,7 @@ fn derive(
                 written += rows;
                 successes += 1;
                 let busy = began.elapsed();
-                if paced && busy >= PACE_FROM {
+                if yield_to.is_some() && busy >= PACE_FROM {
                     idle(busy * IDLE_PER_BUSY, stop);
                 }
                 // Grow back after a halving, once statements pass again.
@@ -452,7 +477,7 @@ pub(super) fn derive_for_test(
         horizon,
         sid_end,
         &mut budget,
-        false,
+        None,
         &AtomicBool::new(false),
     )
     .map_err(|(_, e)| e)
@@ -565,7 +590,7 @@ mod tests {
         assert_eq!(first, Some(299), "sids 1..300 of the first window");
         assert_eq!(watermark(&sliced, "rollup_5m/sid").unwrap(), Some(300));
         let stop = AtomicBool::new(false);
-        let rest = derive(&sliced, &FIVE_MINUTES, 5400, 1001, &mut budget, true, &stop).unwrap();
+        let rest = derive(&sliced, &FIVE_MINUTES, 5400, 1001, &mut budget, None, &stop).unwrap();
         assert_eq!(299 + rest, 3001);
         assert_eq!(rows_5m(&sliced), want);
         assert_eq!(watermark(&sliced, "rollup_5m").unwrap(), Some(5400));
@@ -586,7 +611,7 @@ mod tests {
         let mut budget = GROUP_BUDGET;
         let stopped = AtomicBool::new(true);
         assert_eq!(
-            derive(&conn, &FIVE_MINUTES, 1200, 2, &mut budget, false, &stopped).unwrap(),
+            derive(&conn, &FIVE_MINUTES, 1200, 2, &mut budget, None, &stopped).unwrap(),
             0
         );
         assert_eq!(watermark(&conn, "rollup_5m").unwrap(), None);

@@ -50,6 +50,9 @@ const ROW_GROUP_ROWS: usize = 122_880;
 /// of 5 s commits on a 1 M-series fleet, against 0.83 for one row group
 /// (`benches/ab.sh`, 2026-12-01).
 const GROUP_COMMIT_ROWS: usize = 3 * ROW_GROUP_ROWS;
+// Maintenance reads a queue more than a quarter full as a busy writer; one
+// commit's gathering alone must not look busy.
+const _: () = assert!(GROUP_COMMIT_ROWS < MAX_QUEUED_ROWS / 4);
 /// A fleet too small to fill a row group commits this often...
 const GROUP_COMMIT_WINDOW: Duration = Duration::from_secs(5);
 /// ...and a larger one waits at most this long. The open minute of every
@@ -115,9 +118,12 @@ impl StoreWriter {
         let series_numbers = SeriesNumbers::load(&conn)?;
         let newest_minute: Option<i64> =
             conn.query_row("SELECT max(ts) FROM rollup_1m", [], |r| r.get(0))?;
+        let queued_rows = Arc::new(Semaphore::new(MAX_QUEUED_ROWS));
         let published = Arc::new(Published {
             newest_minute: AtomicI64::new(newest_minute.unwrap_or(i64::MIN)),
             next_sid: AtomicU32::new(series_numbers.next_sid),
+            queue: queued_rows.clone(),
+            queue_capacity: MAX_QUEUED_ROWS,
         });
         let maintenance = MaintenanceThread::start(
             conn.try_clone()?,
@@ -127,7 +133,6 @@ impl StoreWriter {
             published.clone(),
         )?;
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
-        let queued_rows = Arc::new(Semaphore::new(MAX_QUEUED_ROWS));
         let mut state = Writer {
             conn,
             _lock: lock,
