@@ -94,7 +94,8 @@ run_system() {
     SERIES=fleetscope_active_series
   else
     "$PROMETHEUS" --config.file="$WORK/cfg/prometheus.yml" --storage.tsdb.path="$data" \
-      --web.listen-address="127.0.0.1:$PROM_PORT" --log.level=warn >"$WORK/$sys.log" 2>&1 &
+      --web.listen-address="127.0.0.1:$PROM_PORT" --web.enable-admin-api --log.level=warn \
+      >"$WORK/$sys.log" 2>&1 &
     pid=$!
     METRICS="http://127.0.0.1:$PROM_PORT/metrics"
     SAMPLES=prometheus_tsdb_head_samples_appended_total
@@ -187,6 +188,25 @@ run_system() {
   R[$sys,q_median]=$(printf '%s\n' "${times[@]}" | median)
   cp "$WORK/q.json" "$WORK/$sys-query.json"
   R[$sys,hwm]=$(hwm_kb "$pid")
+  if [[ $sys == prometheus ]]; then
+    # What the same samples take once compacted: a snapshot writes the head
+    # out as an ordinary block (chunks + index), as the 2 h compaction would.
+    # Its chunk bytes per sample, times a day's samples, approaches
+    # Prometheus' steady per-day cost (the WAL, measured above, is bounded
+    # and recycled) from above: a chunk holds up to 120 samples, and a short
+    # run fills each with few, so per-chunk overhead weighs more.
+    local snap
+    snap=$(curl -sf -X POST "http://127.0.0.1:$PROM_PORT/api/v1/admin/tsdb/snapshot" |
+      jq -r '.data.name // empty' || true)
+    if [[ -n $snap ]]; then
+      R[$sys,block_chunks]=$(find "$data/snapshots/$snap" -path '*/chunks/*' -type f -printf '%s\n' |
+        awk '{ s += $1 } END { print s + 0 }')
+      R[$sys,block_index]=$(find "$data/snapshots/$snap" -name index -type f -printf '%s\n' |
+        awk '{ s += $1 } END { print s + 0 }')
+      R[$sys,samples_all]=$(metric "$METRICS" "$SAMPLES")
+      rm -rf "$data/snapshots" # not part of what Prometheus keeps
+    fi
+  fi
   # Clean shutdown, then the data directory's size.
   kill -TERM "$pid"
   wait "$pid" || true
@@ -210,7 +230,7 @@ echo "fleet:    $CLUSTERS clusters x $NODES nodes, $PODS_PER_NODE pods/node x $C
 echo "          $TARGETS targets, $FLEET_SERIES series exposed, interval ${INTERVAL}s, ${DURATION}s per system (steady state from ${STEADY_FROM}s)"
 echo
 for k in "${!R[@]}"; do echo "$k=${R[$k]}"; done >"$WORK/results.txt"
-python3 - "$SYSTEMS" "$WORK/results.txt" <<'EOF'
+python3 - "$SYSTEMS" "$WORK/results.txt" "$INTERVAL" <<'EOF'
 import sys
 R = dict(l.rstrip("\n").split("=", 1) for l in open(sys.argv[2]) if "=" in l)
 systems = sys.argv[1].split()
@@ -233,6 +253,9 @@ for s in systems:
         "disk bytes per series per day (growth)": f(s,"disk_growth") / series * 86400 / secs,
         "disk bytes per series per day (whole run)": disk / series * 86400 / dur,
         "disk MB after run": disk / 1e6,
+        "compacted chunk bytes per sample": f(s,"block_chunks") / f(s,"samples_all"),
+        "disk bytes per series per day (compacted chunks)": f(s,"block_chunks") / f(s,"samples_all") * 86400 / float(sys.argv[3]),
+        "compacted index bytes per series": f(s,"block_index") / series,
         "scrapes done / expected %": 100 * f(s,"scrapes") / f(s,"expected"),
         "late scrapes %": 100 * f(s,"late") / f(s,"scrapes") if s == "fleetscope" else float("nan"),
         "late scrapes after the first interval": f(s,"late_warm"),
@@ -258,6 +281,10 @@ for k in keys:
     else:
         ratio = " |"
     print(f"| {k:<{w}} | {cells}{ratio}")
+if len(systems) == 2 and "prometheus" in systems and "fleetscope" in systems:
+    ours = m["fleetscope"]["disk bytes per series per day (growth)"]
+    blocks = m["prometheus"]["disk bytes per series per day (compacted chunks)"]
+    print(f"\nfleetscope's directory growth / Prometheus' compacted chunks, per series per day: {ours / blocks:.3g}")
 EOF
 echo
 echo "raw: $(sort "$WORK/results.txt" | tr '\n' ' ')"
