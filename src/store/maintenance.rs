@@ -78,15 +78,20 @@ impl Published {
 struct Derivation {
     source: &'static str,
     target: Resolution,
+    /// `watermarks` entry: within the first window not fully derived, the
+    /// first `sid` not derived yet (absent: none derived).
+    cursor_name: &'static str,
 }
 
 const FIVE_MINUTES: Derivation = Derivation {
     source: "rollup_1m",
     target: Resolution::FiveMinutes,
+    cursor_name: "rollup_5m/sid",
 };
 const ONE_HOUR: Derivation = Derivation {
     source: "rollup_5m",
     target: Resolution::OneHour,
+    cursor_name: "rollup_1h/sid",
 };
 
 impl Derivation {
@@ -97,16 +102,6 @@ impl Derivation {
     /// `watermarks` entry: start of the first window not fully derived.
     fn watermark_name(&self) -> &'static str {
         self.target.table()
-    }
-
-    /// `watermarks` entry: within that window, the first `sid` not derived
-    /// yet (absent: none derived).
-    fn cursor_name(&self) -> &'static str {
-        match self.target {
-            Resolution::OneMinute => "rollup_1m/sid",
-            Resolution::FiveMinutes => "rollup_5m/sid",
-            Resolution::OneHour => "rollup_1h/sid",
-        }
     }
 }
 
@@ -370,7 +365,7 @@ fn derive_step(
     group_budget: u64,
 ) -> Result<Option<u64>, duckdb::Error> {
     let (source, width) = (d.source, d.width());
-    let cursor = watermark(conn, d.cursor_name())?.unwrap_or(0);
+    let cursor = watermark(conn, d.cursor_name)?.unwrap_or(0);
     let start = match watermark(conn, d.watermark_name())? {
         Some(wm) => wm,
         None => {
@@ -451,7 +446,7 @@ fn set_progress(
 ) -> Result<(), duckdb::Error> {
     conn.execute(
         "INSERT OR REPLACE INTO watermarks VALUES (?, ?), (?, ?)",
-        params![d.watermark_name(), watermark, d.cursor_name(), cursor],
+        params![d.watermark_name(), watermark, d.cursor_name, cursor],
     )?;
     Ok(())
 }
