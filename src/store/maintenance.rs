@@ -273,7 +273,7 @@ impl Maintenance {
     }
 }
 
-pub(super) fn watermark(conn: &Connection, name: &str) -> Result<Option<i64>, duckdb::Error> {
+fn watermark(conn: &Connection, name: &str) -> Result<Option<i64>, duckdb::Error> {
     let mut stmt = conn.prepare("SELECT ts FROM watermarks WHERE name = ?")?;
     let mut rows = stmt.query([name])?;
     match rows.next()? {

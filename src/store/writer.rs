@@ -141,7 +141,6 @@ impl StoreWriter {
             retry: VecDeque::new(),
             retry_rows: 0,
             generations,
-            newest_minute: newest_minute.unwrap_or(i64::MIN),
             published,
         };
         let thread = std::thread::Builder::new()
@@ -277,9 +276,8 @@ struct Writer {
     telemetry: Arc<Telemetry>,
     series_numbers: SeriesNumbers,
     generations: Arc<Generations>,
-    /// Start of the newest committed 1m bucket.
-    newest_minute: i64,
-    /// What maintenance may derive from: published after each commit.
+    /// The newest committed minute and the next `sid`, for maintenance:
+    /// published after each commit.
     published: Arc<Published>,
     retry: VecDeque<WriteBatch>,
     retry_rows: usize,
@@ -386,7 +384,7 @@ impl Writer {
         let mut new_sids: IdMap<u32> = IdMap::default();
         let result = (|| {
             let mut rows = 0u64;
-            let mut newest = self.newest_minute;
+            let mut newest = self.published.newest_minute.load(Ordering::Relaxed);
             {
                 let known = &self.series_numbers.sid_of;
                 let mut fresh: Vec<&SeriesRow> = batches
@@ -454,7 +452,6 @@ impl Writer {
         })();
         match result.and_then(|rows| self.conn.execute_batch("COMMIT").map(|_| rows)) {
             Ok((rows, newest)) => {
-                self.newest_minute = newest;
                 let series = new_sids.len() as u64;
                 self.series_numbers.sid_of.extend(new_sids);
                 self.published
