@@ -10,6 +10,8 @@
 #      STEADY_FROM (s after start; CPU per sample is also reported from here on,
 #      past the start-up in which every series is new)
 #      SYSTEMS="fleetscope prometheus" PROMETHEUS=/usr/bin/prometheus KEEP=1
+#      LOADGEN_NICE (nice value of the generator, default 0: with 19 the system
+#      under test gets the CPU first, as if the fleet ran on other machines)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,6 +28,7 @@ QUERY_RUNS=${QUERY_RUNS:-20}
 SEED=${SEED:-1}
 SYSTEMS=${SYSTEMS:-"fleetscope prometheus"}
 PROMETHEUS=${PROMETHEUS:-prometheus}
+LOADGEN_NICE=${LOADGEN_NICE:-0}
 # shellcheck source=common.sh
 source benches/common.sh
 FS_PORT=${FS_PORT:-$(free_port)}
@@ -65,7 +68,7 @@ wait_http() {
 iso() { date -u -d "@$1" +%Y-%m-%dT%H:%M:%SZ; }
 
 # --- the fleet -------------------------------------------------------------
-"$BIN/fleetscope-loadgen" --clusters "$CLUSTERS" --nodes "$NODES" \
+nice -n "$LOADGEN_NICE" "$BIN/fleetscope-loadgen" --clusters "$CLUSTERS" --nodes "$NODES" \
   --pods-per-node "$PODS_PER_NODE" --containers-per-pod "$CONTAINERS_PER_POD" \
   --gpus-per-node "$GPUS_PER_NODE" --churn-per-min "$CHURN" --seed "$SEED" --port 0 \
   --interval "${INTERVAL}s" --write-configs "$WORK/cfg" \
@@ -228,6 +231,7 @@ echo "machine:  nproc=$(nproc), $(awk -F': ' '/^model name/ { print $2; exit }' 
 echo "versions: $FS_VERSION; $PROM_VERSION"
 echo "fleet:    $CLUSTERS clusters x $NODES nodes, $PODS_PER_NODE pods/node x $CONTAINERS_PER_POD containers, $GPUS_PER_NODE GPUs/node, churn $CHURN pods/min/cluster, seed $SEED"
 echo "          $TARGETS targets, $FLEET_SERIES series exposed, interval ${INTERVAL}s, ${DURATION}s per system (steady state from ${STEADY_FROM}s)"
+echo "          load generator at nice $LOADGEN_NICE"
 echo
 for k in "${!R[@]}"; do echo "$k=${R[$k]}"; done >"$WORK/results.txt"
 python3 - "$SYSTEMS" "$WORK/results.txt" "$INTERVAL" <<'EOF'
