@@ -76,6 +76,9 @@ pub async fn serve(
 
     let mut store_options = StoreOptions::new(&config.data_dir, config.retention.clone());
     store_options.memory_limit = config.duckdb_memory_limit.clone();
+    if let Some(threads) = config.duckdb_threads {
+        store_options.threads = threads as usize;
+    }
     let longest = config
         .targets()?
         .iter()

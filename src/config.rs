@@ -38,6 +38,11 @@ pub struct Config {
     /// with cached blocks; the OS page cache serves re-reads almost as well,
     /// and big queries spill to the data directory rather than fail.
     pub duckdb_memory_limit: String,
+    /// Threads DuckDB's query engine may use (a query's own thread counts as
+    /// one). Unset: half the cores, at least one, so that a big query or a
+    /// derivation never takes the cores scraping and the writer need. Raise
+    /// it for faster large queries on a box with cores to spare.
+    pub duckdb_threads: Option<u32>,
     pub scrape: ScrapeDefaults,
     pub limits: Limits,
     pub retention: Retention,
@@ -55,6 +60,7 @@ impl Default for Config {
             listen: DEFAULT_LISTEN.parse().expect("constant address parses"),
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             duckdb_memory_limit: "128MB".into(),
+            duckdb_threads: None,
             scrape: ScrapeDefaults::default(),
             limits: Limits::default(),
             retention: Retention::default(),
@@ -299,6 +305,9 @@ impl Config {
                 return invalid(format!("{name} must be greater than 0"));
             }
         }
+        if self.duckdb_threads == Some(0) {
+            return invalid("duckdb_threads must be greater than 0".into());
+        }
         let r = &self.retention;
         if r.one_minute < Duration::from_secs(3600) {
             return invalid("retention.1m must be at least 1h".into());
@@ -540,5 +549,8 @@ match = ['{job=~"node|kubelet"}']
         c.scrape.timeout = Duration::from_secs(60);
         let e = c.validate().unwrap_err().to_string();
         assert!(e.contains("timeout"), "{e}");
+        let threads = Config::from_toml_str("duckdb_threads = 0", Path::new("x.toml")).unwrap();
+        let e = threads.validate().unwrap_err().to_string();
+        assert!(e.contains("duckdb_threads"), "{e}");
     }
 }
