@@ -39,9 +39,9 @@ pub struct Config {
     /// and big queries spill to the data directory rather than fail.
     pub duckdb_memory_limit: String,
     /// Threads DuckDB's query engine may use (a query's own thread counts as
-    /// one). Unset: every core. Derivation and retention always run on one
-    /// thread at lower priority, whatever this says, so that they never take
-    /// the cores scraping needs; lower it to keep big queries off them too.
+    /// one). Unset: half the cores, at least one, so that a big query or a
+    /// derivation never takes the cores scraping and the writer need. Raise
+    /// it for faster large queries on a box with cores to spare.
     pub duckdb_threads: Option<u32>,
     pub scrape: ScrapeDefaults,
     pub limits: Limits,

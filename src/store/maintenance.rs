@@ -234,21 +234,6 @@ impl Maintenance {
     /// `paced`: a periodic pass, which yields to the writer and leaves the
     /// CPU to scrapes between statements; one someone waits for is not.
     fn pass(&mut self, paced: bool) {
-        // Derivation and retention run on this thread alone: DuckDB's pool
-        // threads run at normal priority, and a derivation slice spread over
-        // them took the cores that the scrapes needed. Queries get all of
-        // DuckDB's threads back after the pass.
-        let pooled = self.options.threads > 1;
-        if pooled {
-            set_duckdb_threads(&self.conn, 1);
-        }
-        self.derive_and_expire(paced);
-        if pooled {
-            set_duckdb_threads(&self.conn, self.options.threads);
-        }
-    }
-
-    fn derive_and_expire(&mut self, paced: bool) {
         let now = unix_now();
         let newest_minute = self.published.newest_minute.load(Ordering::Acquire);
         // A window is complete when the wall clock is past it by the lateness
@@ -316,13 +301,6 @@ impl Maintenance {
                 Err(e) => tracing::error!(error = %e, table, "retention failed"),
             }
         }
-    }
-}
-
-/// `threads` is a setting of the whole database, not of one connection.
-fn set_duckdb_threads(conn: &Connection, threads: usize) {
-    if let Err(e) = conn.execute_batch(&format!("SET threads = {threads}")) {
-        tracing::warn!(error = %e, threads, "could not set DuckDB's threads");
     }
 }
 
