@@ -135,7 +135,10 @@ impl StoreOptions {
 /// priority as scraping and the writer, and a query or a derivation given
 /// every core starved them: on a 2-core box, with two DuckDB threads, scrapes
 /// started late in the minute of each 5 m derivation of a 10.4 M-series
-/// fleet (2026-12-01).
+/// fleet (2026-12-01). The price is query time: a 24 h range query over
+/// 1 M series took 1.5-2.2x as long on one thread as on two. Setting
+/// `threads` to 1 only for maintenance passes (e7cc6a8, reverted) let late
+/// scrapes come back in the minute of a derivation.
 pub fn default_duckdb_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
 }
