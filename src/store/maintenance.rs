@@ -49,9 +49,10 @@ const PACE_FROM: Duration = Duration::from_millis(100);
 const MAX_YIELD: Duration = Duration::from_secs(30);
 
 /// How much nicer than the rest of the process the maintenance thread runs.
-/// Derivation can wait and scrapes cannot: with the thread at normal
-/// priority, scrapes still started late in the minute of each 5 m derivation
-/// of a 10.4 M-series fleet (2026-12-01).
+/// Derivation can wait and scrapes cannot. With DuckDB on half the cores
+/// (`default_duckdb_threads`), this took the scrapes that started late in the
+/// minute of a 5 m derivation of a 10.4 M-series fleet from 940 to 0
+/// (2026-12-01; the two changes were measured together).
 #[cfg(target_os = "linux")]
 pub(super) const MAINTENANCE_NICER_BY: libc::c_int = 10;
 
