@@ -139,7 +139,7 @@ impl StoreOptions {
 /// 1 M series took 1.5-2.2x as long on one thread as on two. Setting
 /// `threads` to 1 only for maintenance passes (e7cc6a8, reverted) let late
 /// scrapes come back in the minute of a derivation.
-pub fn default_duckdb_threads() -> usize {
+fn default_duckdb_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
 }
 
