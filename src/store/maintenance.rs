@@ -17,7 +17,7 @@
 //! writer never waits for any of it (DuckDB runs transactions on different
 //! rows concurrently).
 
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use duckdb::{params, Connection};
 use tokio::sync::{oneshot, Semaphore};
 
+use super::series_numbers::{metric_sizes, next_slice, series_in, SEQ_BITS};
 use super::stored_form::STORED_COLUMNS;
 use super::writer::unix_now;
 use super::{Generations, Resolution, StoreError, StoreOptions};
@@ -83,8 +84,6 @@ fn lower_this_threads_priority() {
 pub(super) struct Published {
     /// Start of the newest committed 1m bucket.
     pub newest_minute: AtomicI64,
-    /// One past the highest `sid` handed out.
-    pub next_sid: AtomicU32,
     /// The writer's queue budget (weighted rows) and its size: producers
     /// hold permits while their rows wait.
     pub queue: Arc<Semaphore>,
@@ -259,12 +258,10 @@ impl Maintenance {
     }
 
     fn derive_logged(&mut self, d: &Derivation, horizon: i64, paced: bool) {
-        let sid_end = self.published.next_sid.load(Ordering::Acquire);
         let result = derive(
             &self.conn,
             d,
             horizon,
-            sid_end,
             &mut self.group_budget,
             paced.then_some(&*self.published),
             &self.stop,
@@ -316,18 +313,19 @@ fn watermark(conn: &Connection, name: &str) -> Result<Option<i64>, duckdb::Error
 
 /// Derives the complete windows of `d.target` up to `horizon` from
 /// `d.source` (both resolutions' views; rows go to the target's stored
-/// table in stored form). Series numbered below `sid_end` (the writer's
-/// next number) are sliced so that no statement aggregates more than
-/// `group_budget` (series, window) groups; a small store derives several
+/// table in stored form). The series are sliced by `sid` so that no
+/// statement aggregates more than `group_budget` (series, window) groups
+/// (see `series_numbers::next_slice`); a small store derives several
 /// windows in one statement. Each statement commits with the watermark and
 /// `sid` cursor it reached, so every window is derived exactly once across
-/// crashes and stops. Returns the rows written, with the error that ended
-/// the run early, if any.
+/// crashes and stops. A row committed to a window after its slice was
+/// derived is not in the coarser row: the lateness allowed before a window
+/// is derived is what keeps rows from coming that late. Returns the rows
+/// written, with the error that ended the run early, if any.
 fn derive(
     conn: &Connection,
     d: &Derivation,
     horizon: i64,
-    sid_end: u32,
     group_budget: &mut u64,
     yield_to: Option<&Published>,
     stop: &AtomicBool,
@@ -344,7 +342,7 @@ fn derive(
             }
         }
         let began = Instant::now();
-        let step = derive_step(conn, d, end, sid_end, *group_budget);
+        let step = derive_step(conn, d, end, *group_budget);
         match step {
             Ok(None) => break,
             Ok(Some(rows)) => {
@@ -393,7 +391,6 @@ fn derive_step(
     conn: &Connection,
     d: &Derivation,
     end: i64,
-    sid_end: u32,
     group_budget: u64,
 ) -> Result<Option<u64>, duckdb::Error> {
     let (source, width) = (d.source, d.width());
@@ -426,15 +423,15 @@ fn derive_step(
     } else {
         start
     };
-    let series = u64::from(sid_end.max(1));
+    let sizes = metric_sizes(conn)?;
+    let series = series_in(&sizes).max(1);
     let (window_end, sid_from, sid_to) = if cursor == 0 && series <= group_budget {
         let windows = (group_budget / series).max(1) as i64;
         (end.min(start + windows * width), 0, None)
     } else {
-        let to = cursor.saturating_add(group_budget as i64);
-        // The last slice takes every number above: a series numbered after
-        // `sid_end` was read can still have a late row in this window.
-        let to = (to < i64::from(sid_end)).then_some(to);
+        let from = u64::try_from(cursor).unwrap_or(0);
+        // Every `sid` is below 2^63 (see `series_numbers`).
+        let to = next_slice(&sizes, from, group_budget).map(|to| to as i64);
         (start + width, cursor, to)
     };
     conn.execute_batch("BEGIN TRANSACTION")?;
@@ -448,7 +445,7 @@ fn derive_step(
                      sum(increase) AS increase
                  FROM {source} WHERE ts >= ? AND ts < ? AND sid >= ? AND sid < ?
                  GROUP BY sid, bucket)
-             ORDER BY bucket, last",
+             ORDER BY bucket, sid >> {SEQ_BITS}, last",
             target = d.target.stored_table()
         );
         let rows = conn.execute(
@@ -489,7 +486,6 @@ pub(super) fn derive_for_test(
     conn: &Connection,
     five_minutes: bool,
     horizon: i64,
-    sid_end: u32,
     budget: u64,
 ) -> u64 {
     let d = if five_minutes {
@@ -498,17 +494,9 @@ pub(super) fn derive_for_test(
         &ONE_HOUR
     };
     let mut budget = budget;
-    derive(
-        conn,
-        d,
-        horizon,
-        sid_end,
-        &mut budget,
-        None,
-        &AtomicBool::new(false),
-    )
-    .map_err(|(_, e)| e)
-    .unwrap()
+    derive(conn, d, horizon, &mut budget, None, &AtomicBool::new(false))
+        .map_err(|(_, e)| e)
+        .unwrap()
 }
 
 #[cfg(test)]
@@ -521,7 +509,7 @@ mod tests {
         conn
     }
 
-    type Row5m = (u32, i64, u32, f64, f64, f64, f64, f64, f64);
+    type Row5m = (u64, i64, u32, f64, f64, f64, f64, f64, f64);
 
     /// Complete 5 m rows, as readers see them.
     fn rows_5m(conn: &Connection) -> Vec<Row5m> {
@@ -557,7 +545,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            derive_for_test(&conn, true, 1000, 2, GROUP_BUDGET),
+            derive_for_test(&conn, true, 1000, GROUP_BUDGET),
             1,
             "only the complete window"
         );
@@ -567,57 +555,63 @@ mod tests {
             vec![(1, 600, 4, 10.0, 1.0, 4.0, 1.0, 4.0, 3.0)]
         );
         assert_eq!(
-            derive_for_test(&conn, true, 1000, 2, GROUP_BUDGET),
+            derive_for_test(&conn, true, 1000, GROUP_BUDGET),
             0,
             "derived once"
         );
-        assert_eq!(derive_for_test(&conn, true, 1200, 2, GROUP_BUDGET), 1);
+        assert_eq!(derive_for_test(&conn, true, 1200, GROUP_BUDGET), 1);
     }
 
     /// A fleet larger than the group budget is derived in `sid` slices, one
     /// window at a time, to the same rows as in one statement; a pass
     /// stopped between slices resumes without deriving a row twice; a late
-    /// row of a series numbered after the pass began is not skipped; and
+    /// row of a metric first seen after the pass began is not skipped; and
     /// empty windows (downtime) are stepped over.
     #[test]
     fn slices_resume_and_match_one_statement() {
+        use crate::store::series_numbers::sid;
+        // Metric 1 has 700 series, metric 2 has 300.
         let fill = |conn: &Connection| {
             conn.execute_batch(
-                "INSERT INTO rollup_1m_rows
-                 SELECT s::UINTEGER, 600 + m * 60, 2, NULL, NULL, NULL, NULL, s * 10 + m, m
-                 FROM range(1, 1001) a(s), range(0, 10) b(m);
-                 -- a late row of sid 5000, beyond the sid_end the pass is given
-                 INSERT INTO rollup_1m_rows VALUES (5000, 660, 1, NULL, NULL, NULL, NULL, 7, 1);
+                "CREATE TEMP TABLE fleet AS SELECT CASE WHEN s <= 700 THEN (1::UBIGINT << 32) | s
+                     ELSE (2::UBIGINT << 32) | (s - 700) END AS sid FROM range(1, 1001) a(s);
+                 INSERT INTO series (id, metric, kind, labels, first_seen, sid)
+                 SELECT sid, (sid >> 32)::VARCHAR, 'gauge', '{}', 0, sid FROM fleet;
+                 INSERT INTO rollup_1m_rows
+                 SELECT sid, 600 + m * 60, 2, NULL, NULL, NULL, NULL, (sid & 4095) * 10 + m, m
+                 FROM fleet, range(0, 10) b(m);
+                 -- a late row of metric 3, not in `series` when the pass began
+                 INSERT INTO rollup_1m_rows VALUES ((3::UBIGINT << 32) | 1, 660, 1, NULL, NULL, NULL, NULL, 7, 1);
                  -- after an hour of downtime
                  INSERT INTO rollup_1m_rows
-                 SELECT s::UINTEGER, 4800 + m * 60, 2, NULL, NULL, NULL, NULL, s, 0
-                 FROM range(1, 1001) a(s), range(0, 5) b(m);",
+                 SELECT sid, 4800 + m * 60, 2, NULL, NULL, NULL, NULL, sid & 4095, 0
+                 FROM fleet, range(0, 5) b(m);",
             )
             .unwrap();
         };
         let whole = store();
         fill(&whole);
-        assert_eq!(
-            derive_for_test(&whole, true, 5400, 1001, GROUP_BUDGET),
-            3001
-        );
+        assert_eq!(derive_for_test(&whole, true, 5400, GROUP_BUDGET), 3001);
         let want = rows_5m(&whole);
 
         let sliced = store();
         fill(&sliced);
         // One slice, then a stop (as at shutdown), then the rest.
         let mut budget = 300;
-        let first = derive_step(&sliced, &FIVE_MINUTES, 5400, 1001, budget).unwrap();
-        assert_eq!(first, Some(299), "sids 1..300 of the first window");
-        assert_eq!(watermark(&sliced, "rollup_5m/sid").unwrap(), Some(300));
+        let first = derive_step(&sliced, &FIVE_MINUTES, 5400, budget).unwrap();
+        assert_eq!(first, Some(300), "the first 300 series of metric 1");
+        assert_eq!(
+            watermark(&sliced, "rollup_5m/sid").unwrap(),
+            Some(sid(1, 301) as i64)
+        );
         let stop = AtomicBool::new(false);
-        let rest = derive(&sliced, &FIVE_MINUTES, 5400, 1001, &mut budget, None, &stop).unwrap();
-        assert_eq!(299 + rest, 3001);
+        let rest = derive(&sliced, &FIVE_MINUTES, 5400, &mut budget, None, &stop).unwrap();
+        assert_eq!(300 + rest, 3001);
         assert_eq!(rows_5m(&sliced), want);
         assert_eq!(watermark(&sliced, "rollup_5m").unwrap(), Some(5400));
         assert_eq!(watermark(&sliced, "rollup_5m/sid").unwrap(), Some(0));
         assert!(
-            want.iter().any(|r| r.0 == 5000 && r.1 == 600),
+            want.iter().any(|r| r.0 == sid(3, 1) && r.1 == 600),
             "the late row's series is derived"
         );
     }
@@ -632,7 +626,7 @@ mod tests {
         let mut budget = GROUP_BUDGET;
         let stopped = AtomicBool::new(true);
         assert_eq!(
-            derive(&conn, &FIVE_MINUTES, 1200, 2, &mut budget, None, &stopped).unwrap(),
+            derive(&conn, &FIVE_MINUTES, 1200, &mut budget, None, &stopped).unwrap(),
             0
         );
         assert_eq!(watermark(&conn, "rollup_5m").unwrap(), None);

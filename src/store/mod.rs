@@ -12,6 +12,7 @@
 mod maintenance;
 mod read;
 mod schema;
+mod series_numbers;
 mod stored_form;
 mod writer;
 
@@ -226,6 +227,7 @@ pub fn store_bytes(data_dir: &Path) -> u64 {
 mod tests {
     use super::*;
     use crate::rollup::{Aggregate, LabelSet, RollupRow, SeriesRow};
+    use std::collections::BTreeMap;
     use std::time::Duration;
 
     fn agg(values: &[f64], increase: f64) -> Aggregate {
@@ -338,6 +340,87 @@ mod tests {
     /// DuckDB runs with the threads it is given, and the maintenance thread
     /// at a lower priority than the rest of the process, as the kernel
     /// reports it in /proc.
+    /// The layout queries rely on: every row group of 1m rows holds the
+    /// `sid`s of at most two neighbouring metrics, so a query of one metric
+    /// skips the others' row groups. Four metrics of 130,000 series each (more than a row group)
+    /// over two minutes, as the writer commits them.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_row_group_holds_neighbouring_metrics_only() {
+        const METRICS: u64 = 4;
+        const SERIES: u64 = 130_000;
+        let dir = tempfile::tempdir().unwrap();
+        let options = StoreOptions::new(dir.path(), Retention::default());
+        let (writer, reader) = open(options, Arc::new(Telemetry::default())).unwrap();
+        let ids = || (0..METRICS * SERIES).map(|i| i + 1);
+        let series = ids()
+            .map(|id| SeriesRow {
+                // Ids interleave the metrics, as scrape order does.
+                id,
+                metric: format!("m{}", id % METRICS),
+                kind: "gauge",
+                labels: LabelSet::from_pairs([("pod", "p")]),
+            })
+            .collect();
+        writer
+            .write(WriteBatch {
+                series,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let base = (writer::unix_now() - 600) / 60 * 60;
+        for minute in 0..2 {
+            let rollups = ids()
+                .map(|id| RollupRow {
+                    series_id: id,
+                    bucket_start: base + minute * 60,
+                    agg: agg(&[(id * 7919 % 1000) as f64], 0.0),
+                })
+                .collect();
+            writer
+                .write(WriteBatch {
+                    rollups,
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            writer.sync().await.unwrap();
+        }
+        // Per row group: the lowest and highest metric number of its `sid`s.
+        let ranges: BTreeMap<u64, (u64, u64)> = reader
+            .run(Duration::from_secs(60), |conn| {
+                let mut stmt = conn.prepare(
+                    "SELECT row_group_id, stats FROM pragma_storage_info('rollup_1m_rows')
+                     WHERE column_name = 'sid' AND segment_type <> 'VALIDITY'",
+                )?;
+                let rows =
+                    stmt.query_map([], |r| Ok((r.get::<_, u64>(0)?, r.get::<_, String>(1)?)))?;
+                let mut ranges = BTreeMap::new();
+                for row in rows {
+                    let (group, stats) = row?;
+                    let number = |key: &str| -> u64 {
+                        let rest = &stats[stats.find(key).unwrap() + key.len()..];
+                        let end = rest.find([',', ']']).unwrap();
+                        rest[..end].trim().parse().unwrap()
+                    };
+                    let (low, high) = (number("Min:") >> 32, number("Max:") >> 32);
+                    let range = ranges.entry(group).or_insert((low, high));
+                    *range = (range.0.min(low), range.1.max(high));
+                }
+                Ok(ranges)
+            })
+            .await
+            .unwrap();
+        assert!(ranges.len() >= 8, "{ranges:?}");
+        for (lowest, highest) in ranges.values() {
+            assert!(
+                highest - lowest <= 1,
+                "a row group spans metrics {lowest}..={highest}: {ranges:?}"
+            );
+        }
+        writer.shutdown().await;
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn duckdb_and_maintenance_leave_cores_to_ingest() {
         let dir = tempfile::tempdir().unwrap();

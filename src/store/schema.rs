@@ -33,6 +33,39 @@ macro_rules! rollup_by_sid {
     };
 }
 
+/// Migration 7 for one rollup table: the same rows, named by the series'
+/// metric-major number, in (minute, metric, last value) order as the
+/// writer appends them.
+macro_rules! rollup_metric_major {
+    ($table:literal) => {
+        concat!(
+            "CREATE TABLE ",
+            $table,
+            "_rows_v7 (sid UBIGINT NOT NULL, ts BIGINT NOT NULL,
+                count UINTEGER NOT NULL, sum DOUBLE, min DOUBLE, max DOUBLE, first DOUBLE,
+                last DOUBLE, increase DOUBLE);
+            INSERT INTO ",
+            $table,
+            "_rows_v7 SELECT m.new, r.ts, r.count, r.sum, r.min, r.max, r.first, r.last,
+                r.increase FROM ",
+            $table,
+            "_rows r JOIN sid_v7 m ON m.old = r.sid ORDER BY r.ts, m.new >> 32, r.last;
+            DROP VIEW ",
+            $table,
+            ";
+            DROP TABLE ",
+            $table,
+            "_rows;
+            ALTER TABLE ",
+            $table,
+            "_rows_v7 RENAME TO ",
+            $table,
+            "_rows;\n",
+            restoring_view!($table)
+        )
+    };
+}
+
 /// Migration N (1-based) is `MIGRATIONS[N-1]`. Never edit a released entry;
 /// append a new one.
 const MIGRATIONS: &[&str] = &[
@@ -116,6 +149,33 @@ const MIGRATIONS: &[&str] = &[
         restoring_view!("rollup_5m"),
         restoring_view!("rollup_1h")
     ),
+    // 7: series numbered metric-major: a metric's number in the high 32
+    // bits of `sid`, its series counted in the low 32 (see
+    // `series_numbers`), so a query of one metric skips the row groups of
+    // every other. A window derived partly under the old numbers is
+    // derived again from its start.
+    concat!(
+        "CREATE TEMP TABLE sid_v7 AS SELECT sid AS old,
+            ((dense_rank() OVER (ORDER BY metric))::UBIGINT << 32)
+                | (row_number() OVER (PARTITION BY metric ORDER BY sid))::UBIGINT AS new
+        FROM series;
+        CREATE TABLE series_v7 (id UBIGINT NOT NULL, metric VARCHAR NOT NULL, kind VARCHAR NOT NULL,
+            cluster VARCHAR, job VARCHAR, instance VARCHAR, namespace VARCHAR, pod VARCHAR,
+            node VARCHAR, container VARCHAR, labels VARCHAR NOT NULL, first_seen BIGINT NOT NULL,
+            workload VARCHAR, sid UBIGINT NOT NULL);
+        INSERT INTO series_v7 SELECT id, metric, kind, cluster, job, instance, namespace, pod,
+            node, container, labels, first_seen, workload, m.new
+            FROM series s JOIN sid_v7 m ON m.old = s.sid ORDER BY m.new;
+        DROP TABLE series;
+        ALTER TABLE series_v7 RENAME TO series;\n",
+        rollup_metric_major!("rollup_1m"),
+        rollup_metric_major!("rollup_5m"),
+        rollup_metric_major!("rollup_1h"),
+        "DELETE FROM rollup_5m_rows WHERE ts >= (SELECT ts FROM watermarks WHERE name = 'rollup_5m');
+        DELETE FROM rollup_1h_rows WHERE ts >= (SELECT ts FROM watermarks WHERE name = 'rollup_1h');
+        UPDATE watermarks SET ts = 0 WHERE name IN ('rollup_5m/sid', 'rollup_1h/sid');
+        DROP TABLE sid_v7;"
+    ),
 ];
 
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
@@ -179,7 +239,8 @@ mod tests {
         )
         .unwrap();
         migrate(&mut conn, &path).unwrap();
-        let rows: Vec<(u64, String, u32, i64, f64)> = conn
+        use super::super::series_numbers::sid;
+        let rows: Vec<(u64, String, u64, i64, f64)> = conn
             .prepare(
                 "SELECT s.id, s.metric, s.sid, r.ts, r.increase FROM rollup_1m r
                  JOIN series s ON s.sid = r.sid ORDER BY s.sid",
@@ -191,16 +252,16 @@ mod tests {
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap();
-        // Numbered in metric order, from 1.
+        // Numbered in metric order (and metric-major since migration 7).
         assert_eq!(
             rows,
             vec![
-                (7, "a".into(), 1, 60, 0.0),
-                (18000000000000000000, "b_total".into(), 2, 60, 3.0),
+                (7, "a".into(), sid(1, 1), 60, 0.0),
+                (18000000000000000000, "b_total".into(), sid(2, 1), 60, 3.0),
             ]
         );
-        for (table, sid) in [("rollup_5m", 1u32), ("rollup_1h", 2)] {
-            let got: u32 = conn
+        for (table, sid) in [("rollup_5m", sid(1, 1)), ("rollup_1h", sid(2, 1))] {
+            let got: u64 = conn
                 .query_row(&format!("SELECT sid FROM {table}"), [], |r| r.get(0))
                 .unwrap();
             assert_eq!(got, sid, "{table}");
@@ -209,5 +270,78 @@ mod tests {
             .query_row("SELECT max(version) FROM schema_version", [], |r| r.get(0))
             .unwrap();
         assert_eq!(version, SCHEMA_VERSION);
+    }
+
+    fn store_at(version: usize) -> duckdb::Connection {
+        let conn = duckdb::Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+            .unwrap();
+        for (i, sql) in MIGRATIONS[..version].iter().enumerate() {
+            conn.execute_batch(sql).unwrap();
+            conn.execute("INSERT INTO schema_version VALUES (?)", [i as u32 + 1])
+                .unwrap();
+        }
+        conn
+    }
+
+    /// A store numbered in order of first sight (version 6) keeps every row
+    /// through migration 7, each named by its series' metric-major number;
+    /// a 5 m window derived only in part is dropped, to be derived whole.
+    #[test]
+    fn migration_7_numbers_series_by_metric_and_keeps_rows() {
+        use super::super::series_numbers::sid;
+        let mut conn = store_at(6);
+        conn.execute_batch(
+            "INSERT INTO series (id, metric, kind, labels, first_seen, sid) VALUES
+                 (100, 'b', 'gauge', '{}', 0, 1), (200, 'a', 'gauge', '{}', 0, 2),
+                 (300, 'b', 'gauge', '{}', 0, 3);
+             INSERT INTO rollup_1m_rows VALUES (1, 60, 1, NULL, NULL, NULL, NULL, 1.5, 0),
+                 (2, 60, 1, NULL, NULL, NULL, NULL, 2.5, 0), (3, 120, 2, NULL, NULL, NULL, NULL, 3.5, 1);
+             -- window 0 derived, window 300 derived for sid 1 only
+             INSERT INTO rollup_5m_rows VALUES (2, 0, 1, NULL, NULL, NULL, NULL, 2.5, 0),
+                 (1, 300, 1, NULL, NULL, NULL, NULL, 9.5, 0);
+             INSERT INTO watermarks VALUES ('rollup_5m', 300), ('rollup_5m/sid', 2);",
+        )
+        .unwrap();
+        migrate(&mut conn, Path::new(":memory:")).unwrap();
+        let numbered: Vec<(u64, u64)> = conn
+            .prepare("SELECT id, sid FROM series ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        // 'a' is metric 1, 'b' metric 2; within a metric, the old order.
+        assert_eq!(
+            numbered,
+            vec![(100, sid(2, 1)), (200, sid(1, 1)), (300, sid(2, 2))]
+        );
+        let rows: Vec<(u64, i64, f64)> = conn
+            .prepare(
+                "SELECT s.id, r.ts, r.last FROM rollup_1m r JOIN series s ON s.sid = r.sid
+                 ORDER BY s.id",
+            )
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(rows, vec![(100, 60, 1.5), (200, 60, 2.5), (300, 120, 3.5)]);
+        let derived: Vec<(u64, i64)> = conn
+            .prepare("SELECT sid, ts FROM rollup_5m")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(derived, vec![(sid(1, 1), 0)], "the partial window is gone");
+        let cursor: i64 = conn
+            .query_row(
+                "SELECT ts FROM watermarks WHERE name = 'rollup_5m/sid'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(cursor, 0);
     }
 }
