@@ -201,7 +201,18 @@ pub fn open(
     let lock = lock_data_dir(&options.data_dir)?;
     let path = options.data_dir.join(DB_FILE);
     let mut conn = open_connection(&path, &options.memory_limit, options.threads)?;
-    schema::migrate(&mut conn, &path)?;
+    // A migration rewrites tables once, before anything else uses the
+    // store, and a large store needs more than the steady state's limit for
+    // it (migration 7's join of 10.4 M series ran out of 128 MB): it runs
+    // with DuckDB's own default (80% of RAM, taken only as used).
+    conn.execute_batch("RESET memory_limit")?;
+    let migrated = schema::migrate(&mut conn, &path);
+    // Known valid: DuckDB accepted it when the connection opened.
+    conn.execute_batch(&format!(
+        "SET memory_limit = '{}'",
+        options.memory_limit.replace('\'', "''")
+    ))?;
+    migrated?;
     let generations = Arc::new(Generations::default());
     let reader = StoreReader::new(
         conn.try_clone()?,
@@ -422,20 +433,29 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn duckdb_and_maintenance_leave_cores_to_ingest() {
+    async fn duckdb_keeps_its_limits_and_maintenance_leaves_cores_to_ingest() {
         let dir = tempfile::tempdir().unwrap();
         let conn = open_connection(&dir.path().join("t.duckdb"), "64MB", 3).unwrap();
         let threads: i64 = conn
             .query_row("SELECT current_setting('threads')", [], |r| r.get(0))
             .unwrap();
         assert_eq!(threads, 3);
+        let memory_limit = |conn: &duckdb::Connection| -> String {
+            conn.query_row("SELECT current_setting('memory_limit')", [], |r| r.get(0))
+                .unwrap()
+        };
+        let configured = memory_limit(&conn);
         drop(conn);
 
-        let (writer, _reader) = open(
-            StoreOptions::new(dir.path().join("store"), Retention::default()),
-            Arc::new(Telemetry::default()),
-        )
-        .unwrap();
+        let mut options = StoreOptions::new(dir.path().join("store"), Retention::default());
+        options.memory_limit = "64MB".into();
+        let (writer, reader) = open(options, Arc::new(Telemetry::default())).unwrap();
+        // Migrations ran with DuckDB's default; the configured limit is back.
+        let limit = reader
+            .run(Duration::from_secs(5), move |conn| Ok(memory_limit(conn)))
+            .await
+            .unwrap();
+        assert_eq!(limit, configured);
         #[cfg(target_os = "linux")]
         {
             // Fields after the command's closing parenthesis start at

@@ -165,7 +165,7 @@ const MIGRATIONS: &[&str] = &[
             workload VARCHAR, sid UBIGINT NOT NULL);
         INSERT INTO series_v7 SELECT id, metric, kind, cluster, job, instance, namespace, pod,
             node, container, labels, first_seen, workload, m.new
-            FROM series s JOIN sid_v7 m ON m.old = s.sid ORDER BY m.new;
+            FROM series s JOIN sid_v7 m ON m.old = s.sid;
         DROP TABLE series;
         ALTER TABLE series_v7 RENAME TO series;\n",
         rollup_metric_major!("rollup_1m"),
@@ -196,6 +196,13 @@ pub fn migrate(conn: &mut duckdb::Connection, path: &Path) -> Result<(), StoreEr
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
         let version = i as u32 + 1;
+        let began = std::time::Instant::now();
+        if current > 0 {
+            tracing::info!(
+                version,
+                "applying schema migration (a large store takes minutes)"
+            );
+        }
         let tx = conn.transaction()?;
         tx.execute_batch(sql)
             .and_then(|_| {
@@ -205,7 +212,11 @@ pub fn migrate(conn: &mut duckdb::Connection, path: &Path) -> Result<(), StoreEr
             .map_err(|source| StoreError::Migration { version, source })?;
         tx.commit()
             .map_err(|source| StoreError::Migration { version, source })?;
-        tracing::info!(version, "applied schema migration");
+        tracing::info!(
+            version,
+            secs = began.elapsed().as_secs_f64(),
+            "applied schema migration"
+        );
     }
     Ok(())
 }
