@@ -193,6 +193,47 @@ fn open_connection(
     duckdb::Connection::open_with_flags(path, config).map_err(open_err)
 }
 
+/// DuckDB memory (MB) for migrating a store of this many series: a
+/// migration rewrites tables once, before anything else uses the store, and
+/// a large store needs more than the steady state's limit for it.
+/// Migration 7 renumbering a 10.4 M-series store (2026-12-01) ran out of
+/// 128 MB and went through in 1 GB; this allows twice that per series.
+const MIGRATION_MB_PER_MILLION_SERIES: u64 = 200;
+
+/// The memory limit migrations run with, in MB.
+fn migration_memory_mb(conn: &duckdb::Connection) -> Result<u64, StoreError> {
+    let stored: bool = conn.query_row(
+        "SELECT count(*) > 0 FROM duckdb_tables() WHERE table_name = 'series'",
+        [],
+        |r| r.get(0),
+    )?;
+    let series: u64 = if stored {
+        conn.query_row("SELECT count(*) FROM series", [], |r| r.get(0))?
+    } else {
+        0
+    };
+    Ok(series.div_ceil(1_000_000) * MIGRATION_MB_PER_MILLION_SERIES)
+}
+
+/// Bytes in a size as DuckDB prints one (`122.0 MiB`, `1.5 GiB`).
+fn duckdb_size_bytes(text: &str) -> Option<u64> {
+    let (number, unit) = text.trim().split_once(' ')?;
+    let number: f64 = number.parse().ok()?;
+    let scale: f64 = match unit {
+        "bytes" | "B" => 1.0,
+        "KiB" => 1024.0,
+        "MiB" => 1024.0 * 1024.0,
+        "GiB" => 1024.0 * 1024.0 * 1024.0,
+        "TiB" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        "KB" => 1e3,
+        "MB" => 1e6,
+        "GB" => 1e9,
+        "TB" => 1e12,
+        _ => return None,
+    };
+    Some((number * scale) as u64)
+}
+
 /// Opens (creating or migrating) the store and starts its writer thread.
 pub fn open(
     options: StoreOptions,
@@ -201,17 +242,22 @@ pub fn open(
     let lock = lock_data_dir(&options.data_dir)?;
     let path = options.data_dir.join(DB_FILE);
     let mut conn = open_connection(&path, &options.memory_limit, options.threads)?;
-    // A migration rewrites tables once, before anything else uses the
-    // store, and a large store needs more than the steady state's limit for
-    // it (migration 7's join of 10.4 M series ran out of 128 MB): it runs
-    // with DuckDB's own default (80% of RAM, taken only as used).
-    conn.execute_batch("RESET memory_limit")?;
+    let steady_limit: String =
+        conn.query_row("SELECT current_setting('memory_limit')", [], |r| r.get(0))?;
+    let migration_limit = migration_memory_mb(&conn)?;
+    let raise =
+        duckdb_size_bytes(&steady_limit).is_none_or(|steady| steady < migration_limit << 20);
+    if raise {
+        conn.execute_batch(&format!("SET memory_limit = '{migration_limit}MB'"))?;
+    }
     let migrated = schema::migrate(&mut conn, &path);
-    // Known valid: DuckDB accepted it when the connection opened.
-    conn.execute_batch(&format!(
-        "SET memory_limit = '{}'",
-        options.memory_limit.replace('\'', "''")
-    ))?;
+    if raise {
+        // Known valid: DuckDB accepted it when the connection opened.
+        conn.execute_batch(&format!(
+            "SET memory_limit = '{}'",
+            options.memory_limit.replace('\'', "''")
+        ))?;
+    }
     migrated?;
     let generations = Arc::new(Generations::default());
     let reader = StoreReader::new(
@@ -447,15 +493,31 @@ mod tests {
         let configured = memory_limit(&conn);
         drop(conn);
 
-        let mut options = StoreOptions::new(dir.path().join("store"), Retention::default());
+        // A store an older binary left, with one series: migrating it runs
+        // with more memory than configured, and the configured limit is
+        // back once the store is open.
+        let store = dir.path().join("store");
+        std::fs::create_dir(&store).unwrap();
+        let old = open_connection(&store.join(DB_FILE), "64MB", 1).unwrap();
+        schema::migrate_to_for_test(&old, 6);
+        old.execute_batch(
+            "INSERT INTO series (id, metric, kind, labels, first_seen, sid)
+             VALUES (42, 'up', 'gauge', '{}', 0, 1)",
+        )
+        .unwrap();
+        drop(old);
+        let mut options = StoreOptions::new(&store, Retention::default());
         options.memory_limit = "64MB".into();
         let (writer, reader) = open(options, Arc::new(Telemetry::default())).unwrap();
-        // Migrations ran with DuckDB's default; the configured limit is back.
-        let limit = reader
-            .run(Duration::from_secs(5), move |conn| Ok(memory_limit(conn)))
+        let (limit, sid) = reader
+            .run(Duration::from_secs(5), move |conn| {
+                let sid: u64 = conn.query_row("SELECT sid FROM series", [], |r| r.get(0))?;
+                Ok((memory_limit(conn), sid))
+            })
             .await
             .unwrap();
         assert_eq!(limit, configured);
+        assert_eq!(sid, series_numbers::sid(1, 1), "migrated");
         #[cfg(target_os = "linux")]
         {
             // Fields after the command's closing parenthesis start at
@@ -493,6 +555,14 @@ mod tests {
             assert_eq!(seen, Some(want));
         }
         writer.shutdown().await;
+    }
+
+    #[test]
+    fn duckdb_sizes_parse() {
+        assert_eq!(duckdb_size_bytes("122.0 MiB"), Some(122 << 20));
+        assert_eq!(duckdb_size_bytes("1.5 GiB"), Some(3 << 29));
+        assert_eq!(duckdb_size_bytes("0 bytes"), Some(0));
+        assert_eq!(duckdb_size_bytes("lots"), None);
     }
 
     #[test]

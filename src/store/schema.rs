@@ -221,6 +221,18 @@ pub fn migrate(conn: &mut duckdb::Connection, path: &Path) -> Result<(), StoreEr
     Ok(())
 }
 
+/// Brings a store to `version` only, as an older binary left it.
+#[cfg(test)]
+pub(super) fn migrate_to_for_test(conn: &duckdb::Connection, version: usize) {
+    conn.execute_batch("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        .unwrap();
+    for (i, sql) in MIGRATIONS[..version].iter().enumerate() {
+        conn.execute_batch(sql).unwrap();
+        conn.execute("INSERT INTO schema_version VALUES (?)", [i as u32 + 1])
+            .unwrap();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -285,13 +297,7 @@ mod tests {
 
     fn store_at(version: usize) -> duckdb::Connection {
         let conn = duckdb::Connection::open_in_memory().unwrap();
-        conn.execute_batch("CREATE TABLE schema_version (version INTEGER NOT NULL)")
-            .unwrap();
-        for (i, sql) in MIGRATIONS[..version].iter().enumerate() {
-            conn.execute_batch(sql).unwrap();
-            conn.execute("INSERT INTO schema_version VALUES (?)", [i as u32 + 1])
-                .unwrap();
-        }
+        migrate_to_for_test(&conn, version);
         conn
     }
 
