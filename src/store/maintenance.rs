@@ -236,13 +236,11 @@ impl Maintenance {
     fn pass(&mut self, paced: bool) {
         let now = unix_now();
         let newest_minute = self.published.newest_minute.load(Ordering::Acquire);
-        // A window is complete when the wall clock is past it by the lateness
-        // AND data that much newer has been committed: a backfill (or a
-        // fleetscope catching up after downtime) is derived as it lands,
-        // never skipped behind the watermark.
-        let horizon_5m =
-            now.min(newest_minute.saturating_add(60)) - self.options.derive_lateness_secs;
-        self.derive_logged(&FIVE_MINUTES, horizon_5m, paced);
+        if let Some(horizon) =
+            derivation_horizon(now, newest_minute, self.options.derive_lateness_secs)
+        {
+            self.derive_logged(&FIVE_MINUTES, horizon, paced);
+        }
         match watermark(&self.conn, FIVE_MINUTES.watermark_name()) {
             Ok(wm_5m) => self.derive_logged(&ONE_HOUR, wm_5m.unwrap_or(i64::MIN), paced),
             Err(e) => tracing::error!(error = %e, "reading watermark failed"),
@@ -300,6 +298,25 @@ impl Maintenance {
             }
         }
     }
+}
+
+/// Up to where 5 m windows are complete, or None before the writer has
+/// committed a minute. A window is complete when the wall clock is past it
+/// by the lateness AND data that much newer has been committed: a backfill
+/// (or a fleetscope catching up after downtime) is derived as it lands,
+/// never skipped behind the watermark. "Nothing committed" must not read as
+/// "everything complete": a pass that saw no minute yet, and then the first
+/// rows committed under it, once derived a part of a window and set the
+/// watermark to the end of time (i64::MIN - 120 wrapped), which stopped
+/// derivation for good (10.4 M-series run, 2026-12-01).
+fn derivation_horizon(now: i64, newest_minute: i64, lateness_secs: i64) -> Option<i64> {
+    if newest_minute == i64::MIN {
+        return None;
+    }
+    Some(
+        now.min(newest_minute.saturating_add(60))
+            .saturating_sub(lateness_secs),
+    )
 }
 
 fn watermark(conn: &Connection, name: &str) -> Result<Option<i64>, duckdb::Error> {
@@ -613,6 +630,18 @@ mod tests {
         assert!(
             want.iter().any(|r| r.0 == sid(3, 1) && r.1 == 600),
             "the late row's series is derived"
+        );
+    }
+
+    #[test]
+    fn nothing_is_complete_before_a_minute_is_committed() {
+        assert_eq!(derivation_horizon(10_000, i64::MIN, 180), None);
+        assert_eq!(derivation_horizon(10_000, 9_000, 180), Some(8_880));
+        // The wall clock bounds a minute stamped in the future.
+        assert_eq!(derivation_horizon(10_000, 20_000, 180), Some(9_820));
+        assert_eq!(
+            derivation_horizon(10_000, i64::MIN + 1, 180),
+            Some(i64::MIN)
         );
     }
 

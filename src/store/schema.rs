@@ -171,7 +171,18 @@ const MIGRATIONS: &[&str] = &[
         rollup_metric_major!("rollup_1m"),
         rollup_metric_major!("rollup_5m"),
         rollup_metric_major!("rollup_1h"),
-        "DELETE FROM rollup_5m_rows WHERE ts >= (SELECT ts FROM watermarks WHERE name = 'rollup_5m');
+        // A watermark past the year 3000 was set by the start-up race fixed
+        // with migration 7 (`maintenance::derivation_horizon`): back to the
+        // last window derived, which is then derived again whole.
+        "DELETE FROM watermarks WHERE name = 'rollup_5m' AND ts > 32503680000
+            AND NOT EXISTS (SELECT 1 FROM rollup_5m_rows);
+        UPDATE watermarks SET ts = (SELECT max(ts) FROM rollup_5m_rows)
+            WHERE name = 'rollup_5m' AND ts > 32503680000;
+        DELETE FROM watermarks WHERE name = 'rollup_1h' AND ts > 32503680000
+            AND NOT EXISTS (SELECT 1 FROM rollup_1h_rows);
+        UPDATE watermarks SET ts = (SELECT max(ts) FROM rollup_1h_rows)
+            WHERE name = 'rollup_1h' AND ts > 32503680000;
+        DELETE FROM rollup_5m_rows WHERE ts >= (SELECT ts FROM watermarks WHERE name = 'rollup_5m');
         DELETE FROM rollup_1h_rows WHERE ts >= (SELECT ts FROM watermarks WHERE name = 'rollup_1h');
         UPDATE watermarks SET ts = 0 WHERE name IN ('rollup_5m/sid', 'rollup_1h/sid');
         DROP TABLE sid_v7;"
@@ -317,7 +328,8 @@ mod tests {
              -- window 0 derived, window 300 derived for sid 1 only
              INSERT INTO rollup_5m_rows VALUES (2, 0, 1, NULL, NULL, NULL, NULL, 2.5, 0),
                  (1, 300, 1, NULL, NULL, NULL, NULL, 9.5, 0);
-             INSERT INTO watermarks VALUES ('rollup_5m', 300), ('rollup_5m/sid', 2);",
+             INSERT INTO watermarks VALUES ('rollup_5m', 300), ('rollup_5m/sid', 2),
+                 ('rollup_1h', 9223372036854774000);",
         )
         .unwrap();
         migrate(&mut conn, Path::new(":memory:")).unwrap();
@@ -360,5 +372,13 @@ mod tests {
             )
             .unwrap();
         assert_eq!(cursor, 0);
+        let hour: Option<i64> = conn
+            .query_row(
+                "SELECT max(ts) FROM watermarks WHERE name = 'rollup_1h'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(hour, None, "a watermark at the end of time is dropped");
     }
 }
