@@ -394,13 +394,10 @@ mod tests {
         writer.shutdown().await;
     }
 
-    /// DuckDB runs with the threads it is given, and the maintenance thread
-    /// at a lower priority than the rest of the process, as the kernel
-    /// reports it in /proc.
     /// The layout queries rely on: every row group of 1m rows holds the
     /// `sid`s of at most two neighbouring metrics, so a query of one metric
-    /// skips the others' row groups. Four metrics of 130,000 series each (more than a row group)
-    /// over two minutes, as the writer commits them.
+    /// skips the others' row groups. Four metrics of 130,000 series each
+    /// (more than a row group) over two minutes, as the writer commits them.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_row_group_holds_neighbouring_metrics_only() {
         const METRICS: u64 = 4;
@@ -478,6 +475,9 @@ mod tests {
         writer.shutdown().await;
     }
 
+    /// DuckDB runs with the threads and (after migrating) the memory limit
+    /// it is given, and the maintenance thread at a lower priority than the
+    /// rest of the process, as the kernel reports it in /proc.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn duckdb_keeps_its_limits_and_maintenance_leaves_cores_to_ingest() {
         let dir = tempfile::tempdir().unwrap();
