@@ -467,7 +467,14 @@ fn derive_step(
         );
         let rows = conn.execute(
             &sql,
-            params![start, window_end, sid_from, sid_to.unwrap_or(i64::MAX)],
+            // As UBIGINT, the column's type: compared as another type,
+            // DuckDB casts the column and cannot skip row groups by `sid`.
+            params![
+                start,
+                window_end,
+                u64::try_from(sid_from).unwrap_or(0),
+                sid_to.map_or(u64::MAX, |to| u64::try_from(to).unwrap_or(u64::MAX))
+            ],
         )?;
         match sid_to {
             None => set_progress(conn, d, window_end, 0)?,
