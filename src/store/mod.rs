@@ -244,9 +244,14 @@ pub fn open(
     let mut conn = open_connection(&path, &options.memory_limit, options.threads)?;
     let steady_limit: String =
         conn.query_row("SELECT current_setting('memory_limit')", [], |r| r.get(0))?;
-    let migration_limit = migration_memory_mb(&conn)?;
-    let raise =
-        duckdb_size_bytes(&steady_limit).is_none_or(|steady| steady < migration_limit << 20);
+    // Counting series costs a scan: only when a migration will run.
+    let migration_limit = if schema::is_current(&conn)? {
+        0
+    } else {
+        migration_memory_mb(&conn)?
+    };
+    let raise = migration_limit > 0
+        && duckdb_size_bytes(&steady_limit).is_none_or(|steady| steady < migration_limit << 20);
     if raise {
         conn.execute_batch(&format!("SET memory_limit = '{migration_limit}MB'"))?;
     }

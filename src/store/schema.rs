@@ -191,6 +191,24 @@ const MIGRATIONS: &[&str] = &[
 
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 
+/// Whether the store is at this binary's schema version (no migration to run).
+pub fn is_current(conn: &duckdb::Connection) -> Result<bool, StoreError> {
+    let versioned: bool = conn.query_row(
+        "SELECT count(*) > 0 FROM duckdb_tables() WHERE table_name = 'schema_version'",
+        [],
+        |r| r.get(0),
+    )?;
+    if !versioned {
+        return Ok(false);
+    }
+    let current: u32 = conn.query_row(
+        "SELECT coalesce(max(version), 0) FROM schema_version",
+        [],
+        |r| r.get(0),
+    )?;
+    Ok(current == SCHEMA_VERSION)
+}
+
 pub fn migrate(conn: &mut duckdb::Connection, path: &Path) -> Result<(), StoreError> {
     conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")?;
     let current: u32 = conn.query_row(
