@@ -70,6 +70,15 @@ impl Histogram {
     }
 }
 
+/// A gauge kept as `AtomicU64`, moved by signed deltas.
+fn add_signed(gauge: &AtomicU64, delta: i64) {
+    if delta >= 0 {
+        gauge.fetch_add(delta as u64, Relaxed);
+    } else {
+        gauge.fetch_sub(delta.unsigned_abs(), Relaxed);
+    }
+}
+
 #[derive(Default)]
 pub struct Telemetry {
     scrapes: AtomicU64,
@@ -78,6 +87,7 @@ pub struct Telemetry {
     samples_out_of_order: AtomicU64,
     duplicate_series: AtomicU64,
     active_series: AtomicU64,
+    store_queued_rows: AtomicU64,
     rows_written_1m: AtomicU64,
     rows_written_5m: AtomicU64,
     rows_written_1h: AtomicU64,
@@ -120,11 +130,12 @@ impl Telemetry {
     }
     /// `delta` may be negative when series are evicted.
     pub fn active_series_delta(&self, delta: i64) {
-        if delta >= 0 {
-            self.active_series.fetch_add(delta as u64, Relaxed);
-        } else {
-            self.active_series.fetch_sub(delta.unsigned_abs(), Relaxed);
-        }
+        add_signed(&self.active_series, delta);
+    }
+    /// Weighted rows waiting for the store writer or in its hands; `delta`
+    /// is negative when they are committed or dropped.
+    pub fn store_queued_rows_delta(&self, delta: i64) {
+        add_signed(&self.store_queued_rows, delta);
     }
     pub fn rows_written(&self, resolution_secs: i64, n: u64) {
         match resolution_secs {
@@ -249,6 +260,15 @@ impl Telemetry {
             out,
             "fleetscope_active_series {}",
             self.active_series.load(Relaxed)
+        );
+        out.push_str(
+            "# HELP fleetscope_store_queued_rows Rows waiting for the store writer or being committed (a new series counts as several); scrapes wait when it reaches the bound.\n",
+        );
+        out.push_str("# TYPE fleetscope_store_queued_rows gauge\n");
+        let _ = writeln!(
+            out,
+            "fleetscope_store_queued_rows {}",
+            self.store_queued_rows.load(Relaxed)
         );
         out.push_str("# HELP fleetscope_store_bytes Size of the DuckDB file and its WAL.\n");
         out.push_str("# TYPE fleetscope_store_bytes gauge\n");

@@ -39,9 +39,10 @@ const RETENTION_EVERY: Duration = Duration::from_secs(600);
 /// it; a statement that still runs out halves the budget for the next ones.
 const GROUP_BUDGET: u64 = 1 << 20;
 const MIN_GROUP_BUDGET: u64 = 1 << 14;
-/// A periodic pass idles this many times as long as each statement took
-/// before the next: a 10.4 M-series window is ~44 CPU s of DuckDB on both
-/// cores, which all at once starved the scrapes sharing the box.
+/// A periodic pass idles this many times as long as each statement kept
+/// DuckDB busy before the next: a 10.4 M-series window is ~44 CPU s of DuckDB
+/// on both cores, which all at once starved the scrapes sharing the box.
+/// "Busy" is CPU time, not wall time (see [`StatementClock`]).
 const IDLE_PER_BUSY: u32 = 2;
 /// Statements quicker than this (every one on a small fleet) are not paced.
 const PACE_FROM: Duration = Duration::from_millis(100);
@@ -262,6 +263,7 @@ impl Maintenance {
             horizon,
             &mut self.group_budget,
             paced.then_some(&*self.published),
+            self.options.threads,
             &self.stop,
         );
         let (rows, error) = match result {
@@ -345,6 +347,7 @@ fn derive(
     horizon: i64,
     group_budget: &mut u64,
     yield_to: Option<&Published>,
+    duckdb_threads: usize,
     stop: &AtomicBool,
 ) -> Result<u64, (u64, duckdb::Error)> {
     let width = d.width();
@@ -358,14 +361,14 @@ fn derive(
                 idle(Duration::from_millis(100), stop);
             }
         }
-        let began = Instant::now();
+        let clock = StatementClock::start(duckdb_threads);
         let step = derive_step(conn, d, end, *group_budget);
         match step {
             Ok(None) => break,
             Ok(Some(rows)) => {
                 written += rows;
                 successes += 1;
-                let busy = began.elapsed();
+                let busy = clock.busy();
                 if yield_to.is_some() && busy >= PACE_FROM {
                     idle(busy * IDLE_PER_BUSY, stop);
                 }
@@ -388,6 +391,57 @@ fn derive(
         }
     }
     Ok(written)
+}
+
+/// How long a derivation statement kept DuckDB busy, for pacing. Wall time
+/// misleads on a loaded box: a niced statement that waits for the CPU
+/// takes longer by the wall clock, and twice that in idling left one
+/// window of a 10.4 M-series fleet ~10 minutes to derive, behind the
+/// 5 minutes that bring the next (2026-12-02; ~30 CPU s per window). So
+/// this counts the calling thread's CPU time and, where DuckDB runs on
+/// more threads, scales it by their number: the pool shares a statement's
+/// work with the calling thread.
+struct StatementClock {
+    wall: Instant,
+    thread_cpu: Option<Duration>,
+    duckdb_threads: u32,
+}
+
+impl StatementClock {
+    fn start(duckdb_threads: usize) -> StatementClock {
+        StatementClock {
+            wall: Instant::now(),
+            thread_cpu: thread_cpu_time(),
+            duckdb_threads: u32::try_from(duckdb_threads.max(1)).unwrap_or(u32::MAX),
+        }
+    }
+
+    fn busy(&self) -> Duration {
+        match (self.thread_cpu, thread_cpu_time()) {
+            (Some(before), Some(now)) => now.saturating_sub(before) * self.duckdb_threads,
+            _ => self.wall.elapsed(),
+        }
+    }
+}
+
+/// CPU time the calling thread has used, where the platform tells.
+fn thread_cpu_time() -> Option<Duration> {
+    #[cfg(unix)]
+    {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `ts` is a valid, writable timespec for the call's duration.
+        let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+        if rc == 0 {
+            return Some(Duration::new(
+                u64::try_from(ts.tv_sec).unwrap_or(0),
+                u32::try_from(ts.tv_nsec).unwrap_or(0),
+            ));
+        }
+    }
+    None
 }
 
 /// Sleeps for `span`, returning early once `stop` is set.
@@ -518,14 +572,53 @@ pub(super) fn derive_for_test(
         &ONE_HOUR
     };
     let mut budget = budget;
-    derive(conn, d, horizon, &mut budget, None, &AtomicBool::new(false))
-        .map_err(|(_, e)| e)
-        .unwrap()
+    derive(
+        conn,
+        d,
+        horizon,
+        &mut budget,
+        None,
+        1,
+        &AtomicBool::new(false),
+    )
+    .map_err(|(_, e)| e)
+    .unwrap()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Pacing counts CPU, not waiting: a statement that sat behind busier
+    /// threads for as long as another computed must not earn the same idle.
+    #[test]
+    #[cfg(unix)]
+    fn a_statement_clock_counts_cpu_time_not_waiting() {
+        fn spin_for_cpu(span: Duration) {
+            let start = thread_cpu_time().unwrap();
+            let mut x = 0u64;
+            while thread_cpu_time().unwrap() < start + span {
+                x = std::hint::black_box(x.wrapping_add(1));
+            }
+        }
+        let waiting = StatementClock::start(1);
+        std::thread::sleep(Duration::from_millis(200));
+        let waited = waiting.busy();
+        assert!(waited < Duration::from_millis(50), "{waited:?}");
+
+        let computing = StatementClock::start(1);
+        spin_for_cpu(Duration::from_millis(100));
+        assert!(computing.busy() >= Duration::from_millis(100));
+
+        // The pool shares a statement's work with the calling thread.
+        let pooled = StatementClock::start(4);
+        spin_for_cpu(Duration::from_millis(50));
+        assert!(
+            pooled.busy() >= Duration::from_millis(200),
+            "{:?}",
+            pooled.busy()
+        );
+    }
 
     fn store() -> Connection {
         let mut conn = Connection::open_in_memory().unwrap();
@@ -629,7 +722,7 @@ mod tests {
             Some(sid(1, 301) as i64)
         );
         let stop = AtomicBool::new(false);
-        let rest = derive(&sliced, &FIVE_MINUTES, 5400, &mut budget, None, &stop).unwrap();
+        let rest = derive(&sliced, &FIVE_MINUTES, 5400, &mut budget, None, 1, &stop).unwrap();
         assert_eq!(300 + rest, 3001);
         assert_eq!(rows_5m(&sliced), want);
         assert_eq!(watermark(&sliced, "rollup_5m").unwrap(), Some(5400));
@@ -662,7 +755,7 @@ mod tests {
         let mut budget = GROUP_BUDGET;
         let stopped = AtomicBool::new(true);
         assert_eq!(
-            derive(&conn, &FIVE_MINUTES, 1200, &mut budget, None, &stopped).unwrap(),
+            derive(&conn, &FIVE_MINUTES, 1200, &mut budget, None, 1, &stopped).unwrap(),
             0
         );
         assert_eq!(watermark(&conn, "rollup_5m").unwrap(), None);

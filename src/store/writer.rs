@@ -106,6 +106,7 @@ pub struct StoreWriter {
     queued_rows: Arc<Semaphore>,
     thread: Arc<Mutex<Option<JoinHandle<()>>>>,
     maintenance: Arc<MaintenanceThread>,
+    telemetry: Arc<Telemetry>,
 }
 
 impl StoreWriter {
@@ -136,7 +137,7 @@ impl StoreWriter {
         let mut state = Writer {
             conn,
             _lock: lock,
-            telemetry,
+            telemetry: telemetry.clone(),
             series_numbers,
             retry: VecDeque::new(),
             retry_rows: 0,
@@ -152,6 +153,7 @@ impl StoreWriter {
             queued_rows,
             maintenance: Arc::new(maintenance),
             thread: Arc::new(Mutex::new(Some(thread))),
+            telemetry,
         })
     }
 
@@ -168,10 +170,12 @@ impl StoreWriter {
             .acquire_many_owned(weight)
             .await
             .map_err(|_| StoreError::WriterGone)?;
-        self.tx
-            .send(Msg::Batch(batch, permit))
-            .await
-            .map_err(|_| StoreError::WriterGone)
+        self.telemetry.store_queued_rows_delta(i64::from(weight));
+        if self.tx.send(Msg::Batch(batch, permit)).await.is_err() {
+            self.telemetry.store_queued_rows_delta(-i64::from(weight));
+            return Err(StoreError::WriterGone);
+        }
+        Ok(())
     }
 
     /// Returns when everything queued before this call is committed.
@@ -287,7 +291,9 @@ impl Writer {
             }
             let result = self.commit_with_retry(pending);
             // Committed, or kept for retry under its own bound.
+            let released: usize = permits.iter().map(|p| p.num_permits()).sum();
             drop(permits);
+            self.telemetry.store_queued_rows_delta(-(released as i64));
             for reply in syncs {
                 let _ = reply.send(result.clone());
             }
