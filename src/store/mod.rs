@@ -14,6 +14,7 @@ mod read;
 mod schema;
 mod series_numbers;
 mod stored_form;
+mod window_aggregate;
 mod writer;
 
 pub use read::{Resolution, RollupAgg, RollupPoint, SeriesInfo, StoreReader};
@@ -72,6 +73,10 @@ pub enum StoreError {
     },
     #[error("DuckDB: {0}")]
     Db(#[from] duckdb::Error),
+    /// The store broke one of its own invariants (a bug, or a file edited
+    /// by hand); the statement is rolled back.
+    #[error("store inconsistent: {0}")]
+    Inconsistent(String),
     #[error("query exceeded its deadline and was interrupted")]
     Deadline,
     #[error("the store writer has stopped")]

@@ -11,9 +11,16 @@
 //! view's expression gives it back exactly (as a number; -0.0 may come
 //! back as 0.0).
 //!
-//! This module owns the rule in its three forms (Rust for the writer's own
-//! rows, SQL for derived rows, SQL for the views) and must stay the only
-//! place that knows it.
+//! This module owns the rule in its three forms (Rust for rows stored,
+//! Rust for rows read back by maintenance, SQL for the views) and must stay
+//! the only place that knows it.
+
+use std::sync::Arc;
+
+use duckdb::arrow::array::{ArrayRef, Float64Array, Int64Array, UInt32Array, UInt64Array};
+use duckdb::arrow::datatypes::{DataType, Field, Schema};
+use duckdb::arrow::error::ArrowError;
+use duckdb::arrow::record_batch::RecordBatch;
 
 use crate::rollup::Aggregate;
 
@@ -26,7 +33,7 @@ pub(crate) struct StoredAggregates {
     pub first: Option<f64>,
 }
 
-/// `sum` as the view restores it. Mirrors [`restored!`]'s `sum` expression
+/// `sum` as the view restores it. Mirrors [`restoring_view!`]'s `sum` expression
 /// operation for operation, so equal inputs give the same bits.
 fn implied_sum(count: u32, first: f64, last: f64) -> f64 {
     if count == 2 {
@@ -46,16 +53,83 @@ pub(crate) fn stored(a: &Aggregate) -> StoredAggregates {
     }
 }
 
-/// The select list that stores complete aggregates `count, sum, min, max,
-/// first, last` (columns of an inner query) in stored form: [`stored`] in
-/// SQL, for rows DuckDB derives itself.
-pub(crate) const STORED_COLUMNS: &str = "count,
-    CASE WHEN sum = (CASE WHEN count = 2 THEN first + last ELSE count * last END)
-        THEN NULL ELSE sum END,
-    CASE WHEN min = least(first, last) THEN NULL ELSE min END,
-    CASE WHEN max = greatest(first, last) THEN NULL ELSE max END,
-    CASE WHEN first = last THEN NULL ELSE first END,
-    last";
+/// The complete aggregates of a stored row: what the `rollup_*` views
+/// give back (see [`restoring_view!`]), for rows read past them.
+pub(crate) fn restored(
+    count: u32,
+    stored: StoredAggregates,
+    last: f64,
+    increase: f64,
+) -> Aggregate {
+    let first = stored.first.unwrap_or(last);
+    Aggregate {
+        count,
+        sum: stored
+            .sum
+            .unwrap_or_else(|| implied_sum(count, first, last)),
+        min: stored.min.unwrap_or_else(|| first.min(last)),
+        max: stored.max.unwrap_or_else(|| first.max(last)),
+        first,
+        last,
+        increase,
+    }
+}
+
+/// A rollup row ready to store: its series, bucket start and aggregates.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RowToStore<'a> {
+    pub sid: u64,
+    pub bucket: i64,
+    pub agg: &'a Aggregate,
+}
+
+/// An Arrow batch that could not be built, as the error of the DuckDB call
+/// it was built for.
+pub(crate) fn arrow_error(e: ArrowError) -> duckdb::Error {
+    duckdb::Error::ToSqlConversionFailure(Box::new(e))
+}
+
+/// Rows in stored form, as one Arrow batch in the column order of every
+/// `rollup_*_rows` table.
+pub(crate) fn stored_batch(rows: &[RowToStore<'_>]) -> Result<RecordBatch, ArrowError> {
+    let f64s = |f: fn(&Aggregate) -> f64| -> ArrayRef {
+        Arc::new(Float64Array::from_iter_values(
+            rows.iter().map(|r| f(r.agg)),
+        ))
+    };
+    let stored: Vec<StoredAggregates> = rows.iter().map(|r| stored(r.agg)).collect();
+    let stored_f64s = |f: fn(&StoredAggregates) -> Option<f64>| -> ArrayRef {
+        Arc::new(Float64Array::from_iter(stored.iter().map(f)))
+    };
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.sid))),
+        Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.bucket))),
+        Arc::new(UInt32Array::from_iter_values(
+            rows.iter().map(|r| r.agg.count),
+        )),
+        stored_f64s(|s| s.sum),
+        stored_f64s(|s| s.min),
+        stored_f64s(|s| s.max),
+        stored_f64s(|s| s.first),
+        f64s(|a| a.last),
+        f64s(|a| a.increase),
+    ];
+    let fields: Vec<Field> = [
+        ("sid", DataType::UInt64),
+        ("ts", DataType::Int64),
+        ("count", DataType::UInt32),
+        ("sum", DataType::Float64),
+        ("min", DataType::Float64),
+        ("max", DataType::Float64),
+        ("first", DataType::Float64),
+        ("last", DataType::Float64),
+        ("increase", DataType::Float64),
+    ]
+    .into_iter()
+    .map(|(name, ty)| Field::new(name, ty, true))
+    .collect();
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+}
 
 /// `CREATE VIEW <table> AS ...` over `<table>_rows`, restoring what
 /// [`stored`] left out. A migration string, hence a macro.
@@ -119,5 +193,60 @@ mod tests {
             (dip.sum, dip.min, dip.max, dip.first),
             (Some(9.0), Some(1.0), None, None)
         );
+    }
+    /// Maintenance reads stored rows past the views and restores them in
+    /// Rust: both restorations must give the same numbers.
+    #[test]
+    fn rust_restores_what_the_view_restores() {
+        let aggs = [
+            agg(4, 20.0, 5.0, 5.0, 5.0, 5.0),
+            agg(2, 21.0, 10.0, 11.0, 10.0, 11.0),
+            agg(3, 9.0, 1.0, 4.0, 4.0, 4.0),
+            agg(1, -3.5, -3.5, -3.5, -3.5, -3.5),
+            agg(5, 1e300, -1e-300, 7.0, 2.0, 6.0),
+            agg(2, 0.30000000000000004, 0.1, 0.2, 0.1, 0.2),
+            agg(3, f64::INFINITY, 1.0, f64::INFINITY, 1.0, f64::INFINITY),
+        ];
+        let mut conn = duckdb::Connection::open_in_memory().unwrap();
+        super::super::schema::migrate(&mut conn, std::path::Path::new(":memory:")).unwrap();
+        let rows: Vec<RowToStore<'_>> = aggs
+            .iter()
+            .enumerate()
+            .map(|(i, a)| RowToStore {
+                sid: i as u64 + 1,
+                bucket: 60,
+                agg: a,
+            })
+            .collect();
+        let mut app = conn.appender("rollup_1m_rows").unwrap();
+        app.append_record_batch(stored_batch(&rows).unwrap())
+            .unwrap();
+        app.flush().unwrap();
+        drop(app);
+        let mut stmt = conn
+            .prepare(
+                "SELECT count, sum, min, max, first, last, increase FROM rollup_1m ORDER BY sid",
+            )
+            .unwrap();
+        let from_view: Vec<Aggregate> = stmt
+            .query_map([], |r| {
+                Ok(Aggregate {
+                    count: r.get(0)?,
+                    sum: r.get(1)?,
+                    min: r.get(2)?,
+                    max: r.get(3)?,
+                    first: r.get(4)?,
+                    last: r.get(5)?,
+                    increase: r.get(6)?,
+                })
+            })
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        for (a, viewed) in aggs.iter().zip(&from_view) {
+            let in_rust = restored(a.count, stored(a), a.last, a.increase);
+            assert_eq!(&in_rust, viewed, "stored as {:?}", stored(a));
+            assert_eq!(&in_rust, a);
+        }
     }
 }

@@ -8,9 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use duckdb::arrow::array::{
-    ArrayRef, Float64Array, Int64Array, StringArray, UInt32Array, UInt64Array,
-};
+use duckdb::arrow::array::{ArrayRef, Int64Array, StringArray, UInt64Array};
 use duckdb::arrow::datatypes::{DataType, Field, Schema};
 use duckdb::arrow::record_batch::RecordBatch;
 use duckdb::{params, Connection};
@@ -18,7 +16,7 @@ use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
 use super::maintenance::{MaintenanceThread, Published};
 use super::series_numbers::{SeriesNumbers, SEQ_BITS};
-use super::stored_form::{stored, StoredAggregates};
+use super::stored_form::{arrow_error, stored_batch, RowToStore};
 use super::{DirLock, Generations, Resolution, StoreError, StoreOptions, LABEL_COLUMNS};
 use crate::graph::model::{EdgeRow, Event, Node};
 use crate::rollup::{IdMap, LabelSet, RollupRow, SeriesRow};
@@ -44,7 +42,7 @@ const MAX_RETRY_ROWS: usize = 2_000_000;
 /// compressed straight into the database file; smaller ones are written to
 /// the WAL uncompressed and compressed again at the next checkpoint, which
 /// was a third of the writer's CPU.
-const ROW_GROUP_ROWS: usize = 122_880;
+pub(super) const ROW_GROUP_ROWS: usize = 122_880;
 /// The writer gathers batches into one transaction until it holds this many
 /// rows, unless someone waits on a sync (see [`keep_gathering`]). Three row
 /// groups a commit rather than one: 0.68 of the steady-state CPU per sample
@@ -382,7 +380,7 @@ impl Writer {
                 // faster than binding every value of every row.
                 let known = &self.series_numbers.sid_of;
                 let mut unknown = 0usize;
-                let mut rollups: Vec<(u64, &RollupRow)> = batches
+                let mut rollups: Vec<RowToStore<'_>> = batches
                     .iter()
                     .flat_map(|b| &b.rollups)
                     .filter_map(|r| {
@@ -391,7 +389,11 @@ impl Writer {
                             .or_else(|| new_sids.get(&r.series_id))
                             .copied();
                         unknown += usize::from(sid.is_none());
-                        Some((sid?, r))
+                        Some(RowToStore {
+                            sid: sid?,
+                            bucket: r.bucket_start,
+                            agg: &r.agg,
+                        })
                     })
                     .collect();
                 if unknown > 0 {
@@ -407,21 +409,19 @@ impl Writer {
                 // bit-packing store the doubles in far fewer bits (a 1m
                 // row: 25 bytes in (metric, sid) order, 18 in last-value
                 // order, 55 in random-id order; metric, then last value,
-                // packed 10% smaller than last value alone).
-                rollups.sort_unstable_by(|(sid_a, a), (sid_b, b)| {
-                    (a.bucket_start.cmp(&b.bucket_start))
-                        .then((sid_a >> SEQ_BITS).cmp(&(sid_b >> SEQ_BITS)))
+                // packed 10% smaller than last value alone). Derived rows
+                // are stored in the same order (`window_aggregate`).
+                rollups.sort_unstable_by(|a, b| {
+                    (a.bucket.cmp(&b.bucket))
+                        .then((a.sid >> SEQ_BITS).cmp(&(b.sid >> SEQ_BITS)))
                         .then(a.agg.last.total_cmp(&b.agg.last))
                 });
                 if !rollups.is_empty() {
                     let mut app = self.conn.appender(Resolution::OneMinute.stored_table())?;
-                    app.append_record_batch(rollup_batch(&rollups)?)?;
+                    app.append_record_batch(stored_batch(&rollups).map_err(arrow_error)?)?;
                     app.flush()?;
                     rows = rollups.len() as u64;
-                    newest = rollups
-                        .iter()
-                        .map(|(_, r)| r.bucket_start)
-                        .fold(newest, i64::max);
+                    newest = rollups.iter().map(|r| r.bucket).fold(newest, i64::max);
                 }
             }
             write_graph(&self.conn, batches, now)?;
@@ -602,55 +602,7 @@ fn series_batch(rows: &[&SeriesRow], sids: &[u64], now: i64) -> Result<RecordBat
         text("workload", true),
         Field::new("sid", DataType::UInt64, false),
     ];
-    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
-        .map_err(|e| duckdb::Error::ToSqlConversionFailure(Box::new(e)))
-}
-
-/// Rollup rows as one Arrow record batch in the column order of the stored
-/// table, aggregates in stored form.
-fn rollup_batch(rows: &[(u64, &RollupRow)]) -> Result<RecordBatch, duckdb::Error> {
-    let f64s = |f: fn(&RollupRow) -> f64| -> ArrayRef {
-        Arc::new(Float64Array::from_iter_values(
-            rows.iter().map(|(_, r)| f(r)),
-        ))
-    };
-    let stored: Vec<StoredAggregates> = rows.iter().map(|(_, r)| stored(&r.agg)).collect();
-    let stored_f64s = |f: fn(&StoredAggregates) -> Option<f64>| -> ArrayRef {
-        Arc::new(Float64Array::from_iter(stored.iter().map(f)))
-    };
-    let columns: Vec<ArrayRef> = vec![
-        Arc::new(UInt64Array::from_iter_values(
-            rows.iter().map(|(sid, _)| *sid),
-        )),
-        Arc::new(Int64Array::from_iter_values(
-            rows.iter().map(|(_, r)| r.bucket_start),
-        )),
-        Arc::new(UInt32Array::from_iter_values(
-            rows.iter().map(|(_, r)| r.agg.count),
-        )),
-        stored_f64s(|s| s.sum),
-        stored_f64s(|s| s.min),
-        stored_f64s(|s| s.max),
-        stored_f64s(|s| s.first),
-        f64s(|r| r.agg.last),
-        f64s(|r| r.agg.increase),
-    ];
-    let fields: Vec<Field> = [
-        ("sid", DataType::UInt64),
-        ("ts", DataType::Int64),
-        ("count", DataType::UInt32),
-        ("sum", DataType::Float64),
-        ("min", DataType::Float64),
-        ("max", DataType::Float64),
-        ("first", DataType::Float64),
-        ("last", DataType::Float64),
-        ("increase", DataType::Float64),
-    ]
-    .into_iter()
-    .map(|(name, ty)| Field::new(name, ty, true))
-    .collect();
-    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
-        .map_err(|e| duckdb::Error::ToSqlConversionFailure(Box::new(e)))
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(arrow_error)
 }
 
 /// A label set as a JSON object, keys in name order.
@@ -792,9 +744,16 @@ mod tests {
         }
         let mut conn = Connection::open_in_memory().unwrap();
         super::super::schema::migrate(&mut conn, std::path::Path::new(":memory:")).unwrap();
-        let refs: Vec<(u64, &RollupRow)> = rows.iter().map(|(sid, r)| (*sid, r)).collect();
+        let refs: Vec<RowToStore<'_>> = rows
+            .iter()
+            .map(|(sid, r)| RowToStore {
+                sid: *sid,
+                bucket: r.bucket_start,
+                agg: &r.agg,
+            })
+            .collect();
         let mut app = conn.appender("rollup_1m_rows").unwrap();
-        app.append_record_batch(rollup_batch(&refs).unwrap())
+        app.append_record_batch(stored_batch(&refs).unwrap())
             .unwrap();
         app.flush().unwrap();
         drop(app);
