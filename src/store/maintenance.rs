@@ -10,9 +10,10 @@
 //! 20 nodes, 2026-12-01): one statement deriving a whole 5m window ran out of
 //! DuckDB's 128 MB and failed every pass, and on the writer's thread each
 //! failed try held up commits for ~13 s, so scrapes waited on the writer's
-//! queue and ingest fell from 696 k to 38 k samples/s. Here, a statement
-//! aggregates at most a budget of (series, window) groups, slicing the
-//! series by `sid`; each slice commits with its progress, so a crash or a
+//! queue and ingest fell from 696 k to 38 k samples/s. Here, a step
+//! aggregates at most a budget of (series, window) groups, in memory (see
+//! `window_aggregate`), slicing the series by `sid`; each slice commits
+//! with its progress, so a crash or a
 //! shutdown resumes where it stopped and derives every row once; and the
 //! writer never waits for any of it (DuckDB runs transactions on different
 //! rows concurrently).
@@ -843,38 +844,19 @@ mod tests {
         };
         let mut budget = 500;
         let stop = AtomicBool::new(false);
-        let five = derive(
-            &conn,
-            &FIVE_MINUTES,
-            3600 + 120 * 60,
-            &mut budget,
-            None,
-            1,
-            &stop,
-        )
-        .map_err(|(_, e)| e)
-        .unwrap();
-        assert_eq!(five, 2000 * 24);
-        let wrong: i64 = conn
-            .query_row(&oracle("rollup_1m", 300, "rollup_5m"), [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(wrong, 0, "5 m rows that differ from SQL's");
-        let hour = derive(
-            &conn,
-            &ONE_HOUR,
-            3600 + 120 * 60,
-            &mut budget,
-            None,
-            1,
-            &stop,
-        )
-        .map_err(|(_, e)| e)
-        .unwrap();
-        assert_eq!(hour, 2000 * 2);
-        let wrong: i64 = conn
-            .query_row(&oracle("rollup_5m", 3600, "rollup_1h"), [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(wrong, 0, "1 h rows that differ from SQL's");
+        for (d, source, width, target, rows) in [
+            (&FIVE_MINUTES, "rollup_1m", 300, "rollup_5m", 2000 * 24),
+            (&ONE_HOUR, "rollup_5m", 3600, "rollup_1h", 2000 * 2),
+        ] {
+            let written = derive(&conn, d, 3600 + 120 * 60, &mut budget, None, 1, &stop)
+                .map_err(|(_, e)| e)
+                .unwrap();
+            assert_eq!(written, rows, "{target}");
+            let wrong: i64 = conn
+                .query_row(&oracle(source, width, target), [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(wrong, 0, "{target} rows that differ from SQL's");
+        }
     }
 
     #[test]
