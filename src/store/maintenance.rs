@@ -46,10 +46,10 @@ const RETENTION_EVERY: Duration = Duration::from_secs(600);
 /// appended rows are DuckDB's) halves the budget for the next ones.
 const GROUP_BUDGET: u64 = 1 << 19;
 const MIN_GROUP_BUDGET: u64 = 1 << 14;
-/// A periodic pass idles this many times as long as each statement kept
-/// DuckDB busy before the next: a 10.4 M-series window is ~44 CPU s of DuckDB
-/// on both cores, which all at once starved the scrapes sharing the box.
-/// "Busy" is CPU time, not wall time (see [`StatementClock`]).
+/// A periodic pass idles this many times as long as each step kept its
+/// thread busy before the next: a 10.4 M-series window was ~44 CPU s of
+/// DuckDB on both cores, which all at once starved the scrapes sharing the
+/// box. "Busy" is CPU time, not wall time (see [`StatementClock`]).
 const IDLE_PER_BUSY: u32 = 2;
 /// Statements quicker than this (every one on a small fleet) are not paced.
 const PACE_FROM: Duration = Duration::from_millis(100);
@@ -270,7 +270,6 @@ impl Maintenance {
             horizon,
             &mut self.group_budget,
             paced.then_some(&*self.published),
-            self.options.threads,
             &self.stop,
         );
         let (rows, error) = match result {
@@ -354,7 +353,6 @@ fn derive(
     horizon: i64,
     group_budget: &mut u64,
     yield_to: Option<&Published>,
-    duckdb_threads: usize,
     stop: &AtomicBool,
 ) -> Result<u64, (u64, StoreError)> {
     let width = d.width();
@@ -368,7 +366,7 @@ fn derive(
                 idle(Duration::from_millis(100), stop);
             }
         }
-        let clock = StatementClock::start(duckdb_threads);
+        let clock = StatementClock::start();
         let step = derive_step(conn, d, end, *group_budget);
         match step {
             Ok(None) => break,
@@ -400,32 +398,29 @@ fn derive(
     Ok(written)
 }
 
-/// How long a derivation statement kept DuckDB busy, for pacing. Wall time
-/// misleads on a loaded box: a niced statement that waits for the CPU
-/// takes longer by the wall clock, and twice that in idling left one
-/// window of a 10.4 M-series fleet ~10 minutes to derive, behind the
-/// 5 minutes that bring the next (2026-12-02; ~30 CPU s per window). So
-/// this counts the calling thread's CPU time and, where DuckDB runs on
-/// more threads, scales it by their number: the pool shares a statement's
-/// work with the calling thread.
+/// How long a derivation step kept its thread busy, for pacing. Wall time
+/// misleads on a loaded box: a niced step that waits for the CPU takes
+/// longer by the wall clock, and twice that in idling left one window of a
+/// 10.4 M-series fleet ~10 minutes to derive, behind the 5 minutes that
+/// bring the next (2026-12-02). So this counts the calling thread's CPU
+/// time: a step's work runs there (DuckDB's streamed scan and append, and
+/// the aggregation in memory).
 struct StatementClock {
     wall: Instant,
     thread_cpu: Option<Duration>,
-    duckdb_threads: u32,
 }
 
 impl StatementClock {
-    fn start(duckdb_threads: usize) -> StatementClock {
+    fn start() -> StatementClock {
         StatementClock {
             wall: Instant::now(),
             thread_cpu: thread_cpu_time(),
-            duckdb_threads: u32::try_from(duckdb_threads.max(1)).unwrap_or(u32::MAX),
         }
     }
 
     fn busy(&self) -> Duration {
         match (self.thread_cpu, thread_cpu_time()) {
-            (Some(before), Some(now)) => now.saturating_sub(before) * self.duckdb_threads,
+            (Some(before), Some(now)) => now.saturating_sub(before),
             _ => self.wall.elapsed(),
         }
     }
@@ -638,17 +633,9 @@ pub(super) fn derive_for_test(
         &ONE_HOUR
     };
     let mut budget = budget;
-    derive(
-        conn,
-        d,
-        horizon,
-        &mut budget,
-        None,
-        1,
-        &AtomicBool::new(false),
-    )
-    .map_err(|(_, e)| e)
-    .unwrap()
+    derive(conn, d, horizon, &mut budget, None, &AtomicBool::new(false))
+        .map_err(|(_, e)| e)
+        .unwrap()
 }
 
 #[cfg(test)]
@@ -667,23 +654,14 @@ mod tests {
                 x = std::hint::black_box(x.wrapping_add(1));
             }
         }
-        let waiting = StatementClock::start(1);
+        let waiting = StatementClock::start();
         std::thread::sleep(Duration::from_millis(200));
         let waited = waiting.busy();
         assert!(waited < Duration::from_millis(50), "{waited:?}");
 
-        let computing = StatementClock::start(1);
+        let computing = StatementClock::start();
         spin_for_cpu(Duration::from_millis(100));
         assert!(computing.busy() >= Duration::from_millis(100));
-
-        // The pool shares a statement's work with the calling thread.
-        let pooled = StatementClock::start(4);
-        spin_for_cpu(Duration::from_millis(50));
-        assert!(
-            pooled.busy() >= Duration::from_millis(200),
-            "{:?}",
-            pooled.busy()
-        );
     }
 
     fn store() -> Connection {
@@ -788,7 +766,7 @@ mod tests {
             Some(sid(1, 301) as i64)
         );
         let stop = AtomicBool::new(false);
-        let rest = derive(&sliced, &FIVE_MINUTES, 5400, &mut budget, None, 1, &stop).unwrap();
+        let rest = derive(&sliced, &FIVE_MINUTES, 5400, &mut budget, None, &stop).unwrap();
         assert_eq!(300 + rest, 3001);
         assert_eq!(rows_5m(&sliced), want);
         assert_eq!(watermark(&sliced, "rollup_5m").unwrap(), Some(5400));
@@ -848,7 +826,7 @@ mod tests {
             (&FIVE_MINUTES, "rollup_1m", 300, "rollup_5m", 2000 * 24),
             (&ONE_HOUR, "rollup_5m", 3600, "rollup_1h", 2000 * 2),
         ] {
-            let written = derive(&conn, d, 3600 + 120 * 60, &mut budget, None, 1, &stop)
+            let written = derive(&conn, d, 3600 + 120 * 60, &mut budget, None, &stop)
                 .map_err(|(_, e)| e)
                 .unwrap();
             assert_eq!(written, rows, "{target}");
@@ -881,7 +859,7 @@ mod tests {
         let mut budget = GROUP_BUDGET;
         let stopped = AtomicBool::new(true);
         assert_eq!(
-            derive(&conn, &FIVE_MINUTES, 1200, &mut budget, None, 1, &stopped).unwrap(),
+            derive(&conn, &FIVE_MINUTES, 1200, &mut budget, None, &stopped).unwrap(),
             0
         );
         assert_eq!(watermark(&conn, "rollup_5m").unwrap(), None);
