@@ -137,6 +137,9 @@ impl Telemetry {
     pub fn store_queued_rows_delta(&self, delta: i64) {
         add_signed(&self.store_queued_rows, delta);
     }
+    pub fn store_queued_rows(&self) -> u64 {
+        self.store_queued_rows.load(Relaxed)
+    }
     pub fn rows_written(&self, resolution_secs: i64, n: u64) {
         match resolution_secs {
             60 => &self.rows_written_1m,
@@ -268,7 +271,7 @@ impl Telemetry {
         let _ = writeln!(
             out,
             "fleetscope_store_queued_rows {}",
-            self.store_queued_rows.load(Relaxed)
+            self.store_queued_rows()
         );
         out.push_str("# HELP fleetscope_store_bytes Size of the DuckDB file and its WAL.\n");
         out.push_str("# TYPE fleetscope_store_bytes gauge\n");

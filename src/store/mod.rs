@@ -338,7 +338,15 @@ mod tests {
             })
             .await
             .unwrap();
+        // The writer gathers for seconds before it commits a batch this
+        // small: until then its rows (a new series weighing 8) are queued.
+        assert_eq!(telemetry.store_queued_rows(), 2 * 8 + 5);
         writer.sync().await.unwrap();
+        assert_eq!(
+            telemetry.store_queued_rows(),
+            0,
+            "committed rows leave the queue"
+        );
         writer.maintain().await.unwrap();
         writer.sync().await.unwrap();
 
