@@ -6,7 +6,10 @@
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::sync::Semaphore;
 
 /// Why a scrape failed; the label value of `fleetscope_scrape_errors_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -70,15 +73,6 @@ impl Histogram {
     }
 }
 
-/// A gauge kept as `AtomicU64`, moved by signed deltas.
-fn add_signed(gauge: &AtomicU64, delta: i64) {
-    if delta >= 0 {
-        gauge.fetch_add(delta as u64, Relaxed);
-    } else {
-        gauge.fetch_sub(delta.unsigned_abs(), Relaxed);
-    }
-}
-
 #[derive(Default)]
 pub struct Telemetry {
     scrapes: AtomicU64,
@@ -87,7 +81,9 @@ pub struct Telemetry {
     samples_out_of_order: AtomicU64,
     duplicate_series: AtomicU64,
     active_series: AtomicU64,
-    store_queued_rows: AtomicU64,
+    /// The store writer's queue bound (a semaphore of weighted rows) and
+    /// its capacity: queued rows are read off it, never counted twice.
+    store_queue: std::sync::Mutex<Option<(Arc<Semaphore>, usize)>>,
     rows_written_1m: AtomicU64,
     rows_written_5m: AtomicU64,
     rows_written_1h: AtomicU64,
@@ -130,15 +126,27 @@ impl Telemetry {
     }
     /// `delta` may be negative when series are evicted.
     pub fn active_series_delta(&self, delta: i64) {
-        add_signed(&self.active_series, delta);
+        if delta >= 0 {
+            self.active_series.fetch_add(delta as u64, Relaxed);
+        } else {
+            self.active_series.fetch_sub(delta.unsigned_abs(), Relaxed);
+        }
     }
-    /// Weighted rows waiting for the store writer or in its hands; `delta`
-    /// is negative when they are committed or dropped.
-    pub fn store_queued_rows_delta(&self, delta: i64) {
-        add_signed(&self.store_queued_rows, delta);
+    /// The store writer's queue, to report as `fleetscope_store_queued_rows`.
+    pub fn watch_store_queue(&self, queue: Arc<Semaphore>, capacity: usize) {
+        if let Ok(mut watched) = self.store_queue.lock() {
+            *watched = Some((queue, capacity));
+        }
     }
+    /// Weighted rows waiting for the store writer or in its hands.
     pub fn store_queued_rows(&self) -> u64 {
-        self.store_queued_rows.load(Relaxed)
+        let watched = self.store_queue.lock().ok();
+        match watched.as_deref() {
+            Some(Some((queue, capacity))) => {
+                capacity.saturating_sub(queue.available_permits()) as u64
+            }
+            _ => 0,
+        }
     }
     pub fn rows_written(&self, resolution_secs: i64, n: u64) {
         match resolution_secs {

@@ -104,7 +104,6 @@ pub struct StoreWriter {
     queued_rows: Arc<Semaphore>,
     thread: Arc<Mutex<Option<JoinHandle<()>>>>,
     maintenance: Arc<MaintenanceThread>,
-    telemetry: Arc<Telemetry>,
 }
 
 impl StoreWriter {
@@ -119,6 +118,7 @@ impl StoreWriter {
         let newest_minute: Option<i64> =
             conn.query_row("SELECT max(ts) FROM rollup_1m", [], |r| r.get(0))?;
         let queued_rows = Arc::new(Semaphore::new(MAX_QUEUED_ROWS));
+        telemetry.watch_store_queue(queued_rows.clone(), MAX_QUEUED_ROWS);
         let published = Arc::new(Published {
             newest_minute: AtomicI64::new(newest_minute.unwrap_or(i64::MIN)),
             queue: queued_rows.clone(),
@@ -135,7 +135,7 @@ impl StoreWriter {
         let mut state = Writer {
             conn,
             _lock: lock,
-            telemetry: telemetry.clone(),
+            telemetry,
             series_numbers,
             retry: VecDeque::new(),
             retry_rows: 0,
@@ -151,7 +151,6 @@ impl StoreWriter {
             queued_rows,
             maintenance: Arc::new(maintenance),
             thread: Arc::new(Mutex::new(Some(thread))),
-            telemetry,
         })
     }
 
@@ -168,12 +167,10 @@ impl StoreWriter {
             .acquire_many_owned(weight)
             .await
             .map_err(|_| StoreError::WriterGone)?;
-        self.telemetry.store_queued_rows_delta(i64::from(weight));
-        if self.tx.send(Msg::Batch(batch, permit)).await.is_err() {
-            self.telemetry.store_queued_rows_delta(-i64::from(weight));
-            return Err(StoreError::WriterGone);
-        }
-        Ok(())
+        self.tx
+            .send(Msg::Batch(batch, permit))
+            .await
+            .map_err(|_| StoreError::WriterGone)
     }
 
     /// Returns when everything queued before this call is committed.
@@ -289,9 +286,7 @@ impl Writer {
             }
             let result = self.commit_with_retry(pending);
             // Committed, or kept for retry under its own bound.
-            let released: usize = permits.iter().map(|p| p.num_permits()).sum();
             drop(permits);
-            self.telemetry.store_queued_rows_delta(-(released as i64));
             for reply in syncs {
                 let _ = reply.send(result.clone());
             }
