@@ -278,6 +278,22 @@ impl MinuteAggregator {
         }
     }
 
+    /// Makes room for `new` series about to be inserted. A target's series
+    /// count barely moves after its first scrape, so the slots grow by what
+    /// is needed (at least an eighth, for churn) instead of doubling: at
+    /// fleet scale doubling left ~40 % of all slots, 88 B each, unused.
+    pub fn reserve_for_new_series(&mut self, new: usize) {
+        let needed = new.saturating_sub(self.free.len());
+        if self.slots.capacity() - self.slots.len() < needed {
+            self.slots.reserve_exact(needed.max(self.slots.len() / 8));
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn slot_capacity(&self) -> usize {
+        self.slots.capacity()
+    }
+
     /// The slot of `id`, made live if it is not.
     pub fn insert(&mut self, id: u64, counter: bool) -> Slot {
         if let Some(&slot) = self.index.get(&id) {
@@ -298,6 +314,10 @@ impl MinuteAggregator {
                 slot
             }
             None => {
+                if self.slots.len() == self.slots.capacity() {
+                    // An eighth more, not twice: see `reserve_for_new_series`.
+                    self.slots.reserve_exact((self.slots.len() / 8).max(4));
+                }
                 self.slots.push(state);
                 (self.slots.len() - 1) as Slot
             }
