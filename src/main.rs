@@ -203,6 +203,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             listen,
             data_dir,
         } => {
+            app::tune_allocator();
             init_tracing();
             let discover_local = config.is_none();
             let mut cfg = match &config {

@@ -210,6 +210,19 @@ impl MaintenanceThread {
     }
 }
 
+/// Hands the memory a derivation freed back to the system. glibc keeps
+/// freed memory in the arena of the thread that freed it, so without this
+/// the ~100-150 MB a 1 M-series window passes through (the group array,
+/// Arrow chunks, DuckDB's scan) stay resident until the next window, and
+/// add to every later peak of the scrapers' own arenas.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free pages; it takes the arenas' locks.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 struct Maintenance {
     conn: Connection,
     options: StoreOptions,
@@ -279,6 +292,7 @@ impl Maintenance {
         self.telemetry.rows_written(d.width(), rows);
         if rows > 0 {
             self.generations.bump(d.target);
+            release_freed_memory();
         }
         if let Some(e) = error {
             tracing::error!(error = %e, resolution = d.target.as_str(), "deriving rollups failed");
