@@ -212,9 +212,10 @@ impl MaintenanceThread {
 
 /// Hands the memory a derivation freed back to the system. glibc keeps
 /// freed memory in the arena of the thread that freed it, so without this
-/// the ~100-150 MB a 1 M-series window passes through (the group array,
-/// Arrow chunks, DuckDB's scan) stay resident until the next window, and
-/// add to every later peak of the scrapers' own arenas.
+/// what a window passed through on this thread (Arrow chunks, rows on their
+/// way to the appender, smaller than `serve`'s mmap threshold) stays
+/// resident until the next window, beside every later peak of the scrapers'
+/// own arenas. DuckDB's own memory is not glibc's and is not touched.
 fn release_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only returns free pages; it takes the arenas' locks.
