@@ -283,9 +283,14 @@ impl MinuteAggregator {
     /// is needed (at least an eighth, for churn) instead of doubling: at
     /// fleet scale doubling left ~40 % of all slots, 88 B each, unused.
     pub fn reserve_for_new_series(&mut self, new: usize) {
-        let needed = new.saturating_sub(self.free.len());
+        self.make_room(new.saturating_sub(self.free.len()));
+    }
+
+    /// Room for `needed` more slots: at least that, an eighth more, or 4.
+    fn make_room(&mut self, needed: usize) {
         if self.slots.capacity() - self.slots.len() < needed {
-            self.slots.reserve_exact(needed.max(self.slots.len() / 8));
+            self.slots
+                .reserve_exact(needed.max(self.slots.len() / 8).max(4));
         }
     }
 
@@ -314,10 +319,7 @@ impl MinuteAggregator {
                 slot
             }
             None => {
-                if self.slots.len() == self.slots.capacity() {
-                    // An eighth more, not twice: see `reserve_for_new_series`.
-                    self.slots.reserve_exact((self.slots.len() / 8).max(4));
-                }
+                self.make_room(1);
                 self.slots.push(state);
                 (self.slots.len() - 1) as Slot
             }
