@@ -151,6 +151,7 @@ pub async fn serve(
         limits: config.limits.clone(),
         writer: writer.clone(),
         telemetry: telemetry.clone(),
+        bodies: Arc::default(),
         registry: registry.clone(),
         shutdown: token.clone(),
     };

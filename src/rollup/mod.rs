@@ -399,6 +399,8 @@ impl MinuteAggregator {
     /// (graceful shutdown). The counters' previous values are kept.
     pub fn close_open_minute(&mut self, out: &mut Vec<RollupRow>) {
         let Some(open) = self.open_minute else { return };
+        // One allocation, not a doubling series with a copy at each step.
+        out.reserve(self.series_count());
         for s in self.slots.iter_mut() {
             if s.live && s.bucket.count > 0 {
                 out.push(RollupRow {

@@ -46,24 +46,63 @@ pub fn client() -> Result<reqwest::Client, reqwest::Error> {
         .build()
 }
 
-/// Bodies up to this size keep their buffers between scrapes; larger ones
-/// are freed: with hundreds of targets idle buffers would outweigh the
-/// series state (a kube-state-metrics payload is megabytes).
-const BUFFER_KEPT: usize = 256 << 10;
+/// Idle payload buffers the pool keeps, in bytes of capacity. A scrape
+/// holds its buffers only while it is in flight, so a fleet needs about as
+/// many as it has scrapes in flight at once, whatever its number of targets.
+const IDLE_BUFFER_BYTES: usize = 64 << 20;
 
-/// A target's payload buffers: the bytes as they came over the wire, and
-/// the exposition text after gzip.
+/// A scrape's payload buffers: the bytes as they came over the wire, and
+/// the exposition text after gzip. Lent by a `BodyPool` for one scrape.
 ///
-/// Inflating the whole compressed body in one call straight into `text`,
-/// sized from the previous scrape, costs one pass over the text; a streaming
-/// decoder's chunks cost an allocation each and a second copy.
+/// Inflating the whole compressed body in one call straight into `text`
+/// costs one pass over the text; a streaming decoder's chunks cost an
+/// allocation each and a second copy.
 #[derive(Default)]
 pub struct Body {
     pub text: Vec<u8>,
     wire: Vec<u8>,
-    /// Decompressed size of the previous scrape, to size `text` up front.
-    last_len: usize,
     inflater: Option<WholeGzip>,
+}
+
+/// Payload buffers shared by every target's task.
+///
+/// Kept per target, buffers cost memory for every target of the fleet
+/// (75-95 KB for a node exporter's or cAdvisor's payload, per buffer);
+/// allocated per scrape, each megabyte-sized payload paid for fresh pages
+/// and a trip through the allocator's large bins. Lent per scrape, the few
+/// buffers of the scrapes in flight are reused, largest capacities first.
+#[derive(Default)]
+pub struct BodyPool {
+    idle: std::sync::Mutex<Vec<Body>>,
+}
+
+impl BodyPool {
+    /// A body with empty buffers: the most recently returned one.
+    pub fn take(&self) -> Body {
+        self.lock().pop().unwrap_or_default()
+    }
+
+    /// Takes `body` back, keeping its buffers while the idle ones fit in
+    /// `IDLE_BUFFER_BYTES`.
+    pub fn give_back(&self, mut body: Body) {
+        body.text.clear();
+        body.wire.clear();
+        let mut idle = self.lock();
+        let held: usize = idle.iter().map(Body::capacity).sum();
+        if held + body.capacity() <= IDLE_BUFFER_BYTES {
+            idle.push(body);
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Body>> {
+        // The list is valid whatever a panicking holder left half done.
+        self.idle.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    #[cfg(test)]
+    fn idle_bytes(&self) -> usize {
+        self.lock().iter().map(Body::capacity).sum()
+    }
 }
 
 /// libdeflate's whole-buffer gzip decoder: about twice zlib's speed, for the
@@ -131,16 +170,8 @@ impl Drop for WholeGzip {
 }
 
 impl Body {
-    /// Frees large buffers until the next scrape.
-    pub fn release(&mut self) {
-        self.last_len = self.text.len();
-        for buf in [&mut self.text, &mut self.wire] {
-            if buf.capacity() > BUFFER_KEPT {
-                *buf = Vec::new();
-            } else {
-                buf.clear();
-            }
-        }
+    fn capacity(&self) -> usize {
+        self.text.capacity() + self.wire.capacity()
     }
 
     /// Inflates `wire` into `text`, stopping as soon as `limit` is passed.
@@ -153,7 +184,6 @@ impl Body {
         // Multi-member, a lying size trailer, corrupt data, or too large: the
         // streaming decoder handles every valid case and names the error.
         self.text.clear();
-        self.text.reserve(self.last_len + self.last_len / 8);
         let mut decoder =
             flate2::bufread::MultiGzDecoder::new(&self.wire[..]).take(limit as u64 + 1);
         decoder
@@ -245,8 +275,6 @@ async fn fetch_inner(
     };
     if let Some(len) = response.content_length() {
         wire.reserve(len as usize);
-    } else if !gzipped {
-        wire.reserve(body.last_len);
     }
     let mut stream = response.bytes_stream();
     while let Some(chunk) = stream.next().await {
@@ -355,5 +383,29 @@ mod tests {
             inflated(b"\x1f\x8b".to_vec(), 1 << 24),
             Err(FetchError::Read(_))
         ));
+    }
+
+    /// Buffers come back empty with their capacity, the last returned
+    /// first; what the pool keeps idle stays within its budget.
+    #[test]
+    fn the_pool_reuses_buffers_within_its_budget() {
+        let pool = BodyPool::default();
+        let mut body = pool.take();
+        body.text.extend_from_slice(&[b'x'; 1 << 20]);
+        body.wire.extend_from_slice(&[b'z'; 1 << 16]);
+        let kept = body.capacity();
+        pool.give_back(body);
+        assert_eq!(pool.idle_bytes(), kept);
+
+        // Over the budget together with what is idle: dropped, not kept.
+        let mut large = Body::default();
+        large.text.reserve_exact(IDLE_BUFFER_BYTES);
+        pool.give_back(large);
+        assert_eq!(pool.idle_bytes(), kept);
+
+        let again = pool.take();
+        assert!(again.text.is_empty() && again.wire.is_empty());
+        assert_eq!(again.capacity(), kept);
+        assert_eq!(pool.take().capacity(), 0, "nothing else was kept");
     }
 }

@@ -6,6 +6,7 @@
 //! partial rows.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::collections::HashSet;
 use std::hash::BuildHasherDefault;
 
@@ -125,8 +126,18 @@ struct Previous {
 /// vanished, e.g. a rescheduled pod's, shift the rest).
 const POSITION_LOOKAHEAD: usize = 4;
 
-/// Room for series a scrape has beyond the last one's, before staging grows.
-const STAGED_HEADROOM: usize = 64;
+/// Spare entries the last scrape's order may have beyond an eighth before
+/// it is allocated again at its exact length.
+const PREVIOUS_SLACK: usize = 64;
+
+thread_local! {
+    /// The staging area of the scrape being ingested on this thread. An
+    /// `ingest` call runs to its end without yielding, so one area per
+    /// thread serves every target: kept per target it cost ~40 B for every
+    /// series of the fleet, allocated per scrape it cost a trip through the
+    /// allocator for every scrape. Bounded by `samples_per_scrape`.
+    static STAGING: RefCell<Vec<Staged>> = const { RefCell::new(Vec::new()) };
+}
 
 /// Counters get a reset-corrected increase. Federation often serves
 /// everything as untyped, so `_total` names count as counters too.
@@ -170,7 +181,6 @@ pub struct Ingestor {
     honor_labels: bool,
     limits: Limits,
     aggregator: MinuteAggregator,
-    staged: Vec<Staged>,
     previous: Vec<Previous>,
     seen: HashSet<u64, BuildHasherDefault<IdHasher>>,
     cache: IdMap<Cached>,
@@ -190,7 +200,6 @@ impl Ingestor {
             honor_labels: target.honor_labels,
             limits,
             aggregator: MinuteAggregator::new(),
-            staged: Vec::new(),
             previous: Vec::new(),
             seen: HashSet::default(),
             cache: IdMap::default(),
@@ -235,14 +244,25 @@ impl Ingestor {
         format: Format,
         new_series: &mut Vec<SeriesRow>,
     ) -> Result<IngestStats, IngestError> {
-        // Staging and the new-series duplicate check are scratch for one
-        // scrape. Kept per target between scrapes they cost ~50 B for every
-        // series of the fleet; sized from the last scrape, they are allocated
-        // once a scrape.
-        self.staged = Vec::with_capacity(self.previous.len() + STAGED_HEADROOM);
+        STAGING.with_borrow_mut(|staged| {
+            staged.clear();
+            let result = self.ingest_staged(body, format, new_series, staged);
+            staged.clear();
+            result
+        })
+    }
+
+    fn ingest_staged(
+        &mut self,
+        body: &[u8],
+        format: Format,
+        new_series: &mut Vec<SeriesRow>,
+        staged: &mut Vec<Staged>,
+    ) -> Result<IngestStats, IngestError> {
         let first_new = new_series.len();
-        let result = self.stage(body, format, new_series);
-        let staged = std::mem::take(&mut self.staged);
+        let result = self.stage(body, format, new_series, staged);
+        // The new-series duplicate check is scratch for one scrape, and
+        // allocates only when a scrape has new series.
         self.seen = HashSet::default();
         let stats = match result {
             Ok(stats) => stats,
@@ -257,10 +277,16 @@ impl Ingestor {
             }
         };
         self.aggregator.reserve_for_new_series(stats.new_series);
-        // Exactly this scrape's length: a cleared `Vec` keeps the capacity
-        // of its largest scrape, which doubling left up to twice too big.
-        let mut previous = Vec::with_capacity(staged.len());
-        for s in &staged {
+        // Sized to this scrape: a cleared `Vec` would keep the capacity of
+        // its largest scrape, which doubling left up to twice too big. A
+        // scrape of about the last one's length reuses it.
+        let fits = staged.len()..=staged.len() + staged.len() / 8 + PREVIOUS_SLACK;
+        if fits.contains(&self.previous.capacity()) {
+            self.previous.clear();
+        } else {
+            self.previous = Vec::with_capacity(staged.len());
+        }
+        for s in staged.iter() {
             let slot = if s.slot == NO_SLOT {
                 let slot = self.aggregator.insert(s.id, s.counter);
                 if let Some(c) = self.cache.get_mut(&s.raw_key) {
@@ -271,14 +297,13 @@ impl Ingestor {
                 s.slot
             };
             self.aggregator.observe_slot(slot, s.value);
-            previous.push(Previous {
+            self.previous.push(Previous {
                 raw_key: s.raw_key,
                 id: s.id,
                 slot,
                 key_len: s.key_len,
             });
         }
-        self.previous = previous;
         Ok(stats)
     }
 
@@ -287,13 +312,13 @@ impl Ingestor {
         body: &[u8],
         format: Format,
         new_series: &mut Vec<SeriesRow>,
+        staged: &mut Vec<Staged>,
     ) -> Result<IngestStats, IngestError> {
         let Ingestor {
             target_values,
             honor_labels,
             limits,
             aggregator,
-            staged,
             previous,
             seen,
             cache,
@@ -814,7 +839,6 @@ mod tests {
         assert_eq!(ing.series_count(), 20_263);
         assert_eq!(ing.aggregator.slot_capacity(), 20_260 + 20_260 / 8);
         assert_eq!(ing.previous.capacity(), 20_260);
-        assert_eq!(ing.staged.capacity(), 0);
         assert_eq!(ing.seen.capacity(), 0);
         // A few pods more (churn): room for an eighth more, not twice as many.
         ing.begin(15, &mut rows);
@@ -825,5 +849,11 @@ mod tests {
         assert_eq!(ing.aggregator.slot_capacity(), 20_260 + 20_260 / 8);
         assert_eq!(ing.previous.capacity(), 20_270);
         assert_eq!(new.len(), 20_273);
+        // A few pods fewer: the last scrape's order is rewritten in place.
+        ing.begin(30, &mut rows);
+        ing.ingest(body(20_265).as_bytes(), Format::Prometheus, &mut new)
+            .unwrap();
+        assert_eq!(ing.previous.len(), 20_265);
+        assert_eq!(ing.previous.capacity(), 20_270);
     }
 }

@@ -117,6 +117,7 @@ pub struct ScrapeContext {
     pub limits: Limits,
     pub writer: StoreWriter,
     pub telemetry: Arc<Telemetry>,
+    pub bodies: Arc<fetch::BodyPool>,
     pub registry: TargetRegistry,
     pub shutdown: CancellationToken,
 }
@@ -141,7 +142,6 @@ fn unix_ms() -> i64 {
 pub async fn run_target(ctx: ScrapeContext, spec: TargetSpec) {
     let status = ctx.registry.register(&spec);
     let mut ingestor = Ingestor::new(&spec, ctx.limits.clone());
-    let mut body = fetch::Body::default();
     let first = tokio::time::Instant::now() + schedule_offset(&spec);
     let mut ticker = tokio::time::interval_at(first, spec.interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
@@ -166,7 +166,7 @@ pub async fn run_target(ctx: ScrapeContext, spec: TargetSpec) {
         let mut batch = WriteBatch::default();
         let scraped = tokio::select! {
             _ = ctx.shutdown.cancelled() => break,
-            s = scrape_once(&ctx, &spec, &mut ingestor, &mut body, &mut batch) => s,
+            s = scrape_once(&ctx, &spec, &mut ingestor, &mut batch) => s,
         };
         let series_now = ingestor.series_count();
         ctx.telemetry
@@ -216,18 +216,18 @@ async fn scrape_once(
     ctx: &ScrapeContext,
     spec: &TargetSpec,
     ingestor: &mut Ingestor,
-    body: &mut fetch::Body,
     batch: &mut WriteBatch,
 ) -> ScrapeResult {
     let started_ms = unix_ms();
     let started = Instant::now();
     ingestor.begin(started_ms.div_euclid(1000), &mut batch.rollups);
+    let mut body = ctx.bodies.take();
     let fetched = fetch::fetch(
         &ctx.client,
         &spec.url,
         spec.timeout,
         ctx.limits.body_bytes,
-        body,
+        &mut body,
     )
     .await;
     let outcome = match fetched {
@@ -236,7 +236,7 @@ async fn scrape_once(
             .map_err(|e| (e.reason(), e.to_string())),
         Err(e) => Err((e.reason(), e.to_string())),
     };
-    body.release();
+    ctx.bodies.give_back(body);
     let duration_secs = started.elapsed().as_secs_f64();
     let (samples, error) = match outcome {
         Ok(stats) => {

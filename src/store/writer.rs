@@ -406,10 +406,10 @@ impl Writer {
                 // order, 55 in random-id order; metric, then last value,
                 // packed 10% smaller than last value alone). Derived rows
                 // are stored in the same order (`window_aggregate`).
-                rollups.sort_unstable_by(|a, b| {
-                    (a.bucket.cmp(&b.bucket))
-                        .then((a.sid >> SEQ_BITS).cmp(&(b.sid >> SEQ_BITS)))
-                        .then(a.agg.last.total_cmp(&b.agg.last))
+                // Keys computed once: compared in place, every comparison
+                // followed a pointer into the batches to read `last`.
+                rollups.sort_by_cached_key(|r| {
+                    (r.bucket, r.sid >> SEQ_BITS, total_order_bits(r.agg.last))
                 });
                 if !rollups.is_empty() {
                     let mut app = self.conn.appender(Resolution::OneMinute.stored_table())?;
@@ -437,6 +437,13 @@ impl Writer {
             }
         }
     }
+}
+
+/// `x`'s bits as an integer that orders like `f64::total_cmp`.
+fn total_order_bits(x: f64) -> i64 {
+    let bits = x.to_bits() as i64;
+    // Negative values count down as their magnitude grows: flip all but the sign.
+    bits ^ (((bits >> 63) as u64) >> 1) as i64
 }
 
 /// The workload a pod name belongs to, from Kubernetes' naming rules:
@@ -624,6 +631,33 @@ fn labels_json(labels: &LabelSet) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn total_order_bits_order_like_total_cmp() {
+        let values = [
+            -f64::NAN,
+            f64::NEG_INFINITY,
+            -1e300,
+            -2.5,
+            -f64::MIN_POSITIVE,
+            -0.0,
+            0.0,
+            f64::MIN_POSITIVE,
+            1.0,
+            1e300,
+            f64::INFINITY,
+            f64::NAN,
+        ];
+        for a in values {
+            for b in values {
+                assert_eq!(
+                    total_order_bits(a).cmp(&total_order_bits(b)),
+                    a.total_cmp(&b),
+                    "{a} vs {b}"
+                );
+            }
+        }
+    }
     use crate::rollup::Aggregate;
 
     #[test]
