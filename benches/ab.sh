@@ -8,8 +8,9 @@
 #
 # Per run it prints CPU seconds per 1 M samples from STEADY_FROM to the end
 # (the start-up, in which every series is new, excluded), peak RSS (VmHWM)
-# and RSS at the end, per 1 M active series, and each figure's ratio to the
-# baseline's in the same round.
+# over the whole run and from STEADY_FROM on (the high-water mark is reset
+# then through /proc/PID/clear_refs), and RSS at the end, per 1 M active
+# series, and each figure's ratio to the baseline's in the same round.
 # The load generator is the one built next to fleetscope (scripts/env.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,9 +45,10 @@ status_mb() { awk -v k="$2:" '$1 == k { printf "%.0f", $2 / 1024 }' "/proc/$1/st
 PIDS+=($!)
 wait_loadgen "$WORK/loadgen.log" || exit 1
 
-# One run: prints "cpu_per_1M_samples peak_rss_per_1M_series end_rss_per_1M_series".
+# One run: prints "cpu_per_1M_samples peak_rss_per_1M_series
+# steady_peak_rss_per_1M_series end_rss_per_1M_series".
 run() {
-  local bin=$1 pid metrics cpu0 s0 cpu1 s1 series hwm rss
+  local bin=$1 pid metrics cpu0 s0 cpu1 s1 series hwm0 hwm rss
   rm -rf "$WORK/data"
   RUST_LOG=warn "$bin" serve --config "$WORK/cfg/fleetscope.toml" --data-dir "$WORK/data" \
     --listen "127.0.0.1:$PORT" >"$WORK/serve.log" 2>&1 &
@@ -56,24 +58,27 @@ run() {
   sleep "$STEADY_FROM"
   kill -0 "$pid" 2>/dev/null || { echo "$bin exited:" >&2; cat "$WORK/serve.log" >&2; exit 1; }
   cpu0=$(cpu_s "$pid"); s0=$(metric "$metrics" fleetscope_samples_ingested_total)
+  hwm0=$(status_mb "$pid" VmHWM)
+  echo 5 >"/proc/$pid/clear_refs"
   sleep $((DURATION - STEADY_FROM))
   cpu1=$(cpu_s "$pid"); s1=$(metric "$metrics" fleetscope_samples_ingested_total)
   series=$(metric "$metrics" fleetscope_active_series)
   hwm=$(status_mb "$pid" VmHWM); rss=$(status_mb "$pid" VmRSS)
   kill -TERM "$pid"; wait "$pid" || true
-  awk -v c="$cpu1" -v c0="$cpu0" -v s="$s1" -v s0="$s0" -v n="$series" -v h="$hwm" -v r="$rss" \
-    'BEGIN { printf "%.3f %.0f %.0f\n", (c - c0) / (s - s0) * 1e6, h / n * 1e6, r / n * 1e6 }'
+  awk -v c="$cpu1" -v c0="$cpu0" -v s="$s1" -v s0="$s0" -v n="$series" -v h0="$hwm0" -v h="$hwm" -v r="$rss" \
+    'BEGIN { printf "%.3f %.0f %.0f %.0f\n", (c - c0) / (s - s0) * 1e6, (h0 > h ? h0 : h) / n * 1e6, h / n * 1e6, r / n * 1e6 }'
 }
 
-printf '%-5s %-40s %18s %18s %18s\n' round binary "CPU s/1M samples" "peak MB/1M series" "end MB/1M series"
+printf '%-5s %-40s %18s %18s %18s %18s\n' round binary "CPU s/1M samples" "peak MB/1M series" \
+  "steady peak" "end MB/1M series"
 for round in $(seq 1 "$ROUNDS"); do
   base=()
   for bin in "${BINS[@]}"; do
-    read -r cpu peak end < <(run "$bin")
-    ((${#base[@]})) || base=("$cpu" "$peak" "$end")
-    awk -v r="$round" -v b="$bin" -v c="$cpu" -v p="$peak" -v e="$end" \
-      -v c0="${base[0]}" -v p0="${base[1]}" -v e0="${base[2]}" 'BEGIN {
-        printf "%-5s %-40s %9.3f (%5.2f) %11.0f (%4.2f) %11.0f (%4.2f)\n",
-          r, substr(b, length(b) - 39), c, c / c0, p, p / p0, e, e / e0 }'
+    read -r cpu peak steady end < <(run "$bin")
+    ((${#base[@]})) || base=("$cpu" "$peak" "$steady" "$end")
+    awk -v r="$round" -v b="$bin" -v c="$cpu" -v p="$peak" -v q="$steady" -v e="$end" \
+      -v c0="${base[0]}" -v p0="${base[1]}" -v q0="${base[2]}" -v e0="${base[3]}" 'BEGIN {
+        printf "%-5s %-40s %9.3f (%5.2f) %11.0f (%4.2f) %11.0f (%4.2f) %11.0f (%4.2f)\n",
+          r, substr(b, length(b) - 39), c, c / c0, p, p / p0, q, q / q0, e, e / e0 }'
   done
 done

@@ -179,7 +179,13 @@ impl Telemetry {
 
     /// Renders everything in the Prometheus text format 0.0.4.
     /// `store_bytes` is read by the caller (file sizes), so this stays IO-free.
-    pub fn render(&self, store_bytes: u64, targets_up: u64, targets_down: u64) -> String {
+    pub fn render(
+        &self,
+        store_bytes: u64,
+        duckdb_memory: &[(String, u64)],
+        targets_up: u64,
+        targets_down: u64,
+    ) -> String {
         let mut out = String::with_capacity(4096);
         let mut counter = |name: &str, help: &str, v: u64| {
             let _ = write!(
@@ -284,6 +290,17 @@ impl Telemetry {
         out.push_str("# HELP fleetscope_store_bytes Size of the DuckDB file and its WAL.\n");
         out.push_str("# TYPE fleetscope_store_bytes gauge\n");
         let _ = writeln!(out, "fleetscope_store_bytes {store_bytes}");
+        out.push_str(
+            "# HELP fleetscope_duckdb_memory_bytes Memory held by DuckDB's buffer manager, by use.\n",
+        );
+        out.push_str("# TYPE fleetscope_duckdb_memory_bytes gauge\n");
+        for (tag, bytes) in duckdb_memory {
+            let _ = writeln!(
+                out,
+                "fleetscope_duckdb_memory_bytes{{use=\"{}\"}} {bytes}",
+                tag.to_ascii_lowercase().replace(['"', '\\', '\n'], "_")
+            );
+        }
         out.push_str("# HELP fleetscope_targets Scrape targets by health.\n");
         out.push_str("# TYPE fleetscope_targets gauge\n");
         let _ = writeln!(out, "fleetscope_targets{{health=\"up\"}} {targets_up}");

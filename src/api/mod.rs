@@ -173,8 +173,15 @@ async fn self_metrics(State(state): State<ApiState>) -> Response {
     let bytes = tokio::task::spawn_blocking(move || crate::store::store_bytes(&dir))
         .await
         .unwrap_or(0);
+    // A busy DuckDB must not hold up a scrape of this page: the figures are
+    // left out past the deadline.
+    let duckdb_memory = state
+        .reader
+        .duckdb_memory(Duration::from_secs(2))
+        .await
+        .unwrap_or_default();
     let (up, down) = state.registry.health_counts();
-    let body = state.telemetry.render(bytes, up, down);
+    let body = state.telemetry.render(bytes, &duckdb_memory, up, down);
     (
         [(
             header::CONTENT_TYPE,

@@ -255,13 +255,11 @@ impl MinuteAggregator {
         self.index.get(&id).copied()
     }
 
-    /// Whether `slot` still holds series `id` (slots are reused after
-    /// eviction, so a remembered slot must be checked).
+    /// Whether `slot` holds a series: slots are freed by eviction (and
+    /// reused after), so a remembered slot must be checked.
     #[inline]
-    pub fn holds(&self, slot: Slot, id: u64) -> bool {
-        self.slots
-            .get(slot as usize)
-            .is_some_and(|s| s.live && s.id == id)
+    pub fn is_live(&self, slot: Slot) -> bool {
+        self.slots.get(slot as usize).is_some_and(|s| s.live)
     }
 
     /// Records that scrape `seq` staged the series in `slot`; false if that

@@ -248,6 +248,23 @@ impl StoreReader {
         .await
     }
 
+    /// Memory DuckDB's buffer manager holds, by what it holds it for
+    /// (`duckdb_memory()`: cached table blocks, hash tables, ...), in bytes.
+    /// Memory DuckDB's allocator keeps after freeing it is not in here.
+    pub async fn duckdb_memory(
+        &self,
+        deadline: Duration,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
+        self.run(deadline, |conn| {
+            let mut stmt = conn.prepare(
+                "SELECT tag, memory_usage_bytes FROM duckdb_memory() WHERE memory_usage_bytes > 0 ORDER BY tag",
+            )?;
+            let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u64>(1)?)))?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
     /// Distinct metric names (for pickers).
     pub async fn metric_names(&self, deadline: Duration) -> Result<Vec<String>, StoreError> {
         self.run(deadline, |conn| {

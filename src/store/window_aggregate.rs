@@ -259,11 +259,7 @@ impl WindowAggregator {
                     let here = (*w, metric(*sid));
                     here < $key || ($inclusive && here == $key)
                 }) {
-                    push!(RowToStore {
-                        sid: *sid,
-                        bucket: bucket(*w),
-                        agg: &group.agg,
-                    });
+                    push!(RowToStore::new(*sid, bucket(*w), &group.agg));
                 }
             };
         }
@@ -281,12 +277,11 @@ impl WindowAggregator {
                     last(a).total_cmp(&last(b))
                 });
                 for &i in &run {
-                    let row = RowToStore {
-                        sid: part.first_sid + u64::from(i),
-                        bucket: bucket(window),
-                        agg: &groups[part.base + i as usize].agg,
-                    };
-                    push!(row);
+                    push!(RowToStore::new(
+                        part.first_sid + u64::from(i),
+                        bucket(window),
+                        &groups[part.base + i as usize].agg,
+                    ));
                 }
                 strays_up_to!((window, part.metric), true);
             }

@@ -384,11 +384,7 @@ impl Writer {
                             .or_else(|| new_sids.get(&r.series_id))
                             .copied();
                         unknown += usize::from(sid.is_none());
-                        Some(RowToStore {
-                            sid: sid?,
-                            bucket: r.bucket_start,
-                            agg: &r.agg,
-                        })
+                        Some(RowToStore::new(sid?, r.bucket_start, &r.agg))
                     })
                     .collect();
                 if unknown > 0 {
@@ -406,14 +402,18 @@ impl Writer {
                 // order, 55 in random-id order; metric, then last value,
                 // packed 10% smaller than last value alone). Derived rows
                 // are stored in the same order (`window_aggregate`).
-                // Keys computed once: compared in place, every comparison
-                // followed a pointer into the batches to read `last`.
-                rollups.sort_by_cached_key(|r| {
-                    (r.bucket, r.sid >> SEQ_BITS, total_order_bits(r.agg.last))
+                rollups.sort_unstable_by(|a, b| {
+                    (a.bucket.cmp(&b.bucket))
+                        .then((a.sid >> SEQ_BITS).cmp(&(b.sid >> SEQ_BITS)))
+                        .then(a.last.total_cmp(&b.last))
                 });
                 if !rollups.is_empty() {
                     let mut app = self.conn.appender(Resolution::OneMinute.stored_table())?;
-                    app.append_record_batch(stored_batch(&rollups).map_err(arrow_error)?)?;
+                    // A row group's worth of Arrow arrays at a time: the
+                    // whole transaction's, at three row groups, are ~25 MB.
+                    for rows in rollups.chunks(ROW_GROUP_ROWS) {
+                        app.append_record_batch(stored_batch(rows).map_err(arrow_error)?)?;
+                    }
                     app.flush()?;
                     rows = rollups.len() as u64;
                     newest = rollups.iter().map(|r| r.bucket).fold(newest, i64::max);
@@ -437,13 +437,6 @@ impl Writer {
             }
         }
     }
-}
-
-/// `x`'s bits as an integer that orders like `f64::total_cmp`.
-fn total_order_bits(x: f64) -> i64 {
-    let bits = x.to_bits() as i64;
-    // Negative values count down as their magnitude grows: flip all but the sign.
-    bits ^ (((bits >> 63) as u64) >> 1) as i64
 }
 
 /// The workload a pod name belongs to, from Kubernetes' naming rules:
@@ -631,33 +624,6 @@ fn labels_json(labels: &LabelSet) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn total_order_bits_order_like_total_cmp() {
-        let values = [
-            -f64::NAN,
-            f64::NEG_INFINITY,
-            -1e300,
-            -2.5,
-            -f64::MIN_POSITIVE,
-            -0.0,
-            0.0,
-            f64::MIN_POSITIVE,
-            1.0,
-            1e300,
-            f64::INFINITY,
-            f64::NAN,
-        ];
-        for a in values {
-            for b in values {
-                assert_eq!(
-                    total_order_bits(a).cmp(&total_order_bits(b)),
-                    a.total_cmp(&b),
-                    "{a} vs {b}"
-                );
-            }
-        }
-    }
     use crate::rollup::Aggregate;
 
     #[test]
@@ -775,11 +741,7 @@ mod tests {
         super::super::schema::migrate(&mut conn, std::path::Path::new(":memory:")).unwrap();
         let refs: Vec<RowToStore<'_>> = rows
             .iter()
-            .map(|(sid, r)| RowToStore {
-                sid: *sid,
-                bucket: r.bucket_start,
-                agg: &r.agg,
-            })
+            .map(|(sid, r)| RowToStore::new(*sid, r.bucket_start, &r.agg))
             .collect();
         let mut app = conn.appender("rollup_1m_rows").unwrap();
         app.append_record_batch(stored_batch(&refs).unwrap())
