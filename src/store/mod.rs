@@ -23,6 +23,7 @@ pub use writer::{StoreWriter, WriteBatch};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use fs4::fs_std::FileExt;
 
@@ -123,6 +124,10 @@ pub struct StoreOptions {
     /// How long after a window ends before 5m/1h rows are derived from it;
     /// must cover the longest scrape interval plus the minute roll.
     pub derive_lateness_secs: i64,
+    /// How often the writer forgets the numbers of series that got no row
+    /// since the last time (see `series_numbers::SeriesNumbers`): it holds
+    /// the series of the last one to two of these, not every series ever.
+    pub forget_series_after: Duration,
 }
 
 impl StoreOptions {
@@ -133,6 +138,7 @@ impl StoreOptions {
             memory_limit: "1GB".into(),
             threads: default_duckdb_threads(),
             derive_lateness_secs: 180,
+            forget_series_after: Duration::from_secs(3600),
         }
     }
 }
@@ -409,6 +415,72 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(pts.len(), 5);
+        writer.shutdown().await;
+    }
+
+    /// The writer forgets series that stay silent (here after every
+    /// commit); one that comes back keeps its number and its one row in
+    /// `series`, and its rows before and after read back as one series.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_forgotten_series_comes_back_as_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let telemetry = Arc::new(Telemetry::default());
+        let mut options = StoreOptions::new(dir.path(), Retention::default());
+        options.forget_series_after = Duration::ZERO;
+        let (writer, reader) = open(options, telemetry).unwrap();
+        let series = |id: u64| SeriesRow {
+            id,
+            metric: "up".into(),
+            kind: "gauge",
+            labels: LabelSet::from_pairs([("pod", if id == 1 { "a" } else { "b" })]),
+        };
+        let base = (writer::unix_now() - 3600) / 60 * 60;
+        let row = |id: u64, minute: i64| RollupRow {
+            series_id: id,
+            bucket_start: base + minute * 60,
+            agg: agg(&[1.0], 0.0),
+        };
+        for batch in [
+            WriteBatch {
+                series: vec![series(1), series(2)],
+                rollups: vec![row(1, 0), row(2, 0)],
+                ..Default::default()
+            },
+            // 2 is silent for a sweep, and forgotten...
+            WriteBatch {
+                rollups: vec![row(1, 1)],
+                ..Default::default()
+            },
+            WriteBatch {
+                rollups: vec![row(1, 2)],
+                ..Default::default()
+            },
+            // ...until it comes back, as a series new to its producer.
+            WriteBatch {
+                series: vec![series(2)],
+                rollups: vec![row(2, 3)],
+                ..Default::default()
+            },
+        ] {
+            writer.write(batch).await.unwrap();
+            writer.sync().await.unwrap();
+        }
+        let found = reader.series(None, Duration::from_secs(5)).await.unwrap();
+        assert_eq!(found.iter().filter(|s| s.id == 2).count(), 1, "{found:?}");
+        let points = reader
+            .rollups(
+                Resolution::OneMinute,
+                vec![2],
+                base,
+                base + 300,
+                60,
+                RollupAgg::Count,
+                Duration::from_secs(5),
+            )
+            .await
+            .unwrap();
+        let minutes: Vec<i64> = points.iter().map(|p| (p.ts - base) / 60).collect();
+        assert_eq!(minutes, [0, 3]);
         writer.shutdown().await;
     }
 

@@ -42,14 +42,28 @@ fn seq_of(sid: u64) -> u64 {
     sid & SEQ_MASK
 }
 
-/// Every stored series' `sid` by id, and the next number of each metric.
-/// The writer is the only one to add series, so this is the truth and
-/// `series` needs no index.
+/// The top bit of an entry of `sid_of`, which no `sid` uses: a row of the
+/// series was written since the last sweep.
+const WRITTEN: u64 = 1 << 63;
+const _: () = assert!(METRIC_NUMBERS << SEQ_BITS <= WRITTEN);
+
+/// The `sid` of every series written lately, by id, and the next number of
+/// each metric. The writer is the only one to add series, so what is here is
+/// the truth and `series` needs no index for writing.
+///
+/// Series come and go (a rescheduled pod's series are new ones, for good),
+/// so holding every series ever stored would grow with the fleet's age, not
+/// its size. A sweep forgets the series that got no row since the sweep
+/// before; one that comes back is looked up in `series` again
+/// ([`SeriesNumbers::recall`]) and keeps its number.
 pub(super) struct SeriesNumbers {
-    pub sid_of: IdMap<u64>,
+    sid_of: IdMap<u64>,
     /// Metric name -> (its number, its highest `seq` handed out).
     metrics: HashMap<String, (u64, u64)>,
     next_metric: u64,
+    /// Whether a sweep forgot any series: an id not held here may then be
+    /// stored already.
+    forgot_any: bool,
 }
 
 impl SeriesNumbers {
@@ -58,11 +72,14 @@ impl SeriesNumbers {
             sid_of: IdMap::default(),
             metrics: HashMap::new(),
             next_metric: 1,
+            forgot_any: false,
         };
         let mut stmt = conn.prepare("SELECT id, sid FROM series")?;
         let mut rows = stmt.query([])?;
         while let Some(row) = rows.next()? {
-            numbers.sid_of.insert(row.get(0)?, row.get(1)?);
+            // Marked written: the first sweep after a start forgets only the
+            // series that stayed silent for a whole sweep interval.
+            numbers.remember(row.get(0)?, row.get(1)?);
         }
         let mut stmt = conn.prepare("SELECT metric, max(sid) FROM series GROUP BY metric")?;
         let mut rows = stmt.query([])?;
@@ -75,6 +92,71 @@ impl SeriesNumbers {
             numbers.next_metric = numbers.next_metric.max(metric + 1);
         }
         Ok(numbers)
+    }
+
+    pub fn knows(&self, id: u64) -> bool {
+        self.sid_of.contains_key(&id)
+    }
+
+    /// The `sid` of a series a row is being written for; marks it written.
+    pub fn sid_for_row(&mut self, id: u64) -> Option<u64> {
+        let entry = self.sid_of.get_mut(&id)?;
+        *entry |= WRITTEN;
+        Some(*entry & !WRITTEN)
+    }
+
+    /// Holds `sid` as series `id`'s, once its row in `series` is committed.
+    pub fn remember(&mut self, id: u64, sid: u64) {
+        self.sid_of.insert(id, sid | WRITTEN);
+    }
+
+    /// Looks up in `series` those of `ids` that a sweep may have forgotten,
+    /// and holds the numbers of the ones stored.
+    pub fn recall(&mut self, conn: &Connection, ids: &[u64]) -> Result<(), duckdb::Error> {
+        if !self.forgot_any {
+            return Ok(());
+        }
+        // Literal numbers, in lists short enough for the planner: ids are
+        // integers, never text, so nothing in them can be SQL.
+        for chunk in ids.chunks(2048) {
+            let list = chunk
+                .iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(",");
+            let mut stmt =
+                conn.prepare(&format!("SELECT id, sid FROM series WHERE id IN ({list})"))?;
+            let mut rows = stmt.query([])?;
+            while let Some(row) = rows.next()? {
+                self.remember(row.get(0)?, row.get(1)?);
+            }
+        }
+        Ok(())
+    }
+
+    /// Forgets the series that got no row since the last sweep; returns how
+    /// many.
+    pub fn sweep(&mut self) -> usize {
+        let before = self.sid_of.len();
+        self.sid_of.retain(|_, entry| {
+            let written = *entry & WRITTEN != 0;
+            *entry &= !WRITTEN;
+            written
+        });
+        let forgotten = before - self.sid_of.len();
+        if forgotten > 0 {
+            self.forgot_any = true;
+            // A table keeps its buckets when entries go; give back what a
+            // quarter of headroom does not need.
+            let len = self.sid_of.len();
+            self.sid_of.shrink_to(len + len / 4);
+        }
+        forgotten
+    }
+
+    #[cfg(test)]
+    pub fn held(&self) -> usize {
+        self.sid_of.len()
     }
 
     /// Numbers a series of `metric` not stored yet. Numbers of a transaction
@@ -170,10 +252,41 @@ mod tests {
         )
         .unwrap();
         let mut again = SeriesNumbers::load(&conn).unwrap();
-        assert_eq!(again.sid_of.get(&3), Some(&a2));
+        assert_eq!(again.sid_for_row(3), Some(a2));
         assert_eq!(again.allocate("a").unwrap(), sid(1, 3));
         assert_eq!(again.allocate("c").unwrap(), sid(3, 1));
         assert_eq!(again.allocate("b").unwrap(), sid(2, 2));
+    }
+
+    /// A sweep forgets what got no row since the sweep before; a forgotten
+    /// series found in `series` again gets its own number back.
+    #[test]
+    fn silent_series_are_forgotten_and_recalled() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE series (id UBIGINT, metric VARCHAR, sid UBIGINT)")
+            .unwrap();
+        let mut numbers = SeriesNumbers::load(&conn).unwrap();
+        let (a, b) = (
+            numbers.allocate("m").unwrap(),
+            numbers.allocate("m").unwrap(),
+        );
+        conn.execute("INSERT INTO series VALUES (1, 'm', ?), (2, 'm', ?)", [a, b])
+            .unwrap();
+        numbers.remember(1, a);
+        numbers.remember(2, b);
+        // Both were written before the first sweep; only 1 after it.
+        assert_eq!(numbers.sweep(), 0);
+        assert_eq!(numbers.sid_for_row(1), Some(a));
+        assert_eq!(numbers.sweep(), 1);
+        assert_eq!(numbers.held(), 1);
+        assert!(!numbers.knows(2));
+        assert_eq!(numbers.sid_for_row(2), None);
+
+        // Back: looked up, not numbered again; an id never stored stays unknown.
+        numbers.recall(&conn, &[2, 3]).unwrap();
+        assert_eq!(numbers.sid_for_row(2), Some(b));
+        assert!(!numbers.knows(3));
+        assert_eq!(numbers.allocate("m").unwrap(), sid(1, 3));
     }
 
     #[test]

@@ -115,6 +115,7 @@ impl StoreWriter {
         generations: Arc<Generations>,
     ) -> Result<StoreWriter, StoreError> {
         let series_numbers = SeriesNumbers::load(&conn)?;
+        let forget_series_after = options.forget_series_after;
         let newest_minute: Option<i64> =
             conn.query_row("SELECT max(ts) FROM rollup_1m", [], |r| r.get(0))?;
         let queued_rows = Arc::new(Semaphore::new(MAX_QUEUED_ROWS));
@@ -139,6 +140,8 @@ impl StoreWriter {
             series_numbers,
             retry: VecDeque::new(),
             retry_rows: 0,
+            forget_series_after,
+            last_sweep: Instant::now(),
             generations,
             published,
         };
@@ -245,6 +248,8 @@ struct Writer {
     published: Arc<Published>,
     retry: VecDeque<WriteBatch>,
     retry_rows: usize,
+    forget_series_after: Duration,
+    last_sweep: Instant,
 }
 
 impl Writer {
@@ -287,6 +292,14 @@ impl Writer {
             let result = self.commit_with_retry(pending);
             // Committed, or kept for retry under its own bound.
             drop(permits);
+            if self.last_sweep.elapsed() >= self.forget_series_after {
+                let forgotten = self.series_numbers.sweep();
+                self.last_sweep = Instant::now();
+                tracing::debug!(
+                    forgotten,
+                    "forgot the numbers of series silent since the last sweep"
+                );
+            }
             for reply in syncs {
                 let _ = reply.send(result.clone());
             }
@@ -350,12 +363,19 @@ impl Writer {
             let mut rows = 0u64;
             let mut newest = self.published.newest_minute.load(Ordering::Relaxed);
             {
-                let known = &self.series_numbers.sid_of;
+                let numbers = &mut self.series_numbers;
                 let mut fresh: Vec<&SeriesRow> = batches
                     .iter()
                     .flat_map(|b| &b.series)
-                    .filter(|s| !known.contains_key(&s.id))
+                    .filter(|s| !numbers.knows(s.id))
                     .collect();
+                if !fresh.is_empty() {
+                    // Stored already if a sweep forgot them: they keep their
+                    // number, and `series` its one row.
+                    let ids: Vec<u64> = fresh.iter().map(|s| s.id).collect();
+                    numbers.recall(&self.conn, &ids)?;
+                    fresh.retain(|s| !numbers.knows(s.id));
+                }
                 if !fresh.is_empty() {
                     fresh.sort_unstable_by(|a, b| a.metric.cmp(&b.metric).then(a.id.cmp(&b.id)));
                     fresh.dedup_by_key(|s| s.id);
@@ -371,18 +391,17 @@ impl Writer {
                 }
             }
             {
-                // Columnar: one Arrow batch per transaction, several times
-                // faster than binding every value of every row.
-                let known = &self.series_numbers.sid_of;
+                // Columnar: Arrow batches, several times faster than
+                // binding every value of every row.
+                let numbers = &mut self.series_numbers;
                 let mut unknown = 0usize;
                 let mut rollups: Vec<RowToStore<'_>> = batches
                     .iter()
                     .flat_map(|b| &b.rollups)
                     .filter_map(|r| {
-                        let sid = known
-                            .get(&r.series_id)
-                            .or_else(|| new_sids.get(&r.series_id))
-                            .copied();
+                        let sid = numbers
+                            .sid_for_row(r.series_id)
+                            .or_else(|| new_sids.get(&r.series_id).copied());
                         unknown += usize::from(sid.is_none());
                         Some(RowToStore::new(sid?, r.bucket_start, &r.agg))
                     })
@@ -425,7 +444,9 @@ impl Writer {
         match result.and_then(|rows| self.conn.execute_batch("COMMIT").map(|_| rows)) {
             Ok((rows, newest)) => {
                 let series = new_sids.len() as u64;
-                self.series_numbers.sid_of.extend(new_sids);
+                for (id, sid) in new_sids {
+                    self.series_numbers.remember(id, sid);
+                }
                 self.published
                     .newest_minute
                     .store(newest, Ordering::Release);
