@@ -100,7 +100,7 @@ impl Builder {
         sorted.sort();
         self.series.push(SeriesRow {
             id,
-            metric: metric.to_string(),
+            metric: metric.into(),
             kind,
             labels: LabelSet::from_pairs(sorted.iter().copied()),
         });

@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
 
 pub const ONE_MINUTE_SECS: i64 = 60;
 
@@ -85,7 +86,9 @@ pub struct RollupRow {
 #[derive(Debug, Clone, PartialEq)]
 pub struct SeriesRow {
     pub id: u64,
-    pub metric: String,
+    /// Shared by the series of a metric that a scrape brings: a fleet's first
+    /// scrape brings every series at once, a few hundred names over and over.
+    pub metric: Arc<str>,
     /// `counter`, `gauge`, `histogram`, ... as declared by the exporter.
     pub kind: &'static str,
     /// Every label including `cluster`, `job` and `instance`, sorted by name,

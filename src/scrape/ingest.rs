@@ -7,8 +7,9 @@
 
 use std::borrow::Cow;
 use std::cell::RefCell;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasherDefault;
+use std::sync::Arc;
 
 use xxhash_rust::xxh3::xxh3_64;
 
@@ -343,6 +344,7 @@ impl Ingestor {
         let seq = *scrape_seq;
         let mut stats = IngestStats::default();
         let mut labels: Vec<(&str, LabelValue<'_>)> = Vec::with_capacity(16);
+        let mut metric_names: HashMap<&str, Arc<str>> = HashMap::new();
         let mut expected = 0usize;
         let mut parser = Parser::new(body, format);
         loop {
@@ -418,9 +420,12 @@ impl Ingestor {
                 }
                 None => {
                     stats.new_series += 1;
+                    let metric = metric_names
+                        .entry(sample.name)
+                        .or_insert_with(|| Arc::from(sample.name));
                     new_series.push(SeriesRow {
                         id,
-                        metric: sample.name.to_string(),
+                        metric: metric.clone(),
                         kind: sample.kind.as_str(),
                         labels: label_set(&labels),
                     });
@@ -469,7 +474,7 @@ impl Ingestor {
             if !self.aggregator.contains(id) {
                 new_series.push(SeriesRow {
                     id,
-                    metric: name.to_string(),
+                    metric: name.into(),
                     kind: "gauge",
                     labels: label_set(&labels),
                 });
@@ -670,7 +675,7 @@ mod tests {
             .ingest(b"b 2\na 1\n", Format::Prometheus, &mut new)
             .unwrap();
         assert_eq!(stats.new_series, 2);
-        let mut names: Vec<_> = new.iter().map(|s| s.metric.clone()).collect();
+        let mut names: Vec<_> = new.iter().map(|s| &*s.metric).collect();
         names.sort();
         assert_eq!(names, ["a", "b"]);
         // Steady state: cache hits, same ids, duplicates still caught.
@@ -767,7 +772,7 @@ mod tests {
             .ingest(b"fresh 3\nold 7\nkept 2\n", Format::Prometheus, &mut new)
             .unwrap();
         assert_eq!(stats.new_series, 2);
-        let names: Vec<_> = new.iter().map(|s| s.metric.as_str()).collect();
+        let names: Vec<_> = new.iter().map(|s| &*s.metric).collect();
         assert_eq!(names, ["fresh", "old"]);
         let next = (crate::rollup::IDLE_EVICTION_MINUTES + 2) * 60;
         let got = minute_rows(&mut ing, next);
@@ -827,7 +832,7 @@ kept 2
             )
             .unwrap();
         assert_eq!(stats.new_series, 1);
-        assert_eq!(new[0].metric, "old");
+        assert_eq!(&*new[0].metric, "old");
         let got = minute_rows(&mut ing, (horizon + 1) * 60);
         let by_id = |name: &str| {
             got.iter().find(|r| {

@@ -500,7 +500,7 @@ mod tests {
             .map(|id| SeriesRow {
                 // Ids interleave the metrics, as scrape order does.
                 id,
-                metric: format!("m{}", id % METRICS),
+                metric: format!("m{}", id % METRICS).into(),
                 kind: "gauge",
                 labels: LabelSet::from_pairs([("pod", "p")]),
             })

@@ -584,7 +584,7 @@ fn series_batch(rows: &[&SeriesRow], sids: &[u64], now: i64) -> Result<RecordBat
     let columns: Vec<ArrayRef> = vec![
         Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.id))),
         Arc::new(StringArray::from_iter_values(
-            rows.iter().map(|r| r.metric.as_str()),
+            rows.iter().map(|r| &*r.metric),
         )),
         Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.kind))),
         text_column(cluster),
