@@ -70,7 +70,7 @@ pub struct Body {
 /// (75-95 KB for a node exporter's or cAdvisor's payload, per buffer);
 /// allocated per scrape, each megabyte-sized payload paid for fresh pages
 /// and a trip through the allocator's large bins. Lent per scrape, the few
-/// buffers of the scrapes in flight are reused, largest capacities first.
+/// buffers of the scrapes in flight are reused, the last returned first.
 #[derive(Default)]
 pub struct BodyPool {
     idle: std::sync::Mutex<Vec<Body>>,
