@@ -162,10 +162,11 @@ const EXPORTED_TARGET_LABELS: [&str; 3] = ["exported_cluster", "exported_job", "
 /// A series as this target writes it, keyed by a hash of its raw text.
 ///
 /// Holds the slot only: the slot holds the id. Between scrapes every entry
-/// (and every `Previous`) names a live slot of its own series, because the
-/// only way a slot changes hands, eviction in `begin`, drops the entries
-/// that name it before the slot can be reused. 8 bytes an entry less, for
-/// every series of the fleet.
+/// names a live slot of its own series, because the only way a slot changes
+/// hands, eviction in `begin`, drops the entries that name it before the
+/// slot can be reused. (`Previous` entries of evicted series fail the
+/// liveness check on use, and a scrape that reuses a slot rewrites them.)
+/// 8 bytes an entry less, for every series of the fleet.
 struct Cached {
     /// `NO_SLOT` while the scrape that first saw it is being staged.
     slot: Slot,
@@ -225,12 +226,6 @@ impl Ingestor {
     /// Returns the number of idle series evicted.
     pub fn begin(&mut self, ts_secs: i64, out: &mut Vec<RollupRow>) -> usize {
         let evicted = self.aggregator.begin_scrape(ts_secs, out);
-        if evicted > 0 {
-            // A target down for the eviction horizon has its last scrape's
-            // series evicted; their slots are about to be reused.
-            let aggregator = &self.aggregator;
-            self.previous.retain(|p| aggregator.is_live(p.slot));
-        }
         if self.cache.len() > 2 * self.aggregator.series_count() + 1024 {
             // An exporter that spells a series differently every scrape
             // (labels in random order) would grow the cache without bound;
@@ -260,9 +255,7 @@ impl Ingestor {
     ) -> Result<IngestStats, IngestError> {
         STAGING.with_borrow_mut(|staged| {
             staged.clear();
-            let result = self.ingest_staged(body, format, new_series, staged);
-            staged.clear();
-            result
+            self.ingest_staged(body, format, new_series, staged)
         })
     }
 
