@@ -11,6 +11,10 @@
 # over the whole run and from STEADY_FROM on (the high-water mark is reset
 # then through /proc/PID/clear_refs), and RSS at the end, per 1 M active
 # series, and each figure's ratio to the baseline's in the same round.
+# With PYTHON set to a python that has the duckdb package (same version as
+# the store), it also prints the bytes per stored 1m row of each run's store
+# (benches/stored_bytes.py); the directory's growth over a few minutes says
+# little, since DuckDB reuses freed blocks and the WAL comes and goes.
 # The load generator is the one built next to fleetscope (scripts/env.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -46,9 +50,9 @@ PIDS+=($!)
 wait_loadgen "$WORK/loadgen.log" || exit 1
 
 # One run: prints "cpu_per_1M_samples peak_rss_per_1M_series
-# steady_peak_rss_per_1M_series end_rss_per_1M_series".
+# steady_peak_rss_per_1M_series end_rss_per_1M_series disk_bytes_per_1m_row".
 run() {
-  local bin=$1 pid metrics cpu0 s0 cpu1 s1 series hwm0 hwm rss
+  local bin=$1 pid metrics cpu0 s0 cpu1 s1 series hwm0 hwm rss disk=nan
   rm -rf "$WORK/data"
   RUST_LOG=warn "$bin" serve --config "$WORK/cfg/fleetscope.toml" --data-dir "$WORK/data" \
     --listen "127.0.0.1:$PORT" >"$WORK/serve.log" 2>&1 &
@@ -65,20 +69,27 @@ run() {
   series=$(metric "$metrics" fleetscope_active_series)
   hwm=$(status_mb "$pid" VmHWM); rss=$(status_mb "$pid" VmRSS)
   kill -TERM "$pid"; wait "$pid" || true
+  if [[ -n ${PYTHON:-} ]]; then
+    disk=$("$PYTHON" benches/stored_bytes.py "$WORK/data/fleetscope.duckdb" rollup_1m_rows |
+      sed -n 's/.* rows, \([0-9.]*\) B\/row.*/\1/p')
+  fi
   awk -v c="$cpu1" -v c0="$cpu0" -v s="$s1" -v s0="$s0" -v n="$series" -v h0="$hwm0" -v h="$hwm" -v r="$rss" \
-    'BEGIN { printf "%.3f %.0f %.0f %.0f\n", (c - c0) / (s - s0) * 1e6, (h0 > h ? h0 : h) / n * 1e6, h / n * 1e6, r / n * 1e6 }'
+    -v d="${disk:-nan}" \
+    'BEGIN { printf "%.3f %.0f %.0f %.0f %s\n", (c - c0) / (s - s0) * 1e6, (h0 > h ? h0 : h) / n * 1e6,
+      h / n * 1e6, r / n * 1e6, d }'
 }
 
-printf '%-5s %-40s %18s %18s %18s %18s\n' round binary "CPU s/1M samples" "peak MB/1M series" \
-  "steady peak" "end MB/1M series"
+printf '%-5s %-40s %18s %18s %18s %18s %18s\n' round binary "CPU s/1M samples" "peak MB/1M series" \
+  "steady peak" "end MB/1M series" "stored B/1m row"
 for round in $(seq 1 "$ROUNDS"); do
   base=()
   for bin in "${BINS[@]}"; do
-    read -r cpu peak steady end < <(run "$bin")
-    ((${#base[@]})) || base=("$cpu" "$peak" "$steady" "$end")
-    awk -v r="$round" -v b="$bin" -v c="$cpu" -v p="$peak" -v q="$steady" -v e="$end" \
-      -v c0="${base[0]}" -v p0="${base[1]}" -v q0="${base[2]}" -v e0="${base[3]}" 'BEGIN {
-        printf "%-5s %-40s %9.3f (%5.2f) %11.0f (%4.2f) %11.0f (%4.2f) %11.0f (%4.2f)\n",
-          r, substr(b, length(b) - 39), c, c / c0, p, p / p0, q, q / q0, e, e / e0 }'
+    read -r cpu peak steady end disk < <(run "$bin")
+    ((${#base[@]})) || base=("$cpu" "$peak" "$steady" "$end" "$disk")
+    awk -v r="$round" -v b="$bin" -v c="$cpu" -v p="$peak" -v q="$steady" -v e="$end" -v d="$disk" \
+      -v c0="${base[0]}" -v p0="${base[1]}" -v q0="${base[2]}" -v e0="${base[3]}" -v d0="${base[4]}" 'BEGIN {
+        stored = (d0 + 0 > 0 && d + 0 > 0) ? sprintf("%11.2f (%4.2f)", d, d / d0) : sprintf("%18s", "-")
+        printf "%-5s %-40s %9.3f (%5.2f) %11.0f (%4.2f) %11.0f (%4.2f) %11.0f (%4.2f) %s\n",
+          r, substr(b, length(b) - 39), c, c / c0, p, p / p0, q, q / q0, e, e / e0, stored }'
   done
 done

@@ -96,16 +96,17 @@ pub(super) struct Published {
     /// hold permits while their rows wait.
     pub queue: Arc<Semaphore>,
     pub queue_capacity: usize,
+    /// Rows held by the writer (gathered or queued) above which it is busy.
+    pub busy_above: usize,
 }
 
 impl Published {
-    /// More rows wait for the writer than it gathers for one commit (a
-    /// quarter of its queue; a commit gathers at most 368,640): scrapes
-    /// may soon wait on it, as at each minute's turn on a large fleet, when
-    /// every target hands over its closed minute. Derivation should not
-    /// compete then.
+    /// More rows wait for the writer than it gathers for one commit:
+    /// scrapes may soon wait on it, as at each minute's turn on a large
+    /// fleet, when every target hands over its closed minute. Derivation
+    /// should not compete then.
     fn writer_busy(&self) -> bool {
-        self.queue.available_permits() < self.queue_capacity - self.queue_capacity / 4
+        self.queue_capacity - self.queue.available_permits() > self.busy_above
     }
 }
 

@@ -34,8 +34,8 @@ macro_rules! rollup_by_sid {
 }
 
 /// Migration 7 for one rollup table: the same rows, named by the series'
-/// metric-major number, in (minute, metric, last value) order as the
-/// writer appends them.
+/// metric-major number, in (minute, metric, last value) order, the order
+/// the writer appended them in when this migration was written.
 macro_rules! rollup_metric_major {
     ($table:literal) => {
         concat!(

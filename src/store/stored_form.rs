@@ -82,20 +82,12 @@ pub(crate) fn restored(
 pub(crate) struct RowToStore<'a> {
     pub sid: u64,
     pub bucket: i64,
-    /// `agg.last` beside the reference: rows are ordered by it, and a sort
-    /// that reads it here touches no other memory.
-    pub last: f64,
     pub agg: &'a Aggregate,
 }
 
 impl<'a> RowToStore<'a> {
     pub fn new(sid: u64, bucket: i64, agg: &'a Aggregate) -> RowToStore<'a> {
-        RowToStore {
-            sid,
-            bucket,
-            last: agg.last,
-            agg,
-        }
+        RowToStore { sid, bucket, agg }
     }
 }
 
