@@ -345,8 +345,12 @@ mod tests {
             .await
             .unwrap();
         // The writer gathers for seconds before it commits a batch this
-        // small: until then its rows (a new series weighing 8) are queued.
-        assert_eq!(telemetry.store_queued_rows(), 2 * 8 + 5);
+        // small: until then its rows (each new series weighing
+        // `SERIES_ROW_WEIGHT` rows) are queued.
+        assert_eq!(
+            telemetry.store_queued_rows(),
+            2 * writer::SERIES_ROW_WEIGHT as u64 + 5
+        );
         writer.sync().await.unwrap();
         assert_eq!(
             telemetry.store_queued_rows(),

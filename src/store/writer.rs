@@ -41,10 +41,13 @@ const MAX_GATHER_ROWS: usize = 10 * ROW_GROUP_ROWS;
 /// New series one transaction takes at most. A fleet's first scrape brings
 /// every series at once; its transactions stay at the size they had before
 /// whole minutes were gathered (labels as text and JSON are the big rows).
-const MAX_GATHER_SERIES: usize = 3 * ROW_GROUP_ROWS / SERIES_ROW_WEIGHT;
-/// A new series (labels as text, JSON) weighs this many rollup rows in the
-/// budgets above and below.
-const SERIES_ROW_WEIGHT: usize = 8;
+const MAX_GATHER_SERIES: usize = 46_080;
+/// A new series (labels as text, JSON: 0.3-1 KB) weighs this many rollup
+/// rows (72 bytes) in the budgets below. At 13, the queue holds as many
+/// new series as it did before it also made room for a gathered minute
+/// (2,000,000 rows at 8 each: 250,000), so a fleet's first scrape takes no
+/// more memory than it did.
+pub(super) const SERIES_ROW_WEIGHT: usize = 13;
 /// Batches waiting for the writer; senders wait (backpressure) beyond this.
 const QUEUE_DEPTH: usize = 256;
 /// Weighted rows queued or in the writer's hands before producers wait:
