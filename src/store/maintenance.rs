@@ -92,12 +92,12 @@ fn lower_this_threads_priority() {
 pub(super) struct Published {
     /// Start of the newest committed 1m bucket.
     pub newest_minute: AtomicI64,
-    /// The writer's queue budget (weighted rows) and its size: producers
-    /// hold permits while their rows wait.
+    /// The writer's queue budget (weighted rows): producers hold permits
+    /// while their rows wait.
     pub queue: Arc<Semaphore>,
-    pub queue_capacity: usize,
-    /// Rows held by the writer (gathered or queued) above which it is busy.
-    pub busy_above: usize,
+    /// Free permits below which the writer is busy: it then holds more
+    /// rows, gathered or queued, than one transaction and a row group.
+    pub busy_below_free: usize,
 }
 
 impl Published {
@@ -106,7 +106,7 @@ impl Published {
     /// fleet, when every target hands over its closed minute. Derivation
     /// should not compete then.
     fn writer_busy(&self) -> bool {
-        self.queue_capacity - self.queue.available_permits() > self.busy_above
+        self.queue.available_permits() < self.busy_below_free
     }
 }
 

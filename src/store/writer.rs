@@ -138,8 +138,7 @@ impl StoreWriter {
         let published = Arc::new(Published {
             newest_minute: AtomicI64::new(newest_minute.unwrap_or(i64::MIN)),
             queue: queued_rows.clone(),
-            queue_capacity: MAX_QUEUED_ROWS,
-            busy_above: BUSY_WRITER_ROWS,
+            busy_below_free: MAX_QUEUED_ROWS - BUSY_WRITER_ROWS,
         });
         let maintenance = MaintenanceThread::start(
             conn.try_clone()?,
@@ -249,10 +248,7 @@ struct Gathered {
 /// rate so far fills a row group by then, since waiting longer would only
 /// delay a fleet that can never fill one.
 fn keep_gathering(g: Gathered) -> bool {
-    if g.rows >= MAX_GATHER_ROWS
-        || g.series >= MAX_GATHER_SERIES
-        || g.waited >= GROUP_COMMIT_MAX_WAIT
-    {
+    if is_full(g.rows, g.series) || g.waited >= GROUP_COMMIT_MAX_WAIT {
         return false;
     }
     if g.waited < GROUP_COMMIT_WINDOW {
@@ -260,6 +256,11 @@ fn keep_gathering(g: Gathered) -> bool {
     }
     let projected = g.rows as f64 * GROUP_COMMIT_MAX_WAIT.as_secs_f64() / g.waited.as_secs_f64();
     projected >= ROW_GROUP_ROWS as f64 && g.quiet < HANDOVER_QUIET
+}
+
+/// Whether a transaction holds the most it takes, of rows or new series.
+fn is_full(rows: usize, series: usize) -> bool {
+    rows >= MAX_GATHER_ROWS || series >= MAX_GATHER_SERIES
 }
 
 pub(super) fn unix_now() -> i64 {
@@ -313,17 +314,17 @@ impl Writer {
                 }
                 // Nothing pending, or someone waits on a sync: commit now.
                 let gather = rows > 0 && syncs.is_empty();
-                while next.is_none() && rows < MAX_GATHER_ROWS && series < MAX_GATHER_SERIES {
-                    let gathered = Gathered {
-                        rows,
-                        series,
-                        waited: gathering_since.elapsed(),
-                        quiet: latest_batch.elapsed(),
-                    };
+                while next.is_none() && !is_full(rows, series) {
                     match rx.try_recv() {
                         Ok(msg) => next = Some(msg),
                         Err(mpsc::error::TryRecvError::Empty)
-                            if gather && keep_gathering(gathered) =>
+                            if gather
+                                && keep_gathering(Gathered {
+                                    rows,
+                                    series,
+                                    waited: gathering_since.elapsed(),
+                                    quiet: latest_batch.elapsed(),
+                                }) =>
                         {
                             std::thread::sleep(Duration::from_millis(20));
                         }
