@@ -12,6 +12,11 @@
 #      SYSTEMS="fleetscope prometheus" PROMETHEUS=/usr/bin/prometheus KEEP=1
 #      LOADGEN_NICE (nice value of the generator, default 0: with 19 the system
 #      under test gets the CPU first, as if the fleet ran on other machines)
+#      PYTHON (a python with the duckdb package, same version as the store:
+#      also prints the bytes each system needs to hold 1-400 days of history,
+#      from fleetscope's stored bytes per row at its retention,
+#      RETAIN_1M_DAYS RETAIN_5M_DAYS RETAIN_1H_DAYS, default 2 30 400 as in
+#      fleetscope's defaults, and Prometheus' compacted bytes per series per day)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -214,6 +219,15 @@ run_system() {
   kill -TERM "$pid"
   wait "$pid" || true
   R[$sys,disk]=$(du -sb "$data" | cut -f1)
+  if [[ $sys == fleetscope && -n ${PYTHON:-} ]]; then
+    local table rows per_row
+    while read -r table rows per_row; do
+      R[$sys,rows_$table]=$rows
+      R[$sys,bytes_$table]=$per_row
+    done < <("$PYTHON" benches/stored_bytes.py --no-columns "$data/fleetscope.duckdb" \
+      rollup_1m_rows rollup_5m_rows rollup_1h_rows series |
+      sed -n 's/^\([a-z0-9_]*\): \([0-9]*\) rows, \([0-9.]*\) B\/row.*/\1 \2 \3/p')
+  fi
   R[$sys,duration]=$((end - start))
 }
 
@@ -234,8 +248,9 @@ echo "          $TARGETS targets, $FLEET_SERIES series exposed, interval ${INTER
 echo "          load generator at nice $LOADGEN_NICE"
 echo
 for k in "${!R[@]}"; do echo "$k=${R[$k]}"; done >"$WORK/results.txt"
+RETAIN_1M_DAYS=${RETAIN_1M_DAYS:-2} RETAIN_5M_DAYS=${RETAIN_5M_DAYS:-30} RETAIN_1H_DAYS=${RETAIN_1H_DAYS:-400} \
 python3 - "$SYSTEMS" "$WORK/results.txt" "$INTERVAL" <<'EOF'
-import sys
+import os, sys
 R = dict(l.rstrip("\n").split("=", 1) for l in open(sys.argv[2]) if "=" in l)
 systems = sys.argv[1].split()
 def f(s, k):
@@ -289,6 +304,22 @@ if len(systems) == 2 and "prometheus" in systems and "fleetscope" in systems:
     ours = m["fleetscope"]["disk bytes per series per day (growth)"]
     blocks = m["prometheus"]["disk bytes per series per day (compacted chunks)"]
     print(f"\nfleetscope's directory growth / Prometheus' compacted chunks, per series per day: {ours / blocks:.3g}")
+    b1m, b5m, b1h = (f("fleetscope", f"bytes_rollup_{r}_rows") for r in ("1m", "5m", "1h"))
+    if b1m == b1m and blocks == blocks:
+        # A run shorter than an hour stores no 1 h row: take a 5 m row's
+        # size, a little more than one (its count and sum are larger).
+        b1h = b1h if b1h == b1h else b5m
+        keep = [float(os.environ[f"RETAIN_{r}_DAYS"]) for r in ("1M", "5M", "1H")]
+        per_day = [86400 / max(60, float(sys.argv[3])), 288, 24]
+        print(f"\nHistory held, bytes per series (fleetscope: stored rows at retention "
+              f"1m {keep[0]:g} d, 5m {keep[1]:g} d, 1h {keep[2]:g} d, from {b1m:.2f}/{b5m:.2f}/{b1h:.2f} "
+              f"bytes per stored 1m/5m/1h row; Prometheus: compacted chunks; indexes and series left out)")
+        print("| days held | fleetscope | Prometheus | ours/Prometheus |")
+        print("|---:|---:|---:|---:|")
+        for days in (1, 15, 30, 90, 400):
+            ours_held = sum(min(days, k) * n * b for k, n, b in zip(keep, per_day, (b1m, b5m, b1h)))
+            theirs_held = days * blocks
+            print(f"| {days} | {ours_held:,.0f} | {theirs_held:,.0f} | {ours_held / theirs_held:.3g} |")
 EOF
 echo
 echo "raw: $(sort "$WORK/results.txt" | tr '\n' ' ')"

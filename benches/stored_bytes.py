@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Bytes per stored row of fleetscope's tables, and of each column.
 
-    python3 benches/stored_bytes.py DATA_DIR/fleetscope.duckdb [TABLE...]
+    python3 benches/stored_bytes.py [--no-columns] DATA_DIR/fleetscope.duckdb [TABLE...]
 
 Needs the duckdb Python package of the same version as the store
 (`pip install duckdb==1.5.6`). Run it on a store no process has open.
@@ -46,10 +46,13 @@ def sizes(src, table, columns):
 
 
 def main():
-    if len(sys.argv) < 2:
+    args = sys.argv[1:]
+    per_column = "--no-columns" not in args
+    args = [a for a in args if a != "--no-columns"]
+    if not args:
         sys.exit(__doc__)
-    src = sys.argv[1]
-    tables = sys.argv[2:] or DEFAULT_TABLES
+    src = args[0]
+    tables = args[1:] or DEFAULT_TABLES
     con = duckdb.connect(src, read_only=True)
     known = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
     plan = []
@@ -64,7 +67,7 @@ def main():
                 [table],
             ).fetchall()
         ]
-        plan.append((table, rows, cols))
+        plan.append((table, rows, cols if per_column else []))
     con.close()
     for table, rows, cols in plan:
         if rows == 0:
@@ -73,7 +76,7 @@ def main():
         measured = sizes(src, table, cols)
         total = measured.pop("(all)")
         per_col = " ".join(f"{c}={b / rows:.2f}" for c, b in measured.items())
-        print(f"{table}: {rows} rows, {total / rows:.2f} B/row ({per_col})")
+        print(f"{table}: {rows} rows, {total / rows:.2f} B/row" + (f" ({per_col})" if per_col else ""))
 
 
 if __name__ == "__main__":

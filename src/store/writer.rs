@@ -16,10 +16,10 @@ use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
 use super::maintenance::{MaintenanceThread, Published};
 use super::series_numbers::SeriesNumbers;
-use super::stored_form::{arrow_error, stored_batch, RowToStore};
+use super::stored_form::{arrow_error, stored_batch, PackedRows, RowToStore};
 use super::{DirLock, Generations, Resolution, StoreError, StoreOptions, LABEL_COLUMNS};
 use crate::graph::model::{EdgeRow, Event, Node};
-use crate::rollup::{IdMap, LabelSet, RollupRow, SeriesRow};
+use crate::rollup::{Aggregate, IdMap, LabelSet, RollupRow, SeriesRow};
 use crate::telemetry::Telemetry;
 
 /// DuckDB's row group. A transaction that fills row groups has them
@@ -29,8 +29,9 @@ use crate::telemetry::Telemetry;
 pub(super) const ROW_GROUP_ROWS: usize = 122_880;
 /// Weighted rows (see `SERIES_ROW_WEIGHT`) the writer gathers into one
 /// transaction at most: a whole minute of a 1 M-series fleet. Everything in
-/// a transaction is held as rows and then, a row group at a time, as Arrow
-/// arrays until it commits, so this bounds the writer's memory.
+/// a transaction is held until it commits (rollup rows packed, ~30 bytes
+/// each, and unpacked into rows and Arrow arrays a row group at a time), so
+/// this bounds the writer's memory.
 ///
 /// Why a whole minute: the rows of a transaction are sorted before they are
 /// stored, and a minute sorted as one packs into fewer bytes than the same
@@ -43,7 +44,7 @@ const MAX_GATHER_ROWS: usize = 10 * ROW_GROUP_ROWS;
 /// whole minutes were gathered (labels as text and JSON are the big rows).
 const MAX_GATHER_SERIES: usize = 46_080;
 /// A new series (labels as text, JSON: 0.3-1 KB) weighs this many rollup
-/// rows (72 bytes) in the budgets below. At 13, the queue holds as many
+/// rows (72 bytes each as queued) in the budgets below. At 13, the queue holds as many
 /// new series as it did before it also made room for a gathered minute
 /// (2,000,000 rows at 8 each: 250,000), so a fleet's first scrape takes no
 /// more memory than it did.
@@ -100,6 +101,32 @@ impl WriteBatch {
             + self.graph_nodes.len()
             + self.graph_edges.len()
             + self.events.len()
+    }
+}
+
+/// A batch as the writer holds it from receipt until it commits: its rollup
+/// rows packed (see [`PackedRows`]), since a large fleet's whole minute is
+/// held at once.
+struct HeldBatch {
+    /// Everything but the rollup rows.
+    rest: WriteBatch,
+    rollups: Vec<PackedRows>,
+}
+
+impl HeldBatch {
+    fn hold(mut batch: WriteBatch) -> HeldBatch {
+        let rows = std::mem::take(&mut batch.rollups);
+        HeldBatch {
+            rest: batch,
+            rollups: rows
+                .chunks(PackedRows::MAX_ROWS)
+                .map(PackedRows::pack)
+                .collect(),
+        }
+    }
+
+    fn rollup_rows(&self) -> usize {
+        self.rollups.iter().map(PackedRows::len).sum()
     }
 }
 
@@ -279,7 +306,7 @@ struct Writer {
     /// The newest committed minute and the next `sid`, for maintenance:
     /// published after each commit.
     published: Arc<Published>,
-    retry: VecDeque<WriteBatch>,
+    retry: VecDeque<HeldBatch>,
     retry_rows: usize,
     forget_series_after: Duration,
     last_sweep: Instant,
@@ -304,7 +331,7 @@ impl Writer {
                         rows += b.rows();
                         series += b.series.len();
                         latest_batch = Instant::now();
-                        pending.push(b);
+                        pending.push(HeldBatch::hold(b));
                     }
                     Msg::Sync(reply) => syncs.push(reply),
                     Msg::Shutdown(reply) => {
@@ -358,17 +385,17 @@ impl Writer {
 
     /// Commits earlier failed batches first, then the new ones. On failure
     /// everything is kept (bounded) for the next attempt.
-    fn commit_with_retry(&mut self, new: Vec<WriteBatch>) -> Result<(), String> {
+    fn commit_with_retry(&mut self, new: Vec<HeldBatch>) -> Result<(), String> {
         for b in new {
-            self.retry_rows += b.rollups.len();
+            self.retry_rows += b.rollup_rows();
             self.retry.push_back(b);
         }
         while self.retry_rows > MAX_RETRY_ROWS {
             match self.retry.pop_front() {
                 Some(old) => {
-                    self.retry_rows -= old.rollups.len();
+                    self.retry_rows -= old.rollup_rows();
                     tracing::error!(
-                        rows = old.rollups.len(),
+                        rows = old.rollup_rows(),
                         "dropping rollup rows that could not be stored"
                     );
                 }
@@ -379,7 +406,7 @@ impl Writer {
             return Ok(());
         }
         let started = Instant::now();
-        let batches: Vec<WriteBatch> = self.retry.drain(..).collect();
+        let batches: Vec<HeldBatch> = self.retry.drain(..).collect();
         match self.commit(&batches) {
             Ok((series_written, rows_written)) => {
                 self.retry_rows = 0;
@@ -398,7 +425,7 @@ impl Writer {
         }
     }
 
-    fn commit(&mut self, batches: &[WriteBatch]) -> Result<(u64, u64), duckdb::Error> {
+    fn commit(&mut self, batches: &[HeldBatch]) -> Result<(u64, u64), duckdb::Error> {
         let now = unix_now();
         self.conn.execute_batch("BEGIN TRANSACTION")?;
         let mut new_sids: IdMap<u64> = IdMap::default();
@@ -409,7 +436,7 @@ impl Writer {
                 let numbers = &mut self.series_numbers;
                 let mut fresh: Vec<&SeriesRow> = batches
                     .iter()
-                    .flat_map(|b| &b.series)
+                    .flat_map(|b| &b.rest.series)
                     .filter(|s| !numbers.knows(s.id))
                     .collect();
                 if !fresh.is_empty() {
@@ -438,17 +465,26 @@ impl Writer {
                 // binding every value of every row.
                 let numbers = &mut self.series_numbers;
                 let mut unknown = 0usize;
-                let mut rollups: Vec<RowToStore<'_>> = batches
-                    .iter()
-                    .flat_map(|b| &b.rollups)
-                    .filter_map(|r| {
+                let packed: Vec<&PackedRows> = batches.iter().flat_map(|b| &b.rollups).collect();
+                let mut order: Vec<RowAt> =
+                    Vec::with_capacity(packed.iter().map(|p| p.len()).sum());
+                for (part, rows) in packed.iter().enumerate() {
+                    for at in rows.rows() {
                         let sid = numbers
-                            .sid_for_row(r.series_id)
-                            .or_else(|| new_sids.get(&r.series_id).copied());
+                            .sid_for_row(at.series_id)
+                            .or_else(|| new_sids.get(&at.series_id).copied());
                         unknown += usize::from(sid.is_none());
-                        Some(RowToStore::new(sid?, r.bucket_start, &r.agg))
-                    })
-                    .collect();
+                        if let Some(sid) = sid {
+                            order.push(RowAt {
+                                bucket: at.bucket,
+                                sid,
+                                // A transaction holds a few thousand batches.
+                                part: part as u32,
+                                offset: at.offset,
+                            });
+                        }
+                    }
+                }
                 if unknown > 0 {
                     // Producers send a series before its first row; this
                     // would be a bug, and the rows could not be named.
@@ -465,20 +501,31 @@ impl Writer {
                 // stores values better and `sid` worse: 2.5 bytes against
                 // 1.3). Derived rows keep last-value order
                 // (`window_aggregate`).
-                rollups.sort_unstable_by_key(|r| (r.bucket, r.sid));
-                if !rollups.is_empty() {
+                order.sort_unstable_by_key(|r| (r.bucket, r.sid));
+                if !order.is_empty() {
                     let mut app = self.conn.appender(Resolution::OneMinute.stored_table())?;
-                    // A row group's worth of Arrow arrays at a time: the
-                    // whole transaction's, at three row groups, are ~25 MB.
-                    for rows in rollups.chunks(ROW_GROUP_ROWS) {
-                        app.append_record_batch(stored_batch(rows).map_err(arrow_error)?)?;
+                    // Unpacked a row group at a time: ~8 MB of rows and
+                    // ~8 MB of Arrow arrays.
+                    for chunk in order.chunks(ROW_GROUP_ROWS) {
+                        let aggs: Vec<(&RowAt, Aggregate)> = chunk
+                            .iter()
+                            .filter_map(|at| {
+                                let agg = packed.get(at.part as usize)?.aggregate_at(at.offset)?;
+                                Some((at, agg))
+                            })
+                            .collect();
+                        let rows: Vec<RowToStore<'_>> = aggs
+                            .iter()
+                            .map(|(at, agg)| RowToStore::new(at.sid, at.bucket, agg))
+                            .collect();
+                        app.append_record_batch(stored_batch(&rows).map_err(arrow_error)?)?;
                     }
                     app.flush()?;
-                    rows = rollups.len() as u64;
-                    newest = rollups.iter().map(|r| r.bucket).fold(newest, i64::max);
+                    rows = order.len() as u64;
+                    newest = order.iter().map(|r| r.bucket).fold(newest, i64::max);
                 }
             }
-            write_graph(&self.conn, batches, now)?;
+            write_graph(&self.conn, batches.iter().map(|b| &b.rest), now)?;
             Ok((rows, newest))
         })();
         match result.and_then(|rows| self.conn.execute_batch("COMMIT").map(|_| rows)) {
@@ -498,6 +545,16 @@ impl Writer {
             }
         }
     }
+}
+
+/// Where a held rollup row is, and its sort key.
+struct RowAt {
+    bucket: i64,
+    sid: u64,
+    /// Index of its `PackedRows` among the transaction's.
+    part: u32,
+    /// Of its record in that `PackedRows`.
+    offset: u32,
 }
 
 /// The workload a pod name belongs to, from Kubernetes' naming rules:
@@ -535,10 +592,14 @@ pub fn workload_of(pod: &str) -> Option<String> {
 
 /// Graph nodes (first seen wins), edge rows and events: few rows per
 /// minute, so plain prepared statements.
-fn write_graph(conn: &Connection, batches: &[WriteBatch], now: i64) -> Result<(), duckdb::Error> {
-    let nodes = batches.iter().flat_map(|b| &b.graph_nodes);
-    let edges = batches.iter().flat_map(|b| &b.graph_edges);
-    let events = batches.iter().flat_map(|b| &b.events);
+fn write_graph<'a>(
+    conn: &Connection,
+    batches: impl Iterator<Item = &'a WriteBatch> + Clone,
+    now: i64,
+) -> Result<(), duckdb::Error> {
+    let nodes = batches.clone().flat_map(|b| &b.graph_nodes);
+    let edges = batches.clone().flat_map(|b| &b.graph_edges);
+    let events = batches.flat_map(|b| &b.events);
     let mut node_stmt =
         conn.prepare("INSERT OR IGNORE INTO graph_nodes VALUES (?, ?, ?, ?, ?, ?, ?)")?;
     for n in nodes {
@@ -681,11 +742,9 @@ fn labels_json(labels: &LabelSet) -> String {
     }
 }
 
-/// End (exclusive) of the last window derived into `table`.
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rollup::Aggregate;
 
     #[test]
     fn labels_json_is_an_object_in_name_order() {
