@@ -203,30 +203,39 @@ impl PackedRows {
         })
     }
 
-    /// The aggregates of the row whose record starts at `offset` (from
-    /// [`Self::rows`]); `None` if no record ends inside the rows.
-    pub fn aggregate_at(&self, offset: u32) -> Option<Aggregate> {
+    /// Appends the row whose record starts at `offset` (from
+    /// [`Self::rows`]) to `columns` as `sid`'s row of `bucket`, as it was
+    /// packed: the record is in stored form already. `None`, and nothing
+    /// appended, if no record ends inside the rows there.
+    pub fn push_stored(
+        &self,
+        offset: u32,
+        sid: u64,
+        bucket: i64,
+        columns: &mut StoredColumns,
+    ) -> Option<()> {
         let at = offset as usize;
         let count = u32::from_le_bytes(self.records.get(at + 8..at + 12)?.try_into().ok()?);
         let kept = *self.records.get(at + KEPT_AT)?;
         let last = read_f64(&self.records, at + LAST_AT)?;
+        let mut values = [None; 5];
         let mut next_value = at + RECORD_FIXED;
-        let mut value = |bit: u8| -> Option<Option<f64>> {
-            if kept & (1 << bit) == 0 {
-                return Some(None);
+        for (bit, value) in values.iter_mut().enumerate() {
+            if kept & (1 << bit) != 0 {
+                *value = Some(read_f64(&self.records, next_value)?);
+                next_value += 8;
             }
-            let v = read_f64(&self.records, next_value)?;
-            next_value += 8;
-            Some(Some(v))
-        };
-        let stored_part = StoredAggregates {
-            sum: value(0)?,
-            min: value(1)?,
-            max: value(2)?,
-            first: value(3)?,
-        };
-        let increase = value(4)?.unwrap_or(0.0);
-        Some(restored(count, stored_part, last, increase))
+        }
+        let [sum, min, max, first, increase] = values;
+        columns.push(
+            sid,
+            bucket,
+            count,
+            [sum, min, max, first],
+            last,
+            increase.unwrap_or(0.0),
+        );
+        Some(())
     }
 }
 
@@ -236,52 +245,102 @@ pub(crate) fn arrow_error(e: ArrowError) -> duckdb::Error {
     duckdb::Error::ToSqlConversionFailure(Box::new(e))
 }
 
+/// Rows in stored form, gathered column by column into one Arrow batch in
+/// the column order of every `rollup_*_rows` table.
+pub(crate) struct StoredColumns {
+    sid: Vec<u64>,
+    ts: Vec<i64>,
+    count: Vec<u32>,
+    /// sum, min, max and first: the columns that may be left out.
+    optional: [Float64Builder; 4],
+    last: Vec<f64>,
+    increase: Vec<f64>,
+}
+
+impl StoredColumns {
+    pub fn with_capacity(rows: usize) -> StoredColumns {
+        StoredColumns {
+            sid: Vec::with_capacity(rows),
+            ts: Vec::with_capacity(rows),
+            count: Vec::with_capacity(rows),
+            optional: std::array::from_fn(|_| Float64Builder::with_capacity(rows)),
+            last: Vec::with_capacity(rows),
+            increase: Vec::with_capacity(rows),
+        }
+    }
+
+    fn push(
+        &mut self,
+        sid: u64,
+        bucket: i64,
+        count: u32,
+        optional: [Option<f64>; 4],
+        last: f64,
+        increase: f64,
+    ) {
+        self.sid.push(sid);
+        self.ts.push(bucket);
+        self.count.push(count);
+        for (column, value) in self.optional.iter_mut().zip(optional) {
+            column.append_option(value);
+        }
+        self.last.push(last);
+        self.increase.push(increase);
+    }
+
+    /// Appends `sid`'s complete aggregate of `bucket`, leaving out what the
+    /// views restore.
+    pub fn push_aggregate(&mut self, sid: u64, bucket: i64, agg: &Aggregate) {
+        let s = stored(agg);
+        self.push(
+            sid,
+            bucket,
+            agg.count,
+            [s.sum, s.min, s.max, s.first],
+            agg.last,
+            agg.increase,
+        );
+    }
+
+    pub fn finish(self) -> Result<RecordBatch, ArrowError> {
+        let [sum, min, max, first] = self.optional.map(|mut b| Arc::new(b.finish()) as ArrayRef);
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(UInt64Array::from(self.sid)),
+            Arc::new(Int64Array::from(self.ts)),
+            Arc::new(UInt32Array::from(self.count)),
+            sum,
+            min,
+            max,
+            first,
+            Arc::new(Float64Array::from(self.last)),
+            Arc::new(Float64Array::from(self.increase)),
+        ];
+        let fields: Vec<Field> = [
+            ("sid", DataType::UInt64),
+            ("ts", DataType::Int64),
+            ("count", DataType::UInt32),
+            ("sum", DataType::Float64),
+            ("min", DataType::Float64),
+            ("max", DataType::Float64),
+            ("first", DataType::Float64),
+            ("last", DataType::Float64),
+            ("increase", DataType::Float64),
+        ]
+        .into_iter()
+        .map(|(name, ty)| Field::new(name, ty, true))
+        .collect();
+        RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+    }
+}
+
 /// Rows in stored form, as one Arrow batch in the column order of every
 /// `rollup_*_rows` table.
 pub(crate) fn stored_batch(rows: &[RowToStore<'_>]) -> Result<RecordBatch, ArrowError> {
-    let f64s = |f: fn(&Aggregate) -> f64| -> ArrayRef {
-        Arc::new(Float64Array::from_iter_values(
-            rows.iter().map(|r| f(r.agg)),
-        ))
-    };
-    // The four columns that may be left out, in one pass over the rows.
-    let mut optional: [Float64Builder; 4] =
-        std::array::from_fn(|_| Float64Builder::with_capacity(rows.len()));
+    let mut columns = StoredColumns::with_capacity(rows.len());
     for r in rows {
-        let s = stored(r.agg);
-        for (column, value) in optional.iter_mut().zip([s.sum, s.min, s.max, s.first]) {
-            column.append_option(value);
-        }
+        columns.push_aggregate(r.sid, r.bucket, r.agg);
     }
-    let [sum, min, max, first] = optional.map(|mut b| Arc::new(b.finish()) as ArrayRef);
-    let columns: Vec<ArrayRef> = vec![
-        Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.sid))),
-        Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.bucket))),
-        Arc::new(UInt32Array::from_iter_values(
-            rows.iter().map(|r| r.agg.count),
-        )),
-        sum,
-        min,
-        max,
-        first,
-        f64s(|a| a.last),
-        f64s(|a| a.increase),
-    ];
-    let fields: Vec<Field> = [
-        ("sid", DataType::UInt64),
-        ("ts", DataType::Int64),
-        ("count", DataType::UInt32),
-        ("sum", DataType::Float64),
-        ("min", DataType::Float64),
-        ("max", DataType::Float64),
-        ("first", DataType::Float64),
-        ("last", DataType::Float64),
-        ("increase", DataType::Float64),
-    ]
-    .into_iter()
-    .map(|(name, ty)| Field::new(name, ty, true))
-    .collect();
-    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+    columns.finish()
 }
 
 /// `CREATE VIEW <table> AS ...` over `<table>_rows`, restoring what
@@ -409,7 +468,7 @@ mod tests {
     /// stored form leaves parts of out, a zero and a negative-zero
     /// increase, buckets in runs and alone.
     #[test]
-    fn packed_rows_unpack_to_the_rows() {
+    fn packed_rows_store_as_the_rows_do() {
         let mut aggs = awkward_aggregates();
         aggs[1].increase = 1.0;
         aggs[4].increase = 0.1;
@@ -426,22 +485,42 @@ mod tests {
         let packed = PackedRows::pack(&rows);
         assert_eq!(packed.len(), rows.len());
         let refs: Vec<PackedRowRef> = packed.rows().collect();
-        assert_eq!(refs.len(), rows.len());
-        for (i, (r, at)) in rows.iter().zip(&refs).enumerate() {
-            assert_eq!(
-                (at.series_id, at.bucket),
-                (r.series_id, r.bucket_start),
-                "row {i}"
-            );
-            let back = packed.aggregate_at(at.offset).unwrap();
-            assert_eq!(back, r.agg, "row {i}");
-            assert_eq!(
-                back.increase.to_bits(),
-                r.agg.increase.to_bits(),
-                "row {i}: the increase to the bit"
-            );
+        assert_eq!(
+            refs.iter()
+                .map(|at| (at.series_id, at.bucket))
+                .collect::<Vec<_>>(),
+            rows.iter()
+                .map(|r| (r.series_id, r.bucket_start))
+                .collect::<Vec<_>>()
+        );
+        // Appended from the records, the rows are the batch the rows give
+        // themselves, in another order too.
+        let sid = |series_id: u64| series_id * 3;
+        let mut from_packed = StoredColumns::with_capacity(rows.len());
+        for at in refs.iter().rev() {
+            packed
+                .push_stored(at.offset, sid(at.series_id), at.bucket, &mut from_packed)
+                .unwrap();
         }
-        assert!(packed.aggregate_at(packed.records.len() as u32).is_none());
+        let direct: Vec<RowToStore<'_>> = rows
+            .iter()
+            .rev()
+            .map(|r| RowToStore::new(sid(r.series_id), r.bucket_start, &r.agg))
+            .collect();
+        let from_packed = from_packed.finish().unwrap();
+        assert_eq!(from_packed, stored_batch(&direct).unwrap());
+        let increases = from_packed
+            .column(8)
+            .as_any()
+            .downcast_ref::<Float64Array>()
+            .unwrap();
+        assert!(
+            increases.value(1).is_sign_negative(),
+            "a -0.0 increase keeps its sign"
+        );
+        let mut columns = StoredColumns::with_capacity(1);
+        let past_end = u32::try_from(packed.records.len()).unwrap();
+        assert!(packed.push_stored(past_end, 1, 60, &mut columns).is_none());
         // Only what the stored form keeps, and non-zero increases: none of
         // the steady row's, all five of the 1e300 row's.
         let values = 2 + 2 + 5 + 2 + 1;

@@ -16,10 +16,10 @@ use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
 use super::maintenance::{MaintenanceThread, Published};
 use super::series_numbers::SeriesNumbers;
-use super::stored_form::{arrow_error, stored_batch, PackedRows, RowToStore};
+use super::stored_form::{arrow_error, PackedRows, StoredColumns};
 use super::{DirLock, Generations, Resolution, StoreError, StoreOptions, LABEL_COLUMNS};
 use crate::graph::model::{EdgeRow, Event, Node};
-use crate::rollup::{Aggregate, IdMap, LabelSet, RollupRow, SeriesRow};
+use crate::rollup::{IdMap, LabelSet, RollupRow, SeriesRow};
 use crate::telemetry::Telemetry;
 
 /// DuckDB's row group. A transaction that fills row groups has them
@@ -504,24 +504,25 @@ impl Writer {
                 order.sort_unstable_by_key(|r| (r.bucket, r.sid));
                 if !order.is_empty() {
                     let mut app = self.conn.appender(Resolution::OneMinute.stored_table())?;
-                    // Unpacked a row group at a time: ~8 MB of rows and
-                    // ~8 MB of Arrow arrays.
+                    // A row group's Arrow arrays at a time (~8 MB), straight
+                    // from the packed records.
+                    let mut unreadable = 0usize;
                     for chunk in order.chunks(ROW_GROUP_ROWS) {
-                        let aggs: Vec<(&RowAt, Aggregate)> = chunk
-                            .iter()
-                            .filter_map(|at| {
-                                let agg = packed.get(at.part as usize)?.aggregate_at(at.offset)?;
-                                Some((at, agg))
-                            })
-                            .collect();
-                        let rows: Vec<RowToStore<'_>> = aggs
-                            .iter()
-                            .map(|(at, agg)| RowToStore::new(at.sid, at.bucket, agg))
-                            .collect();
-                        app.append_record_batch(stored_batch(&rows).map_err(arrow_error)?)?;
+                        let mut columns = StoredColumns::with_capacity(chunk.len());
+                        for at in chunk {
+                            let pushed = packed.get(at.part as usize).and_then(|rows| {
+                                rows.push_stored(at.offset, at.sid, at.bucket, &mut columns)
+                            });
+                            unreadable += usize::from(pushed.is_none());
+                        }
+                        app.append_record_batch(columns.finish().map_err(arrow_error)?)?;
                     }
                     app.flush()?;
-                    rows = order.len() as u64;
+                    if unreadable > 0 {
+                        // Records the writer packed itself: a bug if seen.
+                        tracing::error!(rows = unreadable, "dropping unreadable packed rows");
+                    }
+                    rows = (order.len() - unreadable) as u64;
                     newest = order.iter().map(|r| r.bucket).fold(newest, i64::max);
                 }
             }
@@ -744,7 +745,9 @@ fn labels_json(labels: &LabelSet) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::super::stored_form::{stored_batch, RowToStore};
     use super::*;
+    use crate::rollup::Aggregate;
 
     #[test]
     fn labels_json_is_an_object_in_name_order() {
