@@ -11,9 +11,10 @@
 //! view's expression gives it back exactly (as a number; -0.0 may come
 //! back as 0.0).
 //!
-//! This module owns the rule in its three forms (Rust for rows stored,
-//! Rust for rows read back by maintenance, SQL for the views) and must stay
-//! the only place that knows it.
+//! This module owns the rule in its forms (Rust for rows stored, for rows
+//! the writer holds packed until it stores them, and for rows read back by
+//! maintenance; SQL for the views) and must stay the only place that knows
+//! it.
 
 use std::sync::Arc;
 
@@ -97,7 +98,7 @@ impl<'a> RowToStore<'a> {
 /// [`RollupRow`]'s 72. The writer holds a fleet's minute this way until it
 /// commits (on a 1 M-series fleet, ~1.2 M rows) and then reads each record
 /// once, in `sid` order, so a row read is one cache line or two.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct PackedRows {
     /// Per row, little-endian: series id (8 bytes), count (4), which of sum,
     /// min, max, first and increase are kept (1 byte, bits 0-4 in that

@@ -30,8 +30,8 @@ pub(super) const ROW_GROUP_ROWS: usize = 122_880;
 /// Weighted rows (see `SERIES_ROW_WEIGHT`) the writer gathers into one
 /// transaction at most: a whole minute of a 1 M-series fleet. Everything in
 /// a transaction is held until it commits (rollup rows packed, ~30 bytes
-/// each, and unpacked into rows and Arrow arrays a row group at a time), so
-/// this bounds the writer's memory.
+/// each, and built into Arrow arrays a row group at a time), so this bounds
+/// the writer's memory.
 ///
 /// Why a whole minute: the rows of a transaction are sorted before they are
 /// stored, and a minute sorted as one packs into fewer bytes than the same
@@ -44,10 +44,10 @@ const MAX_GATHER_ROWS: usize = 10 * ROW_GROUP_ROWS;
 /// whole minutes were gathered (labels as text and JSON are the big rows).
 const MAX_GATHER_SERIES: usize = 46_080;
 /// A new series (labels as text, JSON: 0.3-1 KB) weighs this many rollup
-/// rows (72 bytes each as queued) in the budgets below. At 13, the queue holds as many
-/// new series as it did before it also made room for a gathered minute
-/// (2,000,000 rows at 8 each: 250,000), so a fleet's first scrape takes no
-/// more memory than it did.
+/// rows (72 bytes each as queued) in the budgets below. At 13, the queue
+/// holds as many new series as it did before it also made room for a
+/// gathered minute (2,000,000 rows at 8 each: 250,000), so a fleet's first
+/// scrape takes no more memory than it did.
 pub(super) const SERIES_ROW_WEIGHT: usize = 13;
 /// Batches waiting for the writer; senders wait (backpressure) beyond this.
 const QUEUE_DEPTH: usize = 256;
@@ -478,7 +478,8 @@ impl Writer {
                             order.push(RowAt {
                                 bucket: at.bucket,
                                 sid,
-                                // A transaction holds a few thousand batches.
+                                // A transaction holds thousands of parts,
+                                // not billions: fits.
                                 part: part as u32,
                                 offset: at.offset,
                             });
