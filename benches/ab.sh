@@ -70,7 +70,7 @@ run() {
   hwm=$(status_mb "$pid" VmHWM); rss=$(status_mb "$pid" VmRSS)
   kill -TERM "$pid"; wait "$pid" || true
   if [[ -n ${PYTHON:-} ]]; then
-    disk=$("$PYTHON" benches/stored_bytes.py "$WORK/data/fleetscope.duckdb" rollup_1m_rows |
+    disk=$("$PYTHON" benches/stored_bytes.py --no-columns "$WORK/data/fleetscope.duckdb" rollup_1m_rows |
       sed -n 's/.* rows, \([0-9.]*\) B\/row.*/\1/p')
   fi
   awk -v c="$cpu1" -v c0="$cpu0" -v s="$s1" -v s0="$s0" -v n="$series" -v h0="$hwm0" -v h="$hwm" -v r="$rss" \

@@ -393,11 +393,9 @@ impl Writer {
         while self.retry_rows > MAX_RETRY_ROWS {
             match self.retry.pop_front() {
                 Some(old) => {
-                    self.retry_rows -= old.rollup_rows();
-                    tracing::error!(
-                        rows = old.rollup_rows(),
-                        "dropping rollup rows that could not be stored"
-                    );
+                    let rows = old.rollup_rows();
+                    self.retry_rows -= rows;
+                    tracing::error!(rows, "dropping rollup rows that could not be stored");
                 }
                 None => break,
             }
@@ -503,7 +501,9 @@ impl Writer {
                 // 1.3). Derived rows keep last-value order
                 // (`window_aggregate`).
                 order.sort_unstable_by_key(|r| (r.bucket, r.sid));
-                if !order.is_empty() {
+                if let Some(latest) = order.last() {
+                    // Sorted by minute first: the last row has the newest.
+                    newest = newest.max(latest.bucket);
                     let mut app = self.conn.appender(Resolution::OneMinute.stored_table())?;
                     // A row group's Arrow arrays at a time (~8 MB), straight
                     // from the packed records.
@@ -524,7 +524,6 @@ impl Writer {
                         tracing::error!(rows = unreadable, "dropping unreadable packed rows");
                     }
                     rows = (order.len() - unreadable) as u64;
-                    newest = order.iter().map(|r| r.bucket).fold(newest, i64::max);
                 }
             }
             write_graph(&self.conn, batches.iter().map(|b| &b.rest), now)?;
