@@ -29,7 +29,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::body::Body;
 use axum::http::{header, HeaderMap, StatusCode, Uri};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use flate2::write::GzEncoder;
 use flate2::Compression;
 
@@ -686,6 +686,10 @@ struct AppState {
     fleet: Arc<Fleet>,
     clock: Arc<Clock>,
     gzip_level: u32,
+    /// One permit per core: renders are CPU-bound, and each holds a whole
+    /// payload (up to tens of MB for a big kube-state-metrics) twice, so a
+    /// fleet's scrapes arriving together must not all render at once.
+    renders: Arc<tokio::sync::Semaphore>,
 }
 
 /// Starts serving `shape` on loopback. Must run inside a tokio runtime.
@@ -719,6 +723,9 @@ pub async fn start(shape: Shape, opts: ServeOptions) -> anyhow::Result<LoadGen> 
         fleet: fleet.clone(),
         clock: clock.clone(),
         gzip_level: opts.gzip_level.min(9),
+        renders: Arc::new(tokio::sync::Semaphore::new(
+            std::thread::available_parallelism().map_or(2, |n| n.get()),
+        )),
     };
     let app = axum::Router::new().fallback(handle).with_state(state);
     let mut port = opts.port;
@@ -756,6 +763,13 @@ pub async fn start(shape: Shape, opts: ServeOptions) -> anyhow::Result<LoadGen> 
     })
 }
 
+thread_local! {
+    /// The uncompressed payload, kept by each blocking thread from one render
+    /// to the next: allocating and freeing a fresh multi-MB buffer per scrape
+    /// left the allocator's arenas holding gigabytes at fleet scale.
+    static RENDER_BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 async fn handle(
     axum::extract::State(state): axum::extract::State<AppState>,
     uri: Uri,
@@ -778,18 +792,25 @@ async fn handle(
     let now = state.clock.now();
     let level = state.gzip_level;
     let path = path.to_string();
+    let Ok(permit) = state.renders.clone().acquire_owned().await else {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    };
     // Rendering is CPU work of a few ms: keep it off the I/O threads.
     let rendered = tokio::task::spawn_blocking(move || {
-        let mut out = Vec::new();
-        let samples = fleet.render_path(&path, now, &mut out)?;
-        let body = if gzip {
-            let mut enc =
-                GzEncoder::new(Vec::with_capacity(out.len() / 6), Compression::new(level));
-            std::io::Write::write_all(&mut enc, &out).ok()?;
-            enc.finish().ok()?
-        } else {
-            out
-        };
+        let _permit = permit;
+        let (samples, body) = RENDER_BUFFER.with_borrow_mut(|out| {
+            out.clear();
+            let samples = fleet.render_path(&path, now, out)?;
+            let body = if gzip {
+                let mut enc =
+                    GzEncoder::new(Vec::with_capacity(out.len() / 6), Compression::new(level));
+                std::io::Write::write_all(&mut enc, out).ok()?;
+                enc.finish().ok()?
+            } else {
+                out.clone()
+            };
+            Some((samples, body))
+        })?;
         fleet.served_scrapes.fetch_add(1, Relaxed);
         fleet.served_samples.fetch_add(samples as u64, Relaxed);
         fleet.served_bytes.fetch_add(body.len() as u64, Relaxed);
