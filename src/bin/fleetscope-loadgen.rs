@@ -98,7 +98,8 @@ async fn main() -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    let summary = Fleet::new(shape.clone()).summary();
+    let fleet = Fleet::new(shape.clone());
+    let summary = fleet.summary();
     println!(
         "fleet: {} clusters x {} nodes, {} pods/node x {} containers, {} GPUs/node, churn {}/min/cluster, seed {}",
         shape.clusters, shape.nodes_per_cluster, shape.pods_per_node, shape.containers_per_pod,
@@ -121,8 +122,8 @@ async fn main() -> anyhow::Result<()> {
     if cli.summary {
         return Ok(());
     }
-    let lg = loadgen::start(
-        shape,
+    let lg = loadgen::serve(
+        fleet,
         ServeOptions {
             port: cli.port,
             addr_mode: if cli.single_address {

@@ -694,7 +694,14 @@ struct AppState {
 
 /// Starts serving `shape` on loopback. Must run inside a tokio runtime.
 pub async fn start(shape: Shape, opts: ServeOptions) -> anyhow::Result<LoadGen> {
-    let fleet = Fleet::new(shape);
+    serve(Fleet::new(shape), opts).await
+}
+
+/// Starts serving `fleet` on loopback, keeping the payload text it has
+/// built already (by [`Fleet::summary`]): a 26 M-series fleet's is ~4 GB,
+/// and building it a second time left the first copy's freed memory
+/// resident in the allocator's main heap.
+pub async fn serve(fleet: Arc<Fleet>, opts: ServeOptions) -> anyhow::Result<LoadGen> {
     let clock = Arc::new(Clock::new(opts.speed));
     // Address of each target.
     let per_cluster_hosts = fleet.shape.nodes_per_cluster + 1;
@@ -765,8 +772,7 @@ pub async fn start(shape: Shape, opts: ServeOptions) -> anyhow::Result<LoadGen> 
 
 thread_local! {
     /// The uncompressed payload, kept by each blocking thread from one render
-    /// to the next: allocating and freeing a fresh multi-MB buffer per scrape
-    /// left the allocator's arenas holding gigabytes at fleet scale.
+    /// to the next rather than allocated afresh (up to tens of MB) per scrape.
     static RENDER_BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
