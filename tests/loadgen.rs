@@ -147,6 +147,33 @@ async fn payloads_are_valid_and_sized_like_real_exporters() {
     assert!(served > 0);
 }
 
+/// Renders are queued one per core: every target scraped at once still
+/// answers in full, and a path that is no target is a 404 without a render.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scrapes_arriving_together_all_answer_and_unknown_paths_are_404() {
+    let lg = start().await;
+    let urls: Vec<String> = lg.targets.iter().map(|t| t.url()).collect();
+    let scrapes = urls.iter().map(|u| get(u, true));
+    let bodies = futures_util::future::join_all(scrapes).await;
+    assert_eq!(bodies.len(), urls.len());
+    for ((gz, enc), url) in bodies.iter().zip(&urls) {
+        assert_eq!(enc.as_deref(), Some("gzip"), "{url}");
+        let mut plain = Vec::new();
+        flate2::read::GzDecoder::new(&gz[..])
+            .read_to_end(&mut plain)
+            .unwrap();
+        assert!(count(&plain) > 0, "{url} served samples");
+    }
+    let (served, _, _) = lg.served();
+    assert_eq!(served, urls.len() as u64, "scrapes served");
+
+    let first = &urls[0];
+    let unknown = format!("{}-no-such", first);
+    let resp = client().get(&unknown).send().await.unwrap();
+    assert_eq!(resp.status(), reqwest::StatusCode::NOT_FOUND);
+    assert_eq!(resp.text().await.unwrap(), "no such target\n");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn counters_increase_and_gzip_is_served_when_asked() {
     let lg = start().await;

@@ -790,6 +790,9 @@ async fn handle(
         }
         return Response::new(Body::from(s));
     }
+    if !state.fleet.by_path.contains_key(path) {
+        return (StatusCode::NOT_FOUND, "no such target\n").into_response();
+    }
     let gzip = headers
         .get(header::ACCEPT_ENCODING)
         .and_then(|v| v.to_str().ok())
@@ -826,10 +829,7 @@ async fn handle(
     .ok()
     .flatten();
     match rendered {
-        None => Response::builder()
-            .status(StatusCode::NOT_FOUND)
-            .body(Body::from("no such target\n"))
-            .unwrap_or_default(),
+        None => (StatusCode::INTERNAL_SERVER_ERROR, "render failed\n").into_response(),
         Some(body) => {
             let mut r = Response::builder().header(
                 header::CONTENT_TYPE,
