@@ -419,13 +419,6 @@ impl Fleet {
         slot / self.shape.pods_per_node.max(1)
     }
 
-    /// Renders the target at `path` for simulated second `t` into `out`
-    /// (uncompressed); returns the number of samples, or None for an unknown path.
-    pub fn render_path(&self, path: &str, now: Now, out: &mut Vec<u8>) -> Option<usize> {
-        let i = *self.by_path.get(path)?;
-        Some(self.render_target(i, now, out))
-    }
-
     fn render_target(&self, i: usize, now: Now, out: &mut Vec<u8>) -> usize {
         let g = &self.gens[i];
         let mut st = g.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -790,9 +783,9 @@ async fn handle(
         }
         return Response::new(Body::from(s));
     }
-    if !state.fleet.by_path.contains_key(path) {
+    let Some(&target) = state.fleet.by_path.get(path) else {
         return (StatusCode::NOT_FOUND, "no such target\n").into_response();
-    }
+    };
     let gzip = headers
         .get(header::ACCEPT_ENCODING)
         .and_then(|v| v.to_str().ok())
@@ -800,7 +793,6 @@ async fn handle(
     let fleet = state.fleet.clone();
     let now = state.clock.now();
     let level = state.gzip_level;
-    let path = path.to_string();
     let Ok(permit) = state.renders.clone().acquire_owned().await else {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     };
@@ -809,7 +801,7 @@ async fn handle(
         let _permit = permit;
         let (samples, body) = RENDER_BUFFER.with_borrow_mut(|out| {
             out.clear();
-            let samples = fleet.render_path(&path, now, out)?;
+            let samples = fleet.render_target(target, now, out);
             let body = if gzip {
                 let mut enc =
                     GzEncoder::new(Vec::with_capacity(out.len() / 6), Compression::new(level));
