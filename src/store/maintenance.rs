@@ -105,7 +105,7 @@ impl Published {
     /// scrapes may soon wait on it, as at each minute's turn on a large
     /// fleet, when every target hands over its closed minute. Derivation
     /// should not compete then.
-    fn writer_busy(&self) -> bool {
+    pub(super) fn writer_busy(&self) -> bool {
         self.queue.available_permits() < self.busy_below_free
     }
 }

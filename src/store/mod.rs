@@ -14,6 +14,7 @@ mod read;
 mod schema;
 mod series_numbers;
 mod stored_form;
+mod unstored;
 mod window_aggregate;
 mod writer;
 
@@ -486,6 +487,89 @@ mod tests {
         let minutes: Vec<i64> = points.iter().map(|p| (p.ts - base) / 60).collect();
         assert_eq!(minutes, [0, 3]);
         writer.shutdown().await;
+    }
+
+    /// More new series at once than the writer stores in one transaction
+    /// (so it is behind and holds them unstored), and a row of the last
+    /// one: the row reads back through its series, the first row group of
+    /// `series` is whole, a sync stores the rest, each series once under a
+    /// number of its own, and a series sent again after a restart is not
+    /// stored twice.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_burst_of_new_series_is_stored_in_whole_row_groups() {
+        let n = writer::ROW_GROUP_ROWS as u64 + 1_000;
+        let dir = tempfile::tempdir().unwrap();
+        let telemetry = Arc::new(Telemetry::default());
+        let options = StoreOptions::new(dir.path(), Retention::default());
+        let (writer, reader) = open(options.clone(), telemetry.clone()).unwrap();
+        let series = |id: u64| SeriesRow {
+            id,
+            metric: if id % 2 == 0 { "a" } else { "b" }.into(),
+            kind: "gauge",
+            labels: LabelSet::from_pairs([("pod", format!("p-{id}").as_str())]),
+        };
+        let burst = WriteBatch {
+            series: (1..=n).map(series).collect(),
+            ..Default::default()
+        };
+        writer.write(burst).await.unwrap();
+        let base = (writer::unix_now() - 3600) / 60 * 60;
+        let row = RollupRow {
+            series_id: n,
+            bucket_start: base,
+            agg: agg(&[7.0], 0.0),
+        };
+        let rows = WriteBatch {
+            rollups: vec![row],
+            ..Default::default()
+        };
+        writer.write(rows).await.unwrap();
+        writer.sync().await.unwrap();
+        let points = reader
+            .rollups(
+                Resolution::OneMinute,
+                vec![n],
+                base,
+                base + 60,
+                60,
+                RollupAgg::Last,
+                Duration::from_secs(5),
+            )
+            .await
+            .unwrap();
+        assert_eq!(points.len(), 1);
+        assert_eq!(points[0].value, 7.0);
+        writer.shutdown().await;
+        drop(reader);
+
+        let (writer, reader) = open(options.clone(), telemetry).unwrap();
+        let again = WriteBatch {
+            series: vec![series(1), series(n)],
+            ..Default::default()
+        };
+        writer.write(again).await.unwrap();
+        writer.sync().await.unwrap();
+        writer.shutdown().await;
+        drop(reader);
+
+        let conn = open_connection(&options.data_dir.join(DB_FILE), "256MB", 1).unwrap();
+        let (rows, ids, sids): (u64, u64, u64) = conn
+            .query_row(
+                "SELECT count(*), count(DISTINCT id), count(DISTINCT sid) FROM series",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!((rows, ids, sids), (n, n, n));
+        let first_group: u64 = conn
+            .query_row(
+                "SELECT max(count) FROM pragma_storage_info('series')
+                 WHERE row_group_id = 0 AND column_id = 0",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(first_group, writer::ROW_GROUP_ROWS as u64);
     }
 
     /// The layout queries rely on: every row group of 1m rows holds the
