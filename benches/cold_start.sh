@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# A cold start: fleetscope on an empty data directory against a loadgen
+# fleet, where every series is new. Every 10 s it prints late scrapes so
+# far, series stored, the writer's queue and RSS; with the writer's debug
+# log kept, it sums the time the writer spent per new series at the end.
+#
+#   benches/cold_start.sh [CLUSTERS] [NODES] [SECONDS]     # default 100 50 420
+#   FLEETSCOPE=path/to/fleetscope INTERVAL=30 KEEP=1 benches/cold_start.sh 20 10 180
+#
+# The generator runs at nice 19, so fleetscope gets the cores first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CLUSTERS=${1:-100}
+NODES=${2:-50}
+SECONDS_TO_RUN=${3:-420}
+INTERVAL=${INTERVAL:-30}
+# shellcheck source=../scripts/env.sh
+source scripts/env.sh
+# shellcheck source=common.sh
+source benches/common.sh
+FLEETSCOPE=${FLEETSCOPE:-$CARGO_TARGET_DIR/release/fleetscope}
+LOADGEN=${LOADGEN:-$CARGO_TARGET_DIR/release/fleetscope-loadgen}
+PORT=$(free_port)
+WORK=$(mktemp -d /tmp/cold.XXXXXX)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  [[ -n "${KEEP:-}" ]] || rm -rf "$WORK"
+}
+trap cleanup EXIT
+nice -n 19 "$LOADGEN" --clusters "$CLUSTERS" --nodes "$NODES" --interval "${INTERVAL}s" --port 0 \
+  --write-configs "$WORK/cfg" --fleetscope-listen "127.0.0.1:$PORT" \
+  --fleetscope-data-dir "$WORK/data" > "$WORK/loadgen.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 1 1200); do grep -q '^serving' "$WORK/loadgen.log" && break; sleep 0.5; done
+head -5 "$WORK/loadgen.log"
+RUST_LOG=fleetscope::store::writer=debug,info "$FLEETSCOPE" serve --config "$WORK/cfg/fleetscope.toml" \
+  > "$WORK/fleetscope.log" 2>&1 &
+FS=$!
+PIDS+=("$FS")
+START=$(date +%s)
+while (( $(date +%s) - START < SECONDS_TO_RUN )); do
+  sleep 10
+  late=$(curl -sf "127.0.0.1:$PORT/api/v1/targets" | jq '[.data.targets[].late_scrapes] | add' || echo '?')
+  page=$(curl -sf "127.0.0.1:$PORT/metrics" || true)
+  value() { awk -v m="$1" '$1 == m { print $2 }' <<< "$page"; }
+  printf '%4d s  late %-7s  series stored %-10s  queued rows %-9s  RSS %d MB\n' \
+    "$(( $(date +%s) - START ))" "$late" "$(value fleetscope_store_series_written_total)" \
+    "$(value fleetscope_store_queued_rows)" "$(( $(awk '/VmRSS/ { print $2 }' "/proc/$FS/status") / 1024 ))"
+done
+sed 's/\x1b\[[0-9;]*m//g' "$WORK/fleetscope.log" | awk '/ committed / {
+    for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+    if (v["series"] > 10000) { n++; series += v["series"]; ms += v["total_ms"]; if (v["series"] == 122880) whole++ }
+  } END { if (series) printf "transactions with >10k new series: %d (%d a whole row group), %d series, %.1f s, %.2f us per series\n", n, whole, series, ms / 1000, ms * 1000 / series }'
+[[ -z "${KEEP:-}" ]] || echo "kept: $WORK"
