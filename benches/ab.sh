@@ -35,12 +35,7 @@ LOADGEN=${LOADGEN:-$CARGO_TARGET_DIR/release/fleetscope-loadgen}
 PORT=$(free_port)
 WORK=$(mktemp -d /tmp/ab.XXXXXX)
 PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+trap cleanup_run EXIT
 status_mb() { awk -v k="$2:" '$1 == k { printf "%.0f", $2 / 1024 }' "/proc/$1/status"; }
 
 "$LOADGEN" --clusters "$CLUSTERS" --nodes "$NODES" --seed 1 --port 0 --interval "${INTERVAL}s" \

@@ -23,12 +23,7 @@ LOADGEN=${LOADGEN:-$CARGO_TARGET_DIR/release/fleetscope-loadgen}
 PORT=$(free_port)
 WORK=$(mktemp -d /tmp/cold.XXXXXX)
 PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  [[ -n "${KEEP:-}" ]] || rm -rf "$WORK"
-}
-trap cleanup EXIT
+trap cleanup_run EXIT
 nice -n 19 "$LOADGEN" --clusters "$CLUSTERS" --nodes "$NODES" --interval "${INTERVAL}s" --port 0 \
   --write-configs "$WORK/cfg" --fleetscope-listen "127.0.0.1:$PORT" \
   --fleetscope-data-dir "$WORK/data" > "$WORK/loadgen.log" 2>&1 &
@@ -53,4 +48,4 @@ sed 's/\x1b\[[0-9;]*m//g' "$WORK/fleetscope.log" | awk '/ committed / {
     for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
     if (v["series"] > 10000) { n++; series += v["series"]; ms += v["total_ms"]; if (v["series"] == 122880) whole++ }
   } END { if (series) printf "transactions with >10k new series: %d (%d a whole row group), %d series, %.1f s, %.2f us per series\n", n, whole, series, ms / 1000, ms * 1000 / series }'
-[[ -z "${KEEP:-}" ]] || echo "kept: $WORK"
+[[ ${KEEP:-0} != 1 ]] || echo "kept: $WORK"

@@ -14,3 +14,10 @@ wait_loadgen() {
   cat "$1" >&2
   return 1
 }
+# Exit trap of a run: stops the processes in PIDS and removes WORK unless
+# KEEP=1. Callers set WORK and PIDS=() first, then `trap cleanup_run EXIT`.
+cleanup_run() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  [[ ${KEEP:-0} == 1 ]] || rm -rf "$WORK"
+}

@@ -56,12 +56,7 @@ done
 
 WORK=$(mktemp -d /tmp/side-by-side.XXXXXX)
 PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  [[ ${KEEP:-0} == 1 ]] || rm -rf "$WORK"
-}
-trap cleanup EXIT
+trap cleanup_run EXIT
 
 hwm_kb() { awk '/^VmHWM/ { print $2 }' "/proc/$1/status"; }
 median() { sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }

@@ -474,6 +474,11 @@ impl Writer {
         }
     }
 
+    /// Neither stored (as far as the writer knows) nor held unstored.
+    fn is_new(&self, id: u64) -> bool {
+        !self.series_numbers.knows(id) && !self.unstored.holds(id)
+    }
+
     /// Numbers the batches' series that are neither stored nor held, and
     /// holds them (see `unstored`); the batches keep none. Returns how many
     /// it took.
@@ -482,13 +487,10 @@ impl Writer {
         batches: &mut [HeldBatch],
         now: i64,
     ) -> Result<usize, duckdb::Error> {
-        let numbers = &self.series_numbers;
-        let unstored = &self.unstored;
-        let is_new = |s: &SeriesRow| !numbers.knows(s.id) && !unstored.holds(s.id);
         let candidates: Vec<u64> = batches
             .iter()
             .flat_map(|b| &b.rest.series)
-            .filter(|s| is_new(s))
+            .filter(|s| self.is_new(s.id))
             .map(|s| s.id)
             .collect();
         if candidates.is_empty() {
@@ -498,12 +500,10 @@ impl Writer {
         // and `series` its one row. Looked up before any is taken, so a
         // failed lookup leaves the batches whole for the retry.
         self.series_numbers.recall(&self.conn, &candidates)?;
-        let numbers = &self.series_numbers;
-        let unstored = &self.unstored;
         let mut fresh: Vec<SeriesRow> = batches
             .iter_mut()
             .flat_map(|b| std::mem::take(&mut b.rest.series))
-            .filter(|s| !numbers.knows(s.id) && !unstored.holds(s.id))
+            .filter(|s| self.is_new(s.id))
             .collect();
         // Numbered in name order, so a metric's new series get neighbouring
         // numbers.
