@@ -3,7 +3,10 @@
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::time::Duration;
+
+use fleetscope::store::{labels_of_row, STORED_LABELS};
 
 use common::*;
 
@@ -77,24 +80,28 @@ honor_labels = false
     let db = open_db(&db_path);
     let ne_instance = format!("127.0.0.1:{ne_port}");
     let prom_instance = format!("127.0.0.1:{prom_port}");
-    let east: Vec<String> = labels_of(&db, "east");
+    let east = labels_of(&db, "east");
     assert!(!east.is_empty(), "east has node_cpu_seconds_total series");
-    for labels in &east {
-        let l: serde_json::Value = serde_json::from_str(labels).expect("labels json");
-        assert_eq!(l["job"], "node", "{l}");
-        assert_eq!(l["instance"], ne_instance.as_str(), "{l}");
-        assert_eq!(l["zone"], "sorting-a", "{l}");
-        assert_eq!(l["cluster"], "east", "{l}");
-        assert!(l.get("exported_job").is_none(), "{l}");
+    for l in &east {
+        let label = |name: &str| l.get(name).map(String::as_str);
+        assert_eq!(label("job"), Some("node"), "{l:?}");
+        assert_eq!(label("instance"), Some(ne_instance.as_str()), "{l:?}");
+        assert_eq!(label("zone"), Some("sorting-a"), "{l:?}");
+        assert_eq!(label("cluster"), Some("east"), "{l:?}");
+        assert_eq!(label("exported_job"), None, "{l:?}");
     }
     let west = labels_of(&db, "west");
     assert_eq!(west.len(), east.len(), "same series through both clusters");
-    for labels in &west {
-        let l: serde_json::Value = serde_json::from_str(labels).expect("labels json");
-        assert_eq!(l["job"], "federate", "{l}");
-        assert_eq!(l["instance"], prom_instance.as_str(), "{l}");
-        assert_eq!(l["exported_job"], "node", "{l}");
-        assert_eq!(l["exported_instance"], ne_instance.as_str(), "{l}");
+    for l in &west {
+        let label = |name: &str| l.get(name).map(String::as_str);
+        assert_eq!(label("job"), Some("federate"), "{l:?}");
+        assert_eq!(label("instance"), Some(prom_instance.as_str()), "{l:?}");
+        assert_eq!(label("exported_job"), Some("node"), "{l:?}");
+        assert_eq!(
+            label("exported_instance"),
+            Some(ne_instance.as_str()),
+            "{l:?}"
+        );
     }
     let rows: u64 = db
         .query_row(
@@ -111,12 +118,20 @@ honor_labels = false
     );
 }
 
-fn labels_of(db: &duckdb::Connection, cluster: &str) -> Vec<String> {
+/// Each stored series' whole label set, as the store's readers put it back
+/// together from the label columns and `other_labels`.
+fn labels_of(db: &duckdb::Connection, cluster: &str) -> Vec<BTreeMap<String, String>> {
     let mut stmt = db
-        .prepare("SELECT labels FROM series WHERE cluster = ? AND metric = 'node_cpu_seconds_total' ORDER BY labels")
+        .prepare(&format!(
+            "SELECT {STORED_LABELS} FROM series s
+             WHERE s.cluster = ? AND s.metric = 'node_cpu_seconds_total'"
+        ))
         .expect("prepare");
-    stmt.query_map([cluster], |r| r.get::<_, String>(0))
+    let mut all = stmt
+        .query_map([cluster], |r| labels_of_row(r, 0))
         .expect("query")
         .collect::<Result<Vec<_>, _>>()
-        .expect("rows")
+        .expect("rows");
+    all.sort();
+    all
 }

@@ -752,7 +752,7 @@ mod tests {
             conn.execute_batch(
                 "CREATE TEMP TABLE fleet AS SELECT CASE WHEN s <= 700 THEN (1::UBIGINT << 32) | s
                      ELSE (2::UBIGINT << 32) | (s - 700) END AS sid FROM range(1, 1001) a(s);
-                 INSERT INTO series (id, metric, kind, labels, first_seen, sid)
+                 INSERT INTO series (id, metric, kind, other_labels, first_seen, sid)
                  SELECT sid, (sid >> 32)::VARCHAR, 'gauge', '{}', 0, sid FROM fleet;
                  INSERT INTO rollup_1m_rows
                  SELECT sid, 600 + m * 60, 2, NULL, NULL, NULL, NULL, (sid & 4095) * 10 + m, m
@@ -803,7 +803,7 @@ mod tests {
         conn.execute_batch(
             "CREATE TEMP TABLE fleet AS SELECT ((s % 7 + 1)::UBIGINT << 32) | (s // 7 + 1) AS sid
                  FROM range(0, 2000) a(s);
-             INSERT INTO series (id, metric, kind, labels, first_seen, sid)
+             INSERT INTO series (id, metric, kind, other_labels, first_seen, sid)
              SELECT sid, (sid >> 32)::VARCHAR, 'gauge', '{}', 0, sid FROM fleet;
              CREATE TEMP TABLE raw AS
              SELECT sid, 3600 + m * 60 AS ts, 1 + hash(sid, m) % 4 AS count,

@@ -18,7 +18,9 @@ mod unstored;
 mod window_aggregate;
 mod writer;
 
-pub use read::{Resolution, RollupAgg, RollupPoint, SeriesInfo, StoreReader};
+pub use read::{
+    labels_of_row, Resolution, RollupAgg, RollupPoint, SeriesInfo, StoreReader, STORED_LABELS,
+};
 pub use writer::{StoreWriter, WriteBatch};
 
 use std::fs::File;
@@ -673,14 +675,15 @@ mod tests {
 
         // A store an older binary left, with one series: migrating it runs
         // with more memory than configured, and the configured limit is
-        // back once the store is open.
+        // back once the store is open. Its labels' JSON holds the label
+        // columns too (as before schema 8), and reads back the same.
         let store = dir.path().join("store");
         std::fs::create_dir(&store).unwrap();
         let old = open_connection(&store.join(DB_FILE), "64MB", 1).unwrap();
         schema::migrate_to_for_test(&old, 6);
         old.execute_batch(
-            "INSERT INTO series (id, metric, kind, labels, first_seen, sid)
-             VALUES (42, 'up', 'gauge', '{}', 0, 1)",
+            "INSERT INTO series (id, metric, kind, cluster, labels, first_seen, sid)
+             VALUES (42, 'up', 'gauge', 'east', '{\"cluster\":\"east\",\"mode\":\"idle\"}', 0, 1)",
         )
         .unwrap();
         drop(old);
@@ -696,6 +699,14 @@ mod tests {
             .unwrap();
         assert_eq!(limit, configured);
         assert_eq!(sid, series_numbers::sid(1, 1), "migrated");
+        let series = reader.series(None, Duration::from_secs(5)).await.unwrap();
+        assert_eq!(
+            series[0].labels,
+            BTreeMap::from([
+                ("cluster".into(), "east".into()),
+                ("mode".into(), "idle".into())
+            ])
+        );
         #[cfg(target_os = "linux")]
         {
             // Fields after the command's closing parenthesis start at

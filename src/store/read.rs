@@ -142,6 +142,27 @@ impl RollupAgg {
     }
 }
 
+/// The columns of `series s` that hold a series' labels, in the order
+/// `labels_of_row` reads them: the label columns (`super::LABEL_COLUMNS`),
+/// then the JSON of the rest.
+pub const STORED_LABELS: &str =
+    "s.cluster, s.job, s.instance, s.namespace, s.pod, s.node, s.container, s.other_labels";
+
+/// A stored series' whole label set, from the columns `STORED_LABELS`
+/// selected from column `first` on. `other_labels` does not repeat the label
+/// columns (rows stored before schema 8 do, with the same values).
+pub fn labels_of_row(row: &duckdb::Row, first: usize) -> duckdb::Result<BTreeMap<String, String>> {
+    let other: String = row.get(first + super::LABEL_COLUMNS.len())?;
+    // Only the writer writes this JSON; a row it cannot read keeps its columns.
+    let mut labels: BTreeMap<String, String> = serde_json::from_str(&other).unwrap_or_default();
+    for (i, name) in super::LABEL_COLUMNS.iter().enumerate() {
+        if let Some(value) = row.get::<_, Option<String>>(first + i)? {
+            labels.insert((*name).to_string(), value);
+        }
+    }
+    Ok(labels)
+}
+
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct SeriesInfo {
     pub id: u64,
@@ -221,28 +242,20 @@ impl StoreReader {
         deadline: Duration,
     ) -> Result<Vec<SeriesInfo>, StoreError> {
         self.run(deadline, move |conn| {
-            let mut stmt = conn.prepare(
-                "SELECT id, metric, kind, labels FROM series WHERE (?1 IS NULL OR metric = ?1) ORDER BY metric, labels",
-            )?;
+            let mut stmt = conn.prepare(&format!(
+                "SELECT s.id, s.metric, s.kind, {STORED_LABELS} FROM series s
+                 WHERE (?1 IS NULL OR s.metric = ?1)"
+            ))?;
             let rows = stmt.query_map(params![metric], |r| {
-                Ok((
-                    r.get::<_, u64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                ))
+                Ok(SeriesInfo {
+                    id: r.get(0)?,
+                    metric: r.get(1)?,
+                    kind: r.get(2)?,
+                    labels: labels_of_row(r, 3)?,
+                })
             })?;
-            let mut out = Vec::new();
-            for row in rows {
-                let (id, metric, kind, labels) = row?;
-                let labels: BTreeMap<String, String> = serde_json::from_str(&labels).unwrap_or_default();
-                out.push(SeriesInfo {
-                    id,
-                    metric,
-                    kind,
-                    labels,
-                });
-            }
+            let mut out = rows.collect::<Result<Vec<_>, _>>()?;
+            out.sort_unstable_by(|a, b| (&a.metric, &a.labels).cmp(&(&b.metric, &b.labels)));
             Ok(out)
         })
         .await
@@ -325,5 +338,21 @@ impl StoreReader {
             Ok(rows)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_labels_lists_the_label_columns_in_order_then_the_rest() {
+        let listed: Vec<&str> = STORED_LABELS
+            .split(", ")
+            .map(|c| c.trim_start_matches("s."))
+            .collect();
+        let mut want = super::super::LABEL_COLUMNS.to_vec();
+        want.push("other_labels");
+        assert_eq!(listed, want);
     }
 }

@@ -789,7 +789,7 @@ fn series_batch(held: &[&Unstored]) -> Result<RecordBatch, duckdb::Error> {
     for row in &rows {
         let mut found = [None; LABEL_COLUMNS.len()];
         for (name, value) in row.labels.iter() {
-            if let Some(i) = LABEL_COLUMNS.iter().position(|c| *c == name) {
+            if let Some(i) = label_column(name) {
                 found[i] = Some(value);
             }
         }
@@ -815,7 +815,7 @@ fn series_batch(held: &[&Unstored]) -> Result<RecordBatch, duckdb::Error> {
         text_column(node),
         text_column(container),
         Arc::new(StringArray::from_iter_values(
-            rows.iter().map(|r| labels_json(&r.labels)),
+            rows.iter().map(|r| other_labels_json(&r.labels)),
         )),
         Arc::new(Int64Array::from_iter_values(
             held.iter().map(|u| u.first_seen),
@@ -835,7 +835,7 @@ fn series_batch(held: &[&Unstored]) -> Result<RecordBatch, duckdb::Error> {
         text("pod", true),
         text("node", true),
         text("container", true),
-        text("labels", false),
+        text("other_labels", false),
         Field::new("first_seen", DataType::Int64, false),
         text("workload", true),
         Field::new("sid", DataType::UInt64, false),
@@ -843,12 +843,24 @@ fn series_batch(held: &[&Unstored]) -> Result<RecordBatch, duckdb::Error> {
     RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(arrow_error)
 }
 
-/// A label set as a JSON object, keys in name order.
-fn labels_json(labels: &LabelSet) -> String {
+fn label_column(name: &str) -> Option<usize> {
+    LABEL_COLUMNS.iter().position(|c| *c == name)
+}
+
+/// The labels that have no column of their own, as a JSON object with keys
+/// in name order. The label columns are not repeated: it would add ~140
+/// bytes of text to each stored series, and compressing that text is what a
+/// fleet's first scrape spends its time on (`store::read::labels_of_row`
+/// puts the whole set back together).
+fn other_labels_json(labels: &LabelSet) -> String {
     struct InNameOrder<'a>(&'a LabelSet);
     impl serde::Serialize for InNameOrder<'_> {
         fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-            serializer.collect_map(self.0.iter())
+            serializer.collect_map(
+                self.0
+                    .iter()
+                    .filter(|(name, _)| label_column(name).is_none()),
+            )
         }
     }
     if labels.iter().is_sorted_by(|a, b| a.0 < b.0) {
@@ -857,6 +869,7 @@ fn labels_json(labels: &LabelSet) -> String {
     } else {
         let map: serde_json::Map<String, serde_json::Value> = labels
             .iter()
+            .filter(|(name, _)| label_column(name).is_none())
             .map(|(k, v)| (k.to_string(), serde_json::Value::String(v.to_string())))
             .collect();
         serde_json::Value::Object(map).to_string()
@@ -870,15 +883,23 @@ mod tests {
     use crate::rollup::Aggregate;
 
     #[test]
-    fn labels_json_is_an_object_in_name_order() {
-        let sorted = LabelSet::from_pairs([("a", "x\"y"), ("b", "\\n"), ("c", "ü")]);
-        assert_eq!(labels_json(&sorted), r#"{"a":"x\"y","b":"\\n","c":"ü"}"#);
-        let unsorted = LabelSet::from_pairs([("job", "j"), ("cluster", "c"), ("instance", "i")]);
+    fn other_labels_are_an_object_in_name_order_without_the_label_columns() {
+        let sorted = LabelSet::from_pairs([
+            ("a", "x\"y"),
+            ("b", "\\n"),
+            ("c", "ü"),
+            ("cluster", "east"),
+            ("pod", "p-1"),
+        ]);
         assert_eq!(
-            labels_json(&unsorted),
-            r#"{"cluster":"c","instance":"i","job":"j"}"#
+            other_labels_json(&sorted),
+            r#"{"a":"x\"y","b":"\\n","c":"ü"}"#
         );
-        assert_eq!(labels_json(&LabelSet::default()), "{}");
+        let unsorted = LabelSet::from_pairs([("mode", "idle"), ("job", "j"), ("cpu", "0")]);
+        assert_eq!(other_labels_json(&unsorted), r#"{"cpu":"0","mode":"idle"}"#);
+        let only_columns = LabelSet::from_pairs([("job", "j"), ("instance", "i")]);
+        assert_eq!(other_labels_json(&only_columns), "{}");
+        assert_eq!(other_labels_json(&LabelSet::default()), "{}");
     }
 
     #[test]
@@ -1074,7 +1095,7 @@ mod tests {
         .unwrap();
         // In slices of 128 series, as a large fleet is derived.
         conn.execute_batch(
-            "INSERT INTO series (id, metric, kind, labels, first_seen, sid)
+            "INSERT INTO series (id, metric, kind, other_labels, first_seen, sid)
              SELECT DISTINCT sid, 'm', 'gauge', '{}', 0, sid FROM rollup_1m_rows",
         )
         .unwrap();

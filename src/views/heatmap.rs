@@ -165,7 +165,8 @@ impl RowKey {
 #[derive(Clone, Copy)]
 struct Part {
     metric: &'static str,
-    /// Exact `"name":"value"` pairs the labels JSON must contain.
+    /// Exact `"name":"value"` pairs `other_labels` must contain (so never
+    /// a label with a column of its own: those are not in that JSON).
     label: Option<&'static str>,
     /// Only real containers: cAdvisor also exports a pod total (no
     /// `container` label) and the pause container (`POD`).
@@ -239,7 +240,7 @@ async fn heat_query(
         let mut cond = String::from("s.metric = ?");
         params.push(Value::Text(part.metric.to_string()));
         if let Some(label) = part.label {
-            cond.push_str(" AND contains(s.labels, ?)");
+            cond.push_str(" AND contains(s.other_labels, ?)");
             params.push(Value::Text(label.to_string()));
         }
         if part.real_containers {

@@ -8,7 +8,7 @@ use duckdb::types::Value;
 
 use super::selector::Selector;
 use super::{Scope, TimeRange, ViewError};
-use crate::store::{self, StoreReader};
+use crate::store::{self, labels_of_row, StoreReader, STORED_LABELS};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum SeriesAgg {
@@ -128,24 +128,22 @@ async fn matching_series(
 ) -> Result<Vec<StoredSeries>, ViewError> {
     let mut params = vec![Value::Text(metric.to_string())];
     let cond = scope.sql(&mut params);
-    let sql = format!("SELECT s.id, s.labels FROM series s WHERE s.metric = ?{cond}");
+    let sql = format!("SELECT s.id, {STORED_LABELS} FROM series s WHERE s.metric = ?{cond}");
     let rows = reader
         .run(deadline, move |conn| {
             let mut stmt = conn.prepare(&sql)?;
             let rows = stmt.query_map(duckdb::params_from_iter(params), |r| {
-                Ok((r.get::<_, u64>(0)?, r.get::<_, String>(1)?))
+                Ok(StoredSeries {
+                    id: r.get(0)?,
+                    labels: labels_of_row(r, 1)?,
+                })
             })?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
         .await?;
     Ok(rows
         .into_iter()
-        .filter_map(|(id, labels)| {
-            let labels: BTreeMap<String, String> = serde_json::from_str(&labels).ok()?;
-            selector
-                .is_none_or(|s| s.matches(metric, &labels))
-                .then_some(StoredSeries { id, labels })
-        })
+        .filter(|s| selector.is_none_or(|sel| sel.matches(metric, &s.labels)))
         .collect())
 }
 
