@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A cold start: fleetscope on an empty data directory against a loadgen
 # fleet, where every series is new. Every 10 s it prints late scrapes so
-# far, series stored, the writer's queue and RSS; with the writer's debug
+# far, series stored, the writer's queue, RSS, fleetscope's cores and the
+# box's idle share; with the writer's debug
 # log kept, it sums the time the writer spent per new series at the end.
 #
 #   benches/cold_start.sh [CLUSTERS] [NODES] [SECONDS]     # default 100 50 420
@@ -35,14 +36,24 @@ RUST_LOG=fleetscope::store::writer=debug,info "$FLEETSCOPE" serve --config "$WOR
 FS=$!
 PIDS+=("$FS")
 START=$(date +%s)
+# CPU over each 10 s: fleetscope's (cores) and the whole box's idle share.
+ticks() { awk '{ print $14 + $15 }' "/proc/$FS/stat"; }
+idle() { awk '/^cpu / { print $5, $2 + $3 + $4 + $5 + $6 + $7 + $8 }' /proc/stat; }
+HZ=$(getconf CLK_TCK)
+prev_ticks=$(ticks); read -r prev_idle prev_all < <(idle)
 while (( $(date +%s) - START < SECONDS_TO_RUN )); do
   sleep 10
+  now_ticks=$(ticks); read -r now_idle now_all < <(idle)
+  cores=$(awk -v t=$(( now_ticks - prev_ticks )) -v hz="$HZ" 'BEGIN { printf "%.2f", t / hz / 10 }')
+  idle_pct=$(awk -v i=$(( now_idle - prev_idle )) -v a=$(( now_all - prev_all )) 'BEGIN { printf "%.0f", a ? 100 * i / a : 0 }')
+  prev_ticks=$now_ticks; prev_idle=$now_idle; prev_all=$now_all
   late=$(curl -sf "127.0.0.1:$PORT/api/v1/targets" | jq '[.data.targets[].late_scrapes] | add' || echo '?')
   page=$(curl -sf "127.0.0.1:$PORT/metrics" || true)
   value() { awk -v m="$1" '$1 == m { print $2 }' <<< "$page"; }
-  printf '%4d s  late %-7s  series stored %-10s  queued rows %-9s  RSS %d MB\n' \
+  printf '%4d s  late %-7s  series stored %-10s  queued rows %-9s  RSS %5d MB  cores %s  box idle %s %%\n' \
     "$(( $(date +%s) - START ))" "$late" "$(value fleetscope_store_series_written_total)" \
-    "$(value fleetscope_store_queued_rows)" "$(( $(awk '/VmRSS/ { print $2 }' "/proc/$FS/status") / 1024 ))"
+    "$(value fleetscope_store_queued_rows)" "$(( $(awk '/VmRSS/ { print $2 }' "/proc/$FS/status") / 1024 ))" \
+    "$cores" "$idle_pct"
 done
 sed 's/\x1b\[[0-9;]*m//g' "$WORK/fleetscope.log" | awk '/ committed / {
     for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
