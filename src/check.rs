@@ -18,21 +18,23 @@ struct PrintedSample<'a> {
     timestamp_ms: Option<i64>,
 }
 
-/// Validates a whole payload in `format` (or sniffed when `None`). With
+/// Validates a whole payload in `format` (or sniffed when `None`),
+/// OpenMetrics with its rules on what samples mean too (histogram buckets,
+/// counter values, metric point grouping; see `scrape::parse::rules`). With
 /// `print`, writes each sample as one JSON line. Returns the sample count.
 pub fn check_metrics(
     input: &[u8],
     format: Option<Format>,
-    print: Option<&mut dyn Write>,
+    mut print: Option<&mut dyn Write>,
 ) -> Result<usize, ParseError> {
     let format = format.unwrap_or_else(|| Format::sniff(input));
-    let Some(out) = print else {
-        return crate::scrape::parse::validate(input, format);
-    };
     let mut count = 0;
-    for sample in Parser::new(input, format) {
+    for sample in Parser::new(input, format).with_openmetrics_rules() {
         let s = sample?;
         count += 1;
+        let Some(out) = print.as_mut() else {
+            continue;
+        };
         let printed = PrintedSample {
             name: s.name,
             family: s.family,
@@ -53,7 +55,7 @@ pub fn check_metrics(
         if let Ok(line) = serde_json::to_string(&printed) {
             // A closed stdout (e.g. `| head`) ends printing, not validation.
             if writeln!(out, "{line}").is_err() {
-                return crate::scrape::parse::validate(input, format);
+                print = None;
             }
         }
     }

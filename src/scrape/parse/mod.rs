@@ -21,8 +21,12 @@
 //! * [`Format::OpenMetrics`] follows the OpenMetrics 1.0 ABNF: single spaces,
 //!   no blank lines, only `# HELP`/`# TYPE`/`# UNIT`/`# EOF` comments, `# EOF`
 //!   required as the last line, float-second timestamps (converted to ms,
-//!   truncated toward zero), exemplars, metadata before samples, families not
-//!   interleaved.
+//!   truncated toward zero, saturated beyond i64 milliseconds), exemplars,
+//!   metadata before samples, families not interleaved. A backslash may
+//!   escape any character (`BS normal-char`); unknown escapes are kept.
+//!   What samples mean (histogram buckets, counter values, metric point
+//!   grouping, name clashes) is checked only when asked for, by
+//!   [`Parser::with_openmetrics_rules`] (see `rules`), as scrapers do not.
 //!
 //! Errors are final: after the first [`ParseError`] the parser yields `None`.
 
@@ -32,6 +36,7 @@ use std::collections::{HashMap, HashSet};
 use memchr::{memchr, memchr2, memrchr};
 use xxhash_rust::xxh3::xxh3_64;
 
+mod rules;
 #[cfg(test)]
 mod tests;
 
@@ -368,6 +373,8 @@ struct Family<'a> {
     has_type: bool,
     has_help: bool,
     has_unit: bool,
+    /// A UNIT line named a unit (an empty one is allowed anywhere).
+    names_unit: bool,
     has_samples: bool,
 }
 
@@ -379,6 +386,7 @@ impl<'a> Family<'a> {
             has_type: false,
             has_help: false,
             has_unit: false,
+            names_unit: false,
             has_samples: false,
         }
     }
@@ -415,6 +423,9 @@ pub struct Parser<'a> {
     scratch: Vec<(&'a str, usize)>,
     /// Key the caller expects on the next sample line.
     expected: Option<ExpectedKey>,
+    /// OpenMetrics' rules on what samples mean, when asked for (see
+    /// [`Parser::with_openmetrics_rules`]).
+    rules: Option<Box<rules::OpenMetricsRules<'a>>>,
 }
 
 impl<'a> Parser<'a> {
@@ -437,7 +448,18 @@ impl<'a> Parser<'a> {
             seen: HashSet::new(),
             scratch: Vec::new(),
             expected: None,
+            rules: None,
         }
+    }
+
+    /// Also applies OpenMetrics' rules on what samples mean (see `rules`):
+    /// for validating an exposition, not for scraping. No effect on the
+    /// Prometheus format, which has no such rules.
+    pub fn with_openmetrics_rules(mut self) -> Self {
+        if self.format == Format::OpenMetrics {
+            self.rules = Some(Box::default());
+        }
+        self
     }
 
     /// The dialect this parser was created for.
@@ -665,14 +687,35 @@ impl<'a> Parser<'a> {
             }
             Some(_) => {
                 let s = self.utf8(raw)?;
-                self.sample(s, 0).map(Some)
+                let sample = self.sample(s, 0)?;
+                if let Some(Err(why)) = self.rules.as_mut().map(|r| r.sample(&sample)) {
+                    return Err(self.err(1, why));
+                }
+                Ok(Some(sample))
             }
+        }
+    }
+
+    /// Ends the current family for the rules, if they apply.
+    fn end_family_for_rules(&mut self) -> Result<(), ParseError> {
+        let fam = self.fam;
+        if fam.name.is_empty() {
+            return Ok(());
+        }
+        match self
+            .rules
+            .as_mut()
+            .map(|r| r.end_family(fam.name, fam.kind))
+        {
+            Some(Err(why)) => Err(self.err(1, why)),
+            _ => Ok(()),
         }
     }
 
     fn om_comment(&mut self, s: &'a str) -> Result<(), ParseError> {
         let b = s.as_bytes();
         if s == "# EOF" {
+            self.end_family_for_rules()?;
             if self.pos < self.input.len() {
                 return Err(ParseError {
                     line: self.line_no + 1,
@@ -717,8 +760,8 @@ impl<'a> Parser<'a> {
                     return Err(self.err(3, format!("duplicate HELP for metric family {name}")));
                 }
                 self.fam.has_help = true;
-                check_escapes(text.as_bytes())
-                    .map_err(|(off, why)| self.err(text_col + off, why))?;
+                // Any character may follow a backslash (`BS normal-char` in
+                // the ABNF); unknown escapes are kept as written.
                 self.helps.push((name, text));
             }
             1 => {
@@ -729,6 +772,7 @@ impl<'a> Parser<'a> {
                     .ok_or_else(|| self.err(text_col, format!("invalid metric type {text:?}")))?;
                 self.fam.has_type = true;
                 self.fam.kind = kind;
+                self.check_unit_allowed()?;
             }
             _ => {
                 if self.fam.has_unit {
@@ -749,7 +793,21 @@ impl<'a> Parser<'a> {
                     }
                 }
                 self.fam.has_unit = true;
+                self.fam.names_unit = !text.is_empty();
+                self.check_unit_allowed()?;
             }
+        }
+        Ok(())
+    }
+
+    /// Under OpenMetrics' rules, info and stateset families have no unit.
+    fn check_unit_allowed(&self) -> Result<(), ParseError> {
+        let unitless = matches!(self.fam.kind, MetricKind::Info | MetricKind::StateSet);
+        if self.rules.is_some() && unitless && self.fam.names_unit {
+            return Err(self.err(
+                3,
+                format!("a {} family has no unit", self.fam.kind.as_str()),
+            ));
         }
         Ok(())
     }
@@ -769,6 +827,7 @@ impl<'a> Parser<'a> {
     }
 
     fn om_start_family(&mut self, name: &'a str, column: usize) -> Result<(), ParseError> {
+        self.end_family_for_rules()?;
         if !self.fam.name.is_empty() {
             self.seen.insert(self.fam.name);
         }
@@ -795,7 +854,8 @@ impl<'a> Parser<'a> {
                 // then `x_total 1`), as several exporters write it.
                 let total_named_counter = suffix.is_empty()
                     && fam.kind == MetricKind::Counter
-                    && fam.name.ends_with("_total");
+                    && fam.name.ends_with("_total")
+                    && self.rules.is_none();
                 if fam.kind.allows_suffix(suffix, Format::OpenMetrics) || total_named_counter {
                     self.fam.has_samples = true;
                     return Ok((fam.name, fam.kind));
@@ -1108,14 +1168,10 @@ impl<'a> Parser<'a> {
                         }
                         match b.get(p + 1) {
                             None => return Err(self.err(vs, "unterminated label value")),
-                            Some(c) => {
-                                if om && !matches!(c, b'\\' | b'"' | b'n') {
-                                    return Err(
-                                        self.err(p + 1, "invalid escape sequence in label value")
-                                    );
-                                }
-                                i = p + 2;
-                            }
+                            // Any character may follow a backslash, in
+                            // both formats; unknown escapes are kept as
+                            // written (`RawValue::unescape_into`).
+                            Some(_) => i = p + 2,
                         }
                     }
                 }
@@ -1286,20 +1342,6 @@ fn find_closing_quote(b: &[u8], mut i: usize) -> Option<usize> {
     }
 }
 
-/// Checks OpenMetrics escapes (only `\\`, `\n` and `\"`): Err((offset, reason)).
-fn check_escapes(b: &[u8]) -> Result<(), (usize, &'static str)> {
-    let mut i = 0;
-    while let Some(off) = memchr(b'\\', b.get(i..).unwrap_or(&[])) {
-        let p = i + off;
-        match b.get(p + 1) {
-            Some(b'\\' | b'n' | b'"') => {}
-            _ => return Err((p, "invalid escape sequence")),
-        }
-        i = p + 2;
-    }
-    Ok(())
-}
-
 fn unescaped_char_count(raw: &str) -> usize {
     let mut n = 0;
     let mut chars = raw.chars();
@@ -1460,7 +1502,13 @@ fn parse_om_timestamp(s: &str) -> Option<i64> {
     let mut secs: i64 = 0;
     let mut int_digits = 0;
     while i < b.len() && b[i].is_ascii_digit() {
-        secs = secs.checked_mul(10)?.checked_add(i64::from(b[i] - b'0'))?;
+        match secs
+            .checked_mul(10)
+            .and_then(|v| v.checked_add(i64::from(b[i] - b'0')))
+        {
+            Some(v) => secs = v,
+            None => return far_timestamp(s),
+        }
         int_digits += 1;
         i += 1;
     }
@@ -1485,16 +1533,22 @@ fn parse_om_timestamp(s: &str) -> Option<i64> {
             ms_frac *= 10;
             k += 1;
         }
-        let ms = secs.checked_mul(1000)?.checked_add(ms_frac)?;
+        let Some(ms) = secs.checked_mul(1000).and_then(|v| v.checked_add(ms_frac)) else {
+            return far_timestamp(s);
+        };
         return Some(if neg { -ms } else { ms });
     }
     if !matches!(b.get(i), Some(b'e' | b'E')) || int_digits + frac_digits == 0 {
         return None;
     }
-    let v: f64 = s.parse().ok()?;
-    let ms = v * 1000.0;
-    if !ms.is_finite() || ms.abs() >= 9.2e18 {
-        return None;
-    }
-    Some(ms.trunc() as i64)
+    far_timestamp(s)
+}
+
+/// A timestamp in seconds that is a finite number but may not fit in i64
+/// milliseconds: OpenMetrics sets no range, so it is kept, saturated (the
+/// scrape path stamps samples with the scrape's own time anyway).
+fn far_timestamp(s: &str) -> Option<i64> {
+    let ms = s.parse::<f64>().ok()? * 1000.0;
+    // `as` saturates at i64's bounds.
+    ms.is_finite().then(|| ms.trunc() as i64)
 }

@@ -92,9 +92,16 @@ fn escapes_in_label_values() {
         l.get("e").map(|v| v.to_cow().into_owned()).as_deref(),
         Some("odd\\tkeep")
     );
-    // ...and rejected by OpenMetrics.
-    let e = err("m{e=\"odd\\tkeep\"} 1\n# EOF\n", Format::OpenMetrics);
-    assert_eq!((e.line, e.column), (1, 9), "{e}");
+    // ...and in OpenMetrics, whose ABNF allows a backslash before any
+    // character (`BS normal-char`), in label values and HELP text alike.
+    let s = om("# HELP m odd\\z help\\\nm{e=\"odd\\tkeep\"} 1\n# EOF\n");
+    assert_eq!(
+        s[0].labels
+            .get("e")
+            .map(|v| v.to_cow().into_owned())
+            .as_deref(),
+        Some("odd\\tkeep")
+    );
 
     let mut buf = String::from(">");
     RawValue(r#"a\\\"b\n"#).unescape_into(&mut buf);
@@ -195,10 +202,15 @@ fn timestamps_openmetrics() {
     assert_eq!(s[2].timestamp_ms, Some(1_500_000));
     assert_eq!(s[3].timestamp_ms, Some(-1234));
     assert_eq!(s[4].timestamp_ms, Some(0));
-    for bad in ["NaN", "+Inf", "1e300", "x", "1.2.3"] {
+    for bad in ["NaN", "+Inf", "1e999", "x", "1.2.3"] {
         let e = err(&format!("a 1 {bad}\n# EOF\n"), Format::OpenMetrics);
         assert_eq!((e.line, e.column), (1, 5), "{bad}: {e}");
     }
+    // OpenMetrics sets no range: finite seconds beyond i64 milliseconds
+    // are kept, saturated.
+    let s = om("a 1 12345678901234567890.1234567890\nb 2 -1e300\n# EOF\n");
+    assert_eq!(s[0].timestamp_ms, Some(i64::MAX));
+    assert_eq!(s[1].timestamp_ms, Some(i64::MIN));
 }
 
 #[test]
