@@ -279,12 +279,20 @@ async fn bad_span_bodies_are_rejected_clearly() {
     )
     .await
     .expect("req");
+    // OTLP/HTTP failures carry a google.rpc.Status in the request's encoding.
     assert_eq!(r.status(), 400);
-    let v: Value = r.json().await.expect("json error");
-    assert!(
-        v["error"].as_str().unwrap_or("").contains("protobuf"),
-        "{v}"
-    );
+    assert_eq!(r.headers()["content-type"], "application/x-protobuf");
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct RpcStatus {
+        #[prost(int32, tag = "1")]
+        code: i32,
+        #[prost(string, tag = "2")]
+        message: String,
+    }
+    let status = <RpcStatus as prost::Message>::decode(r.bytes().await.expect("body"))
+        .expect("a google.rpc.Status");
+    assert_eq!(status.code, 3, "INVALID_ARGUMENT");
+    assert!(status.message.contains("protobuf"), "{status:?}");
     let r = post(
         "/v1/traces",
         "application/json",
@@ -293,6 +301,27 @@ async fn bad_span_bodies_are_rejected_clearly() {
     .await
     .expect("req");
     assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.expect("json Status");
+    assert_eq!(v["code"], 3, "{v}");
+    assert!(v["message"].as_str().is_some_and(|m| !m.is_empty()), "{v}");
+    // Encodings and media types it cannot read are refused as such.
+    let r = client
+        .post(fs.url("/v1/traces"))
+        .header("Content-Type", "application/x-protobuf")
+        .header("Content-Encoding", "zstd")
+        .body(vec![1u8, 2, 3])
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(r.status(), 415);
+    let r = post("/v1/traces", "text/plain", b"hello".to_vec())
+        .await
+        .expect("req");
+    assert_eq!(r.status(), 415);
+    let r = post("/api/v2/spans", "application/x-protobuf", vec![0x0a, 0x00])
+        .await
+        .expect("req");
+    assert_eq!(r.status(), 415);
     let r = post(
         "/api/v2/spans",
         "application/json",

@@ -20,6 +20,8 @@ pub enum ApiError {
     Deadline,
     #[error("request body exceeds {0} bytes")]
     TooLarge(usize),
+    #[error("{0}")]
+    UnsupportedMedia(String),
     #[error("overloaded, retry later")]
     Overloaded,
     #[error("internal error")]
@@ -43,6 +45,7 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Deadline => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMedia(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -55,6 +58,7 @@ impl ApiError {
             ApiError::NotFound(_) => "not_found",
             ApiError::Deadline => "timeout",
             ApiError::TooLarge(_) => "too_large",
+            ApiError::UnsupportedMedia(_) => "unsupported_media_type",
             ApiError::Overloaded => "overloaded",
             ApiError::Internal(_) => "internal",
         }

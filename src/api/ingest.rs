@@ -29,11 +29,22 @@ enum Wire {
 }
 
 /// The request body, gunzipped if it says so, never beyond `limit` bytes.
+/// Other encodings (deflate, zstd, snappy: options of some exporters) are
+/// refused with 415, so a sender learns to switch, rather than a 400 from
+/// decoding compressed bytes as they are.
 fn body_bytes(headers: &HeaderMap, body: Bytes, limit: usize) -> Result<Vec<u8>, ApiError> {
-    let gzip = headers
+    let encoding = headers
         .get(header::CONTENT_ENCODING)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("gzip"));
+        .map(|v| v.to_str().unwrap_or("").trim().to_ascii_lowercase());
+    let gzip = match encoding.as_deref() {
+        None | Some("" | "identity") => false,
+        Some("gzip" | "x-gzip") => true,
+        Some(other) => {
+            return Err(ApiError::UnsupportedMedia(format!(
+                "unsupported Content-Encoding {other:?}; send gzip or none"
+            )))
+        }
+    };
     if !gzip {
         if body.len() > limit {
             return Err(ApiError::TooLarge(limit));
@@ -58,20 +69,7 @@ async fn ingest(
     wire: Wire,
 ) -> Result<(Decoded, Wire), ApiError> {
     let limit = state.graph_max_body;
-    let wire = match wire {
-        Wire::Zipkin => Wire::Zipkin,
-        _ => {
-            let json = headers
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|v| v.starts_with("application/json"));
-            if json {
-                Wire::OtlpJson
-            } else {
-                Wire::OtlpProtobuf
-            }
-        }
-    };
+    let wire = body_wire(&headers, wire)?;
     let decoded = tokio::task::spawn_blocking(move || {
         let bytes = body_bytes(&headers, body, limit)?;
         let result = match wire {
@@ -102,6 +100,41 @@ async fn ingest(
     }
 }
 
+/// The media type a request's Content-Type names, lower case, without
+/// parameters; `None` when it has none.
+fn media_type(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::CONTENT_TYPE)?.to_str().unwrap_or("");
+    let media = value.split(';').next().unwrap_or("").trim();
+    (!media.is_empty()).then(|| media.to_ascii_lowercase())
+}
+
+/// What an endpoint's body is in, from its Content-Type: OTLP/HTTP is
+/// protobuf or JSON (protobuf when none is named, as some senders omit
+/// it); Zipkin here is JSON only (its protobuf encoding is refused with
+/// 415, which Zipkin senders report, instead of a JSON parse error).
+fn body_wire(headers: &HeaderMap, endpoint: Wire) -> Result<Wire, ApiError> {
+    let media = media_type(headers);
+    let wire = match (endpoint, media.as_deref()) {
+        (Wire::Zipkin, None | Some("application/json")) => Wire::Zipkin,
+        (Wire::OtlpJson | Wire::OtlpProtobuf, Some("application/json")) => Wire::OtlpJson,
+        (
+            Wire::OtlpJson | Wire::OtlpProtobuf,
+            None | Some("application/x-protobuf" | "application/protobuf"),
+        ) => Wire::OtlpProtobuf,
+        (Wire::Zipkin, Some(other)) => {
+            return Err(ApiError::UnsupportedMedia(format!(
+                "unsupported Content-Type {other:?}; Zipkin spans are accepted as application/json (v2)"
+            )))
+        }
+        (_, Some(other)) => {
+            return Err(ApiError::UnsupportedMedia(format!(
+                "unsupported Content-Type {other:?}; OTLP/HTTP is application/x-protobuf or application/json"
+            )))
+        }
+    };
+    Ok(wire)
+}
+
 fn rejection_message(decoded: &Decoded) -> String {
     decoded
         .rejected
@@ -111,8 +144,72 @@ fn rejection_message(decoded: &Decoded) -> String {
         .join(", ")
 }
 
+/// `google.rpc.Status`, the body of every OTLP/HTTP failure.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    code: i32,
+    #[prost(string, tag = "2")]
+    message: String,
+}
+
+/// An OTLP/HTTP failure as the spec has it: the HTTP status, and a
+/// `google.rpc.Status` body in the request's own encoding, so exporters
+/// can read the message (and a 503's Retry-After tells them to retry).
+fn otlp_failure(e: ApiError, json: bool) -> Response {
+    // gRPC codes: INVALID_ARGUMENT, RESOURCE_EXHAUSTED, UNAVAILABLE, INTERNAL.
+    let code = match &e {
+        ApiError::BadRequest(_) | ApiError::UnsupportedMedia(_) => 3,
+        ApiError::TooLarge(_) => 8,
+        ApiError::Overloaded | ApiError::Deadline => 14,
+        _ => 13,
+    };
+    if let ApiError::Internal(detail) = &e {
+        tracing::error!(%detail, "internal error answering an OTLP export");
+    }
+    let status = RpcStatus {
+        code,
+        message: e.to_string(),
+    };
+    let mut response = if json {
+        (
+            e.status(),
+            axum::Json(json!({"code": status.code, "message": status.message})),
+        )
+            .into_response()
+    } else {
+        (
+            e.status(),
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/x-protobuf"),
+            )],
+            status.encode_to_vec(),
+        )
+            .into_response()
+    };
+    if matches!(e, ApiError::Overloaded) {
+        response
+            .headers_mut()
+            .insert("Retry-After", HeaderValue::from_static("1"));
+    }
+    response
+}
+
 pub async fn otlp_traces(
     State(state): State<ApiState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let json = media_type(&headers).as_deref() == Some("application/json");
+    match otlp_export(state, headers, body).await {
+        Ok(response) => response,
+        Err(e) => otlp_failure(e, json),
+    }
+}
+
+async fn otlp_export(
+    state: ApiState,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {

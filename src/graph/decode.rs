@@ -23,6 +23,8 @@
 //! - `error` is set by an error status (OTLP status ERROR; Zipkin `error` tag or
 //!   `otel.status_code=ERROR`), or by an HTTP status >= 500
 //!   (`http.response.status_code`, else `http.status_code`) on a SERVER span.
+//!   A Zipkin `error` tag on a SERVER span that answered 4xx is not a failure
+//!   (Brave tags every status outside 1xx-3xx; the client erred).
 //! - Where several attribute spellings exist the preferred one wins whatever
 //!   the order the attributes arrive in (see each field below).
 //!
@@ -40,7 +42,9 @@
 //! the opentelemetry-proto messages that declare only these fields (see
 //! [`otlp_protobuf`]): no allocation per attribute, unused fields skipped.
 //!
-//! OTLP/JSON follows the OTLP spec's JSON mapping: lowerCamelCase keys, ids as
+//! OTLP/JSON follows the OTLP spec's JSON mapping: lowerCamelCase keys (proto
+//! field names in snake_case are taken too, as proto3's JSON mapping has
+//! parsers do), ids as
 //! hex strings (base64 ids are invalid and rejected per span), enums as
 //! integers or their names (`"SPAN_KIND_SERVER"`, also `"SERVER"`), 64-bit
 //! integers as decimal strings or numbers, attribute values as `AnyValue`
@@ -247,7 +251,9 @@ mod lite {
 
 /// Decodes an OTLP/JSON `ExportTraceServiceRequest` body.
 pub fn otlp_json(body: &[u8]) -> Result<Decoded, DecodeError> {
-    let root: Value = serde_json::from_slice(body).map_err(|e| DecodeError::Json(e.to_string()))?;
+    let mut root: Value =
+        serde_json::from_slice(body).map_err(|e| DecodeError::Json(e.to_string()))?;
+    camel_case_keys(&mut root);
     let Some(root) = root.as_object() else {
         return Err(DecodeError::Json(format!(
             "OTLP/JSON: expected an object with \"resourceSpans\", found {}",
@@ -464,6 +470,8 @@ impl<'a> SpanPicks<'a> {
             "net.peer.name" => self.server_address.offer(1, v.as_str()),
             "network.peer.address" => self.server_address.offer(2, v.as_str()),
             "peer.service" => self.peer_service.offer(1, v.as_str()),
+            // The newer name of `peer.service`.
+            "service.peer.name" => self.peer_service.offer(1, v.as_str()),
             "messaging.system" => self.messaging_system.offer(0, v.as_str()),
             "messaging.destination.name" => self.messaging_destination.offer(0, v.as_str()),
             "messaging.destination" => self.messaging_destination.offer(1, v.as_str()),
@@ -879,6 +887,49 @@ fn json_ids(
     Ok((trace_id, span_id, parent_span_id))
 }
 
+/// Renames snake_case keys to lowerCamelCase, throughout. Proto3's JSON
+/// mapping has parsers accept a field's proto name as well as its JSON name
+/// (the OpenTelemetry Collector does), and some senders write `trace_id`.
+/// Every key of an OTLP/JSON object is a field name (attributes are lists
+/// of `{key, value}`, never maps), so no user data is renamed; a key given
+/// both ways keeps its lowerCamelCase value.
+fn camel_case_keys(v: &mut Value) {
+    match v {
+        Value::Array(items) => items.iter_mut().for_each(camel_case_keys),
+        Value::Object(o) if o.keys().any(|k| k.contains('_')) => {
+            let (snake, camel): (Vec<_>, Vec<_>) = std::mem::take(o)
+                .into_iter()
+                .partition(|(k, _)| k.contains('_'));
+            for (key, mut value) in camel {
+                camel_case_keys(&mut value);
+                o.insert(key, value);
+            }
+            for (key, mut value) in snake {
+                camel_case_keys(&mut value);
+                o.entry(lower_camel_case(&key)).or_insert(value);
+            }
+        }
+        Value::Object(o) => o.values_mut().for_each(camel_case_keys),
+        _ => {}
+    }
+}
+
+fn lower_camel_case(snake: &str) -> String {
+    let mut out = String::with_capacity(snake.len());
+    let mut upper = false;
+    for c in snake.chars() {
+        if c == '_' {
+            upper = !out.is_empty();
+        } else if upper {
+            out.extend(c.to_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 fn str_field<'a>(o: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
     o.get(key).and_then(Value::as_str)
 }
@@ -982,7 +1033,8 @@ fn zipkin_span(out: &mut Decoded, span: &Value) {
 
     let mut picks = SpanPicks::default();
     let mut res = ResourcePicks::default();
-    let mut status_error = false;
+    let mut error_tag = false;
+    let mut otel_error = false;
     let remote = o.get("remoteEndpoint").and_then(Value::as_object);
     if let Some(ep) = remote {
         picks.peer_service.offer(0, str_field(ep, "serviceName"));
@@ -1000,9 +1052,9 @@ fn zipkin_span(out: &mut Decoded, span: &Value) {
             };
             match k.as_str() {
                 // Zipkin: an `error` tag with any value marks a failed span.
-                "error" => status_error = true,
+                "error" => error_tag = true,
                 "otel.status_code" => {
-                    status_error |= v.as_str().is_some_and(|s| s.eq_ignore_ascii_case("ERROR"))
+                    otel_error |= v.as_str().is_some_and(|s| s.eq_ignore_ascii_case("ERROR"))
                 }
                 // service.name is localEndpoint's job in Zipkin.
                 "service.name" => {}
@@ -1023,6 +1075,13 @@ fn zipkin_span(out: &mut Decoded, span: &Value) {
         picks.server_address.offer(9, Some(addr));
     }
 
+    // Brave tags every HTTP response outside 1xx-3xx `error`; a server that
+    // answered 4xx did not fail (OTel counts only 5xx on the server side,
+    // as `push` does for status codes).
+    let client_fault = kind == Some(SpanKind::Server)
+        && picks
+            .http_status
+            .is_some_and(|(_, code)| (400..500).contains(&code));
     let core = Core {
         trace_id,
         span_id,
@@ -1030,7 +1089,7 @@ fn zipkin_span(out: &mut Decoded, span: &Value) {
         kind,
         start,
         end,
-        status_error,
+        status_error: otel_error || (error_tag && !client_fault),
     };
     push(
         out,
@@ -1377,6 +1436,72 @@ mod tests {
                 (REJECT_NOT_OBJECT, 1)
             ]
         );
+    }
+
+    /// Proto field names (snake_case) decode as the JSON names do, also
+    /// mixed with them, and the JSON name wins when a field is given both
+    /// ways; attribute keys are left as sent.
+    #[test]
+    fn otlp_json_takes_proto_field_names_too() {
+        let camel = br#"{"resourceSpans":[{"resource":{"attributes":[
+            {"key":"service.name","value":{"stringValue":"svc"}}]},
+          "scopeSpans":[{"spans":[
+            {"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174",
+             "parentSpanId":"0000000000000001","kind":3,"startTimeUnixNano":"10",
+             "endTimeUnixNano":"20","attributes":[
+               {"key":"db.system_name","value":{"stringValue":"x"}},
+               {"key":"peer.service","value":{"stringValue":"ledger"}}]}]}]}]}"#;
+        let snake = br#"{"resource_spans":[{"resource":{"attributes":[
+            {"key":"service.name","value":{"string_value":"svc"}}]},
+          "scopeSpans":[{"spans":[
+            {"trace_id":"5b8efff798038103d269b633813fc60c","span_id":"eee19b7ec3c1b174",
+             "spanId":"eee19b7ec3c1b174","parent_span_id":"0000000000000001","kind":3,
+             "start_time_unix_nano":"10","end_time_unix_nano":"20","attributes":[
+               {"key":"db.system_name","value":{"string_value":"x"}},
+               {"key":"peer.service","value":{"string_value":"ledger"}}]}]}]}]}"#;
+        let (camel, snake) = (otlp_json(camel).unwrap(), otlp_json(snake).unwrap());
+        assert_eq!(format!("{camel:?}"), format!("{snake:?}"));
+        assert_eq!(snake.spans.len(), 1);
+        assert_eq!(snake.spans[0].service, "svc");
+        assert_eq!(snake.spans[0].peer_service.as_deref(), Some("ledger"));
+        assert_eq!(snake.spans[0].end_unix_nanos, 20);
+        assert_eq!(
+            lower_camel_case("start_time_unix_nano"),
+            "startTimeUnixNano"
+        );
+        assert_eq!(lower_camel_case("_x__y_"), "xY");
+    }
+
+    /// Brave tags every HTTP response outside 1xx-3xx `error`: a server's
+    /// 4xx is the client's fault, not a failed span; its 5xx and a client's
+    /// error tag are failures.
+    #[test]
+    fn zipkin_error_tags_on_server_4xx_are_not_failures() {
+        let span = |kind: &str, status: &str| {
+            format!(
+                r#"{{"traceId":"1","id":"2","kind":"{kind}","timestamp":1,"duration":1,
+                   "tags":{{"http.status_code":"{status}","error":"{status}"}}}}"#
+            )
+        };
+        let body = format!(
+            "[{},{},{},{}]",
+            span("SERVER", "404"),
+            span("SERVER", "503"),
+            span("CLIENT", "404"),
+            r#"{"traceId":"1","id":"3","kind":"SERVER","timestamp":1,
+               "tags":{"http.status_code":"404","otel.status_code":"ERROR"}}"#
+        );
+        let d = zipkin_v2_json(body.as_bytes()).unwrap();
+        let errors: Vec<bool> = d.spans.iter().map(|s| s.error).collect();
+        assert_eq!(errors, [false, true, true, true]);
+    }
+
+    #[test]
+    fn the_newer_peer_service_name_is_read() {
+        let body = br#"[{"traceId":"1","id":"2","kind":"CLIENT","timestamp":1,
+            "tags":{"service.peer.name":"payments"}}]"#;
+        let d = zipkin_v2_json(body).unwrap();
+        assert_eq!(d.spans[0].peer_service.as_deref(), Some("payments"));
     }
 
     #[test]
