@@ -318,7 +318,7 @@ async fn bad_span_bodies_are_rejected_clearly() {
         .await
         .expect("req");
     assert_eq!(r.status(), 415);
-    let r = post("/api/v2/spans", "application/x-protobuf", vec![0x0a, 0x00])
+    let r = post("/api/v2/spans", "application/x-thrift", vec![0x0c, 0x00])
         .await
         .expect("req");
     assert_eq!(r.status(), 415);
@@ -374,6 +374,30 @@ async fn bad_span_bodies_are_rejected_clearly() {
     );
     assert!(
         metrics.contains("fleetscope_spans_rejected_total{reason="),
+        "{metrics}"
+    );
+    // Zipkin's proto3 encoding (Brave's PROTO3, Envoy's HTTP_PROTO): a
+    // ListOfSpans of one span, encoded by hand from zipkin.proto's field
+    // numbers: trace_id (1), id (3), kind (4) SERVER, timestamp (6).
+    let mut span = vec![0x0a, 16];
+    span.extend(1u8..=16);
+    span.extend([0x1a, 8]);
+    span.extend(1u8..=8);
+    span.extend([0x20, 2, 0x31]);
+    span.extend(1_700_000_000_000_000u64.to_le_bytes());
+    let mut list = vec![0x0a, span.len() as u8];
+    list.extend(span);
+    let r = post("/api/v2/spans", "application/x-protobuf", list)
+        .await
+        .expect("req");
+    assert_eq!(r.status(), 202);
+    let r = post("/api/v2/spans", "application/x-protobuf", vec![0x0a, 0xff])
+        .await
+        .expect("req");
+    assert_eq!(r.status(), 400);
+    let metrics = fs.self_metrics().await;
+    assert!(
+        metrics.contains("fleetscope_spans_received_total 2"),
         "{metrics}"
     );
     // The process is still healthy.

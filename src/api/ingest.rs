@@ -1,5 +1,6 @@
 //! Ingest endpoints: OTLP/HTTP traces (`POST /v1/traces`, protobuf or
-//! JSON, optionally gzip), Zipkin v2 (`POST /api/v2/spans`), and events or
+//! JSON, optionally gzip), Zipkin v2 (`POST /api/v2/spans`, JSON or
+//! proto3), and events or
 //! Alertmanager webhooks (`POST /api/v1/events`).
 //!
 //! Bodies are bounded after decompression; decoding runs off the async
@@ -26,6 +27,7 @@ enum Wire {
     OtlpProtobuf,
     OtlpJson,
     Zipkin,
+    ZipkinProtobuf,
 }
 
 /// The request body, gunzipped if it says so, never beyond `limit` bytes.
@@ -76,6 +78,7 @@ async fn ingest(
             Wire::OtlpProtobuf => decode::otlp_protobuf(&bytes),
             Wire::OtlpJson => decode::otlp_json(&bytes),
             Wire::Zipkin => decode::zipkin_v2_json(&bytes),
+            Wire::ZipkinProtobuf => decode::zipkin_v2_protobuf(&bytes),
         };
         result.map_err(|e: DecodeError| ApiError::BadRequest(e.to_string()))
     })
@@ -110,20 +113,22 @@ fn media_type(headers: &HeaderMap) -> Option<String> {
 
 /// What an endpoint's body is in, from its Content-Type: OTLP/HTTP is
 /// protobuf or JSON (protobuf when none is named, as some senders omit
-/// it); Zipkin here is JSON only (its protobuf encoding is refused with
-/// 415, which Zipkin senders report, instead of a JSON parse error).
+/// it); Zipkin v2 is JSON or proto3.
 fn body_wire(headers: &HeaderMap, endpoint: Wire) -> Result<Wire, ApiError> {
     let media = media_type(headers);
     let wire = match (endpoint, media.as_deref()) {
-        (Wire::Zipkin, None | Some("application/json")) => Wire::Zipkin,
+        (Wire::Zipkin | Wire::ZipkinProtobuf, None | Some("application/json")) => Wire::Zipkin,
+        (Wire::Zipkin | Wire::ZipkinProtobuf, Some("application/x-protobuf" | "application/protobuf")) => {
+            Wire::ZipkinProtobuf
+        }
         (Wire::OtlpJson | Wire::OtlpProtobuf, Some("application/json")) => Wire::OtlpJson,
         (
             Wire::OtlpJson | Wire::OtlpProtobuf,
             None | Some("application/x-protobuf" | "application/protobuf"),
         ) => Wire::OtlpProtobuf,
-        (Wire::Zipkin, Some(other)) => {
+        (Wire::Zipkin | Wire::ZipkinProtobuf, Some(other)) => {
             return Err(ApiError::UnsupportedMedia(format!(
-                "unsupported Content-Type {other:?}; Zipkin spans are accepted as application/json (v2)"
+                "unsupported Content-Type {other:?}; Zipkin v2 spans are application/json or application/x-protobuf"
             )))
         }
         (_, Some(other)) => {

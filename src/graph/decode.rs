@@ -53,9 +53,10 @@
 //! int64s, but they take enums only as integers and fail the *whole* request
 //! on one bad id, where we want to drop just that span.
 //!
-//! # Zipkin v2 JSON
+//! # Zipkin v2 JSON (and proto3)
 //!
-//! A JSON array of spans. Ids are hex; like the Zipkin server, shorter ids are
+//! A JSON array of spans; a proto3 `ListOfSpans` is read span by span as its
+//! JSON form. Ids are hex; like the Zipkin server, shorter ids are
 //! left-padded with zeros (so a 64-bit, 16-char `traceId` becomes a 128-bit id
 //! whose high half is zero). `timestamp`/`duration` are microseconds; a span
 //! without a `timestamp` is an incomplete fragment and is rejected
@@ -347,6 +348,127 @@ pub fn zipkin_v2_json(body: &[u8]) -> Result<Decoded, DecodeError> {
         zipkin_span(&mut out, span);
     }
     Ok(out)
+}
+
+/// Zipkin's proto3 encoding (`zipkin.proto3.ListOfSpans`), the messages
+/// declared with only the fields read.
+mod zipkin_proto {
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct ListOfSpans {
+        #[prost(message, repeated, tag = "1")]
+        pub spans: Vec<Span>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Span {
+        #[prost(bytes = "vec", tag = "1")]
+        pub trace_id: Vec<u8>,
+        #[prost(bytes = "vec", tag = "2")]
+        pub parent_id: Vec<u8>,
+        #[prost(bytes = "vec", tag = "3")]
+        pub id: Vec<u8>,
+        /// 1 CLIENT, 2 SERVER, 3 PRODUCER, 4 CONSUMER; 0 unspecified.
+        #[prost(int32, tag = "4")]
+        pub kind: i32,
+        /// Microseconds since the epoch.
+        #[prost(fixed64, tag = "6")]
+        pub timestamp: u64,
+        /// Microseconds.
+        #[prost(uint64, tag = "7")]
+        pub duration: u64,
+        #[prost(message, optional, tag = "8")]
+        pub local_endpoint: Option<Endpoint>,
+        #[prost(message, optional, tag = "9")]
+        pub remote_endpoint: Option<Endpoint>,
+        #[prost(map = "string, string", tag = "11")]
+        pub tags: std::collections::HashMap<String, String>,
+        #[prost(bool, tag = "13")]
+        pub shared: bool,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Endpoint {
+        #[prost(string, tag = "1")]
+        pub service_name: String,
+        #[prost(bytes = "vec", tag = "2")]
+        pub ipv4: Vec<u8>,
+        #[prost(bytes = "vec", tag = "3")]
+        pub ipv6: Vec<u8>,
+        #[prost(int32, tag = "4")]
+        pub port: i32,
+    }
+}
+
+/// Decodes a Zipkin proto3 body (`ListOfSpans`, as Brave's PROTO3 encoding
+/// and Envoy's `HTTP_PROTO` send). Each span is read as its v2 JSON form
+/// would be, so both encodings follow one set of rules.
+pub fn zipkin_v2_protobuf(body: &[u8]) -> Result<Decoded, DecodeError> {
+    let list = zipkin_proto::ListOfSpans::decode(body)
+        .map_err(|e| DecodeError::ZipkinProtobuf(e.to_string()))?;
+    let mut out = Decoded {
+        spans: Vec::with_capacity(list.spans.len()),
+        rejected: Vec::new(),
+    };
+    for span in &list.spans {
+        zipkin_span(&mut out, &zipkin_proto_as_json(span));
+    }
+    Ok(out)
+}
+
+fn zipkin_proto_as_json(span: &zipkin_proto::Span) -> Value {
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    let endpoint = |ep: &zipkin_proto::Endpoint| {
+        let mut o = Map::new();
+        o.insert("serviceName".into(), Value::from(ep.service_name.as_str()));
+        if let Ok(v4) = <[u8; 4]>::try_from(ep.ipv4.as_slice()) {
+            o.insert(
+                "ipv4".into(),
+                Value::from(std::net::Ipv4Addr::from(v4).to_string()),
+            );
+        }
+        if let Ok(v6) = <[u8; 16]>::try_from(ep.ipv6.as_slice()) {
+            o.insert(
+                "ipv6".into(),
+                Value::from(std::net::Ipv6Addr::from(v6).to_string()),
+            );
+        }
+        if ep.port > 0 {
+            o.insert("port".into(), Value::from(ep.port));
+        }
+        Value::Object(o)
+    };
+    let mut o = Map::new();
+    o.insert("traceId".into(), Value::from(hex(&span.trace_id)));
+    o.insert("id".into(), Value::from(hex(&span.id)));
+    if !span.parent_id.is_empty() {
+        o.insert("parentId".into(), Value::from(hex(&span.parent_id)));
+    }
+    let kind = ["CLIENT", "SERVER", "PRODUCER", "CONSUMER"];
+    if let Some(k) = usize::try_from(span.kind - 1)
+        .ok()
+        .and_then(|i| kind.get(i))
+    {
+        o.insert("kind".into(), Value::from(*k));
+    }
+    // Zero is proto3's "absent".
+    if span.timestamp != 0 {
+        o.insert("timestamp".into(), Value::from(span.timestamp));
+    }
+    o.insert("duration".into(), Value::from(span.duration));
+    if let Some(ep) = &span.local_endpoint {
+        o.insert("localEndpoint".into(), endpoint(ep));
+    }
+    if let Some(ep) = &span.remote_endpoint {
+        o.insert("remoteEndpoint".into(), endpoint(ep));
+    }
+    let tags: Map<String, Value> = span
+        .tags
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::from(v.as_str())))
+        .collect();
+    o.insert("tags".into(), Value::Object(tags));
+    o.insert("shared".into(), Value::from(span.shared));
+    Value::Object(o)
 }
 
 /// The span id given to a Zipkin B3 shared SERVER span (which arrives with
@@ -1494,6 +1616,61 @@ mod tests {
         let d = zipkin_v2_json(body.as_bytes()).unwrap();
         let errors: Vec<bool> = d.spans.iter().map(|s| s.error).collect();
         assert_eq!(errors, [false, true, true, true]);
+    }
+
+    /// A proto3 span decodes as its v2 JSON twin does.
+    #[test]
+    fn zipkin_proto3_reads_as_its_json_form() {
+        use zipkin_proto::{Endpoint, ListOfSpans, Span};
+        let span = Span {
+            trace_id: vec![0x46, 0x3a, 0xc3, 0x5c, 0x9f, 0x64, 0x13, 0xad],
+            id: vec![0xa2, 0xfb, 0x4a, 0x1d, 0x1a, 0x96, 0xd3, 0x12],
+            parent_id: vec![0, 0, 0, 0, 0, 0, 0, 1],
+            kind: 1,
+            timestamp: 1_000,
+            duration: 50,
+            local_endpoint: Some(Endpoint {
+                service_name: "frontend".into(),
+                ..Default::default()
+            }),
+            remote_endpoint: Some(Endpoint {
+                service_name: "mysql".into(),
+                ipv4: vec![10, 0, 0, 7],
+                port: 3306,
+                ..Default::default()
+            }),
+            tags: [("db.system".to_string(), "mysql".to_string())].into(),
+            shared: false,
+        };
+        let no_timestamp = Span {
+            timestamp: 0,
+            ..span.clone()
+        };
+        let body = ListOfSpans {
+            spans: vec![span, no_timestamp],
+        }
+        .encode_to_vec();
+        let json = br#"[{"traceId":"463ac35c9f6413ad","id":"a2fb4a1d1a96d312",
+            "parentId":"0000000000000001","kind":"CLIENT","timestamp":1000,"duration":50,
+            "localEndpoint":{"serviceName":"frontend"},
+            "remoteEndpoint":{"serviceName":"mysql","ipv4":"10.0.0.7","port":3306},
+            "tags":{"db.system":"mysql"}},
+            {"traceId":"463ac35c9f6413ad","id":"a2fb4a1d1a96d312"}]"#;
+        let (proto, json) = (
+            zipkin_v2_protobuf(&body).unwrap(),
+            zipkin_v2_json(json).unwrap(),
+        );
+        assert_eq!(format!("{proto:?}"), format!("{json:?}"));
+        assert_eq!(proto.spans.len(), 1);
+        assert_eq!(
+            proto.spans[0].server_address.as_deref(),
+            Some("10.0.0.7:3306")
+        );
+        assert_eq!(proto.spans[0].peer_service.as_deref(), Some("mysql"));
+        assert!(matches!(
+            zipkin_v2_protobuf(&[0x0a, 0xff]),
+            Err(DecodeError::ZipkinProtobuf(_))
+        ));
     }
 
     #[test]

@@ -76,6 +76,8 @@ impl Decoded {
 pub enum DecodeError {
     #[error("malformed OTLP protobuf: {0}")]
     Protobuf(String),
+    #[error("malformed Zipkin protobuf: {0}")]
+    ZipkinProtobuf(String),
     #[error("malformed JSON: {0}")]
     Json(String),
 }
