@@ -85,6 +85,9 @@
 //! - `messaging_destination`: `messaging.destination.name`,
 //!   `messaging.destination`, `message_bus.destination`, `kafka.topic`,
 //!   `rabbit.queue`, `jms.queue`/`jms.topic`, `rabbit.exchange`.
+//! - `messaging_operation`: `messaging.operation.type`, `messaging.operation`
+//!   (a CLIENT messaging span sends or receives by it).
+//! - `peer_service` also from `service.peer.name`, `peer.service`'s newer name.
 //!
 //! B3 shared spans: with B3 propagation a SERVER span marked `"shared": true`
 //! reuses its CLIENT span's id. The graph pairs a client with the server span
@@ -576,6 +579,7 @@ struct SpanPicks<'a> {
     peer_service: Pick<'a>,
     messaging_system: Pick<'a>,
     messaging_destination: Pick<'a>,
+    messaging_operation: Pick<'a>,
     /// (rank, code)
     http_status: Option<(u8, i64)>,
 }
@@ -597,6 +601,8 @@ impl<'a> SpanPicks<'a> {
             "messaging.system" => self.messaging_system.offer(0, v.as_str()),
             "messaging.destination.name" => self.messaging_destination.offer(0, v.as_str()),
             "messaging.destination" => self.messaging_destination.offer(1, v.as_str()),
+            "messaging.operation.type" => self.messaging_operation.offer(0, v.as_str()),
+            "messaging.operation" => self.messaging_operation.offer(1, v.as_str()),
             "http.response.status_code" => self.offer_status(0, v),
             "http.status_code" => self.offer_status(1, v),
             _ => return false,
@@ -700,6 +706,7 @@ fn push(
         peer_service: p.peer_service.owned(),
         messaging_system: p.messaging_system.owned(),
         messaging_destination: p.messaging_destination.owned(),
+        messaging_operation: p.messaging_operation.owned(),
     });
 }
 

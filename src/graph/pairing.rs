@@ -154,6 +154,16 @@ fn seen_by_caller(
     }
 }
 
+/// Whether a messaging operation takes messages from the broker (else it
+/// hands them over: "send", "publish", "create").
+fn receives_messages(operation: Option<&str>) -> bool {
+    operation.is_some_and(|op| {
+        ["receive", "process", "settle", "deliver"]
+            .iter()
+            .any(|r| op.eq_ignore_ascii_case(r))
+    })
+}
+
 /// A call only its callee reported (server or consumer span).
 fn seen_by_callee(
     source: Arc<Node>,
@@ -198,6 +208,22 @@ impl Pairer {
                         EdgeKind::Sync,
                         &span,
                     ));
+                    return;
+                }
+                if let (Some(system), Some(dest)) =
+                    (&span.messaging_system, &span.messaging_destination)
+                {
+                    // The messaging conventions make batch sends, pull
+                    // receives and settlements CLIENT spans: the broker is
+                    // not traced, so the span is the whole call, and its
+                    // operation says which way the messages went.
+                    let service = self.nodes.service(&span);
+                    let queue = self.nodes.queue(system, dest);
+                    out.push(if receives_messages(span.messaging_operation.as_deref()) {
+                        seen_by_callee(queue, service, EdgeKind::Async, &span)
+                    } else {
+                        seen_by_caller(service, queue, EdgeKind::Async, &span)
+                    });
                     return;
                 }
                 let key = (span.trace_id, span.span_id);
@@ -392,6 +418,42 @@ mod tests {
         assert_eq!(out[1].target.name, "payment");
         assert_eq!(p.waiting(), 0);
         assert_eq!(p.stats.paired, 2);
+    }
+
+    /// Batch sends and pull receives are CLIENT spans in the messaging
+    /// conventions; they reach the queue node as producer and consumer
+    /// spans do.
+    #[test]
+    fn messaging_client_spans_go_the_way_their_operation_says() {
+        let mut p = Pairer::new(PairingConfig::default());
+        let mut out = Vec::new();
+        for (service, id, operation) in [("checkout", 1, "send"), ("inventory", 2, "receive")] {
+            let mut s = span(SpanKind::Client, service, id, None);
+            s.messaging_system = Some("kafka".into());
+            s.messaging_destination = Some("stock-events".into());
+            s.messaging_operation = Some(operation.into());
+            p.add(s, 0, &mut out);
+        }
+        let edges: Vec<(&str, &str, EdgeKind)> = out
+            .iter()
+            .map(|e| (e.source.id.as_str(), e.target.id.as_str(), e.kind))
+            .collect();
+        assert_eq!(
+            edges,
+            [
+                (
+                    "dc-01/shop/checkout",
+                    "kafka://stock-events",
+                    EdgeKind::Async
+                ),
+                (
+                    "kafka://stock-events",
+                    "dc-01/shop/inventory",
+                    EdgeKind::Async
+                ),
+            ]
+        );
+        assert_eq!(p.waiting(), 0);
     }
 
     #[test]

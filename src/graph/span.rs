@@ -42,6 +42,9 @@ pub struct SpanRecord {
     pub messaging_system: Option<String>,
     /// `messaging.destination.name` (or `messaging.destination`), e.g. a topic.
     pub messaging_destination: Option<String>,
+    /// `messaging.operation.type` (or `messaging.operation`): "send",
+    /// "receive", "process"...; says which way a CLIENT messaging span goes.
+    pub messaging_operation: Option<String>,
 }
 
 impl SpanRecord {
