@@ -33,9 +33,11 @@
 //! Resource: `service.name` (missing/empty -> `"unknown_service"`, like the
 //! SDKs), `k8s.namespace.name` else `service.namespace`, `k8s.cluster.name`.
 //! Span: `db.system` else `db.system.name`; `db.name` else `db.namespace`;
-//! `server.address` else `net.peer.name` else `network.peer.address`;
-//! `peer.service`; `messaging.system`; `messaging.destination.name` else
-//! `messaging.destination`. Kind 0..=5 map to [`SpanKind`]; an unknown kind
+//! `server.address` else `net.peer.name` else `network.peer.address` else
+//! `http.host` else the host of `url.full` / `http.url`; `peer.service` (or
+//! `service.peer.name`); `messaging.system`; `messaging.destination.name` else
+//! `messaging.destination`; `messaging.operation.type` else
+//! `messaging.operation`. Kind 0..=5 map to [`SpanKind`]; an unknown kind
 //! value is `Unspecified` (OTLP always carries a kind, so never `None`).
 //!
 //! OTLP protobuf is `prost::Message::decode` into wire-compatible mirrors of
@@ -65,7 +67,7 @@
 //! lowercased), missing/empty -> `"unknown"`. `remoteEndpoint.serviceName` ->
 //! `peer_service` (else tag `peer.service`). `server_address`: tags
 //! `server.address`, `net.peer.name`, `network.peer.address`, `peer.hostname`,
-//! else `remoteEndpoint` `ipv4` (else `ipv6`) with `:port` when a port is given
+//! `http.host`, the host of `url.full` / `http.url`, else `remoteEndpoint` `ipv4` (else `ipv6`) with `:port` when a port is given
 //! (`10.0.0.7:3306`, `[fd00::1]:3306`). Namespace/cluster come from tags
 //! `k8s.namespace.name`/`service.namespace`/`k8s.cluster.name` when present
 //! (OTel's Zipkin exporter may send them), else `None`.
@@ -514,6 +516,14 @@ impl<'a> AttrVal<'a> {
     }
 }
 
+/// The `host[:port]` of an absolute URL, without user info.
+fn url_host(url: &str) -> Option<&str> {
+    let (_, rest) = url.split_once("://")?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    (!host.is_empty()).then_some(host)
+}
+
 /// One field with several possible sources; the lowest rank wins.
 #[derive(Clone, Copy, Default)]
 struct Pick<'a> {
@@ -595,6 +605,11 @@ impl<'a> SpanPicks<'a> {
             "server.address" => self.server_address.offer(0, v.as_str()),
             "net.peer.name" => self.server_address.offer(1, v.as_str()),
             "network.peer.address" => self.server_address.offer(2, v.as_str()),
+            // Older HTTP client conventions name the server only in the
+            // Host header or the URL (`http.url`, now `url.full`).
+            "http.host" => self.server_address.offer(4, v.as_str()),
+            "url.full" => self.server_address.offer(5, v.as_str().and_then(url_host)),
+            "http.url" => self.server_address.offer(6, v.as_str().and_then(url_host)),
             "peer.service" => self.peer_service.offer(1, v.as_str()),
             // The newer name of `peer.service`.
             "service.peer.name" => self.peer_service.offer(1, v.as_str()),
@@ -1678,6 +1693,31 @@ mod tests {
             zipkin_v2_protobuf(&[0x0a, 0xff]),
             Err(DecodeError::ZipkinProtobuf(_))
         ));
+    }
+
+    /// A client span that names its server only in the URL or Host header
+    /// (older HTTP conventions) still names it; better sources win.
+    #[test]
+    fn server_address_from_the_url_or_host_header() {
+        assert_eq!(
+            url_host("https://user:pw@api.pay.example:8443/v1/charge?x=1"),
+            Some("api.pay.example:8443")
+        );
+        assert_eq!(url_host("http://[fd00::1]:80#top"), Some("[fd00::1]:80"));
+        assert_eq!(url_host("/relative/path"), None);
+        assert_eq!(url_host("http:///nohost"), None);
+        let body = br#"[{"traceId":"1","id":"2","kind":"CLIENT","timestamp":1,
+            "tags":{"http.url":"https://api.pay.example/v1/charge"}},
+            {"traceId":"1","id":"3","kind":"CLIENT","timestamp":1,
+            "tags":{"url.full":"https://a.example/x","http.host":"b.example",
+                    "http.url":"https://c.example/"}}]"#;
+        let d = zipkin_v2_json(body).unwrap();
+        let addresses: Vec<_> = d
+            .spans
+            .iter()
+            .map(|s| s.server_address.as_deref())
+            .collect();
+        assert_eq!(addresses, [Some("api.pay.example"), Some("b.example")]);
     }
 
     #[test]
