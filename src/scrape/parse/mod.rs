@@ -27,6 +27,10 @@
 //!   What samples mean (histogram buckets, counter values, metric point
 //!   grouping, name clashes) is checked only when asked for, by
 //!   [`Parser::with_openmetrics_rules`] (see `rules`), as scrapers do not.
+//!   Without it, OpenMetrics is read as Prometheus scrapes it (2.42,
+//!   compared case by case on 2026-12-03): interleaved families, repeated or
+//!   late metadata, a typed family's bare sample name and exemplars over
+//!   128 characters do not fail a scrape.
 //!
 //! Errors are final: after the first [`ParseError`] the parser yields `None`.
 
@@ -50,10 +54,19 @@ pub enum Format {
 }
 
 impl Format {
-    /// From an HTTP Content-Type header value: application/openmetrics-text -> OpenMetrics, else Prometheus.
+    /// From an HTTP Content-Type header value: application/openmetrics-text
+    /// -> OpenMetrics, else Prometheus. A header whose parameters are not
+    /// `key=value` is not understood, and like Prometheus the payload is
+    /// then read as the Prometheus format.
     pub fn from_content_type(ct: &str) -> Format {
-        let media = ct.split(';').next().unwrap_or("").trim();
-        if media.eq_ignore_ascii_case("application/openmetrics-text") {
+        let mut parts = ct.split(';');
+        let media = parts.next().unwrap_or("").trim();
+        let parameters_ok = parts.all(|p| {
+            p.trim()
+                .split_once('=')
+                .is_some_and(|(key, _)| !key.trim().is_empty())
+        });
+        if parameters_ok && media.eq_ignore_ascii_case("application/openmetrics-text") {
             Format::OpenMetrics
         } else {
             Format::Prometheus
@@ -606,6 +619,8 @@ impl<'a> Parser<'a> {
         let text = match b.get(ne) {
             None => "",
             Some(b' ' | b'\t') => &s[skip_ws(b, ne)..],
+            // Prometheus keeps a scrape whose HELP names no valid metric.
+            Some(_) if is_help => return Ok(()),
             Some(_) => return Err(self.err(ne + 1, "invalid character in metric name")),
         };
         if is_help {
@@ -696,6 +711,14 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// Whether OpenMetrics is held to the letter (validating, see
+    /// [`Parser::with_openmetrics_rules`]), or read as Prometheus scrapes
+    /// it: interleaved families, repeated or late metadata, a typed family's
+    /// bare name and oversized exemplars are accepted then.
+    fn strict(&self) -> bool {
+        self.rules.is_some()
+    }
+
     /// Ends the current family for the rules, if they apply.
     fn end_family_for_rules(&mut self) -> Result<(), ParseError> {
         let fam = self.fam;
@@ -757,6 +780,9 @@ impl<'a> Parser<'a> {
         match kw {
             0 => {
                 if self.fam.has_help {
+                    if !self.strict() {
+                        return Ok(()); // the first one stands, as in Prometheus
+                    }
                     return Err(self.err(3, format!("duplicate HELP for metric family {name}")));
                 }
                 self.fam.has_help = true;
@@ -766,6 +792,9 @@ impl<'a> Parser<'a> {
             }
             1 => {
                 if self.fam.has_type {
+                    if !self.strict() {
+                        return Ok(());
+                    }
                     return Err(self.err(3, format!("duplicate TYPE for metric family {name}")));
                 }
                 let kind = MetricKind::parse(text, Format::OpenMetrics)
@@ -776,6 +805,9 @@ impl<'a> Parser<'a> {
             }
             _ => {
                 if self.fam.has_unit {
+                    if !self.strict() {
+                        return Ok(());
+                    }
                     return Err(self.err(3, format!("duplicate UNIT for metric family {name}")));
                 }
                 if scan_metric_name_chars(text.as_bytes(), 0) != text.len() {
@@ -814,7 +846,7 @@ impl<'a> Parser<'a> {
 
     fn om_meta_family(&mut self, name: &'a str) -> Result<(), ParseError> {
         if self.fam.name == name {
-            if self.fam.has_samples {
+            if self.fam.has_samples && self.strict() {
                 return Err(self.err(
                     3,
                     format!("metadata for metric family {name} after its samples"),
@@ -831,7 +863,7 @@ impl<'a> Parser<'a> {
         if !self.fam.name.is_empty() {
             self.seen.insert(self.fam.name);
         }
-        if self.seen.contains(name) {
+        if self.strict() && self.seen.contains(name) {
             return Err(self.err(
                 column,
                 format!("metric family {name} appears more than once (families must not be interleaved)"),
@@ -857,6 +889,12 @@ impl<'a> Parser<'a> {
                     && fam.name.ends_with("_total")
                     && self.rules.is_none();
                 if fam.kind.allows_suffix(suffix, Format::OpenMetrics) || total_named_counter {
+                    self.fam.has_samples = true;
+                    return Ok((fam.name, fam.kind));
+                }
+                if suffix.is_empty() && !self.strict() {
+                    // As Prometheus scrapes it: a sample named like its
+                    // typed family (`# TYPE foo counter`, then `foo 1`).
                     self.fam.has_samples = true;
                     return Ok((fam.name, fam.kind));
                 }
@@ -1026,7 +1064,8 @@ impl<'a> Parser<'a> {
             .iter()
             .map(|(n, v)| n.len() + unescaped_char_count(v.0))
             .sum();
-        if runes > MAX_EXEMPLAR_RUNES {
+        // Prometheus keeps the scrape whatever an exemplar's size.
+        if runes > MAX_EXEMPLAR_RUNES && self.strict() {
             return Err(self.err(
                 open + 1,
                 format!(
@@ -1139,6 +1178,11 @@ impl<'a> Parser<'a> {
                 return Err(self.err(i + 1, "expected label name"));
             }
             let lname = &s[ns..i];
+            if lname == "__name__" {
+                // As Prometheus: the name is written before the braces; a
+                // second one would leave the series with two names.
+                return Err(self.err(ns + 1, "label name __name__ is not allowed in a label set"));
+            }
             if !om {
                 i = skip_ws(b, i);
             }
@@ -1235,9 +1279,10 @@ impl<'a> Iterator for Parser<'a> {
 
 impl std::iter::FusedIterator for Parser<'_> {}
 
-/// Convenience: validate whole payload, return number of samples or the first error.
+/// Validates a whole payload (OpenMetrics held to all its rules): the number
+/// of samples or the first error.
 pub fn validate(input: &[u8], format: Format) -> Result<usize, ParseError> {
-    let mut p = Parser::new(input, format);
+    let mut p = Parser::new(input, format).with_openmetrics_rules();
     let mut n = 0;
     while let Some(r) = p.next_sample() {
         r?;

@@ -14,8 +14,9 @@ fn om(input: &str) -> Vec<Sample<'_>> {
     all(input, Format::OpenMetrics)
 }
 
+/// The first error, OpenMetrics held to all its rules (as `check-metrics`).
 fn err(input: &str, format: Format) -> ParseError {
-    let mut p = Parser::new(input.as_bytes(), format);
+    let mut p = Parser::new(input.as_bytes(), format).with_openmetrics_rules();
     loop {
         match p.next_sample() {
             Some(Ok(_)) => continue,
@@ -437,15 +438,62 @@ fn openmetrics_families() {
             ("plain", Unknown),
         ]
     );
-    // A counter sample without _total in OpenMetrics.
-    // A counter declared under its `_total` name is accepted (as Prometheus does).
-    let ok = validate(
-        b"# TYPE c_total counter\nc_total 1\n# EOF\n",
-        Format::OpenMetrics,
+    // A counter declared under its `_total` name, or a sample without
+    // `_total`: scraped (as Prometheus does), not valid OpenMetrics.
+    for input in [
+        "# TYPE c_total counter\nc_total 1\n# EOF\n",
+        "# TYPE c counter\nc 1\n# EOF\n",
+    ] {
+        assert_eq!(om(input)[0].kind, Counter, "{input}");
+        let e = err(input, Format::OpenMetrics);
+        assert_eq!((e.line, e.column), (2, 1), "{e}");
+    }
+}
+
+/// What Prometheus 2.42 scrapes from OpenMetrics text against its letter
+/// (compared case by case, 2026-12-03): the scrape path reads it too; a
+/// validator does not.
+#[test]
+fn openmetrics_is_read_as_prometheus_scrapes_it() {
+    let long = "x".repeat(130);
+    let cases = [
+        "a 1\nb 1\na{x=\"1\"} 2\n# EOF\n".to_string(),
+        "g 1\n# TYPE g gauge\n# EOF\n".to_string(),
+        "# TYPE g gauge\n# TYPE g counter\ng 1\n# EOF\n".to_string(),
+        "# HELP g x\n# HELP g y\ng 1\n# EOF\n".to_string(),
+        "# TYPE h histogram\nh 1\n# EOF\n".to_string(),
+        format!("# TYPE c counter\nc_total 1 # {{trace_id=\"{long}\"}} 1\n# EOF\n"),
+    ];
+    for input in &cases {
+        assert!(!om(input).is_empty(), "{input}");
+        assert!(
+            validate(input.as_bytes(), Format::OpenMetrics).is_err(),
+            "{input}"
+        );
+    }
+    // The first TYPE stands.
+    assert_eq!(om(&cases[2])[0].kind, MetricKind::Gauge);
+    // A Content-Type it cannot read is not taken for OpenMetrics.
+    assert_eq!(
+        Format::from_content_type("application/openmetrics-text; version=1.0.0; charset"),
+        Format::Prometheus
     );
-    assert_eq!(ok, Ok(1));
-    let e = err("# TYPE c counter\nc 1\n# EOF\n", Format::OpenMetrics);
-    assert_eq!((e.line, e.column), (2, 1), "{e}");
+    assert_eq!(
+        Format::from_content_type("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+        Format::OpenMetrics
+    );
+}
+
+/// Prometheus refuses a second name given as a label; so does the parser,
+/// rather than store a series known by two names. A HELP line naming no
+/// valid metric is ignored, as Prometheus does.
+#[test]
+fn name_as_a_label_is_refused_and_odd_help_ignored() {
+    for format in [Format::Prometheus, Format::OpenMetrics] {
+        let e = err("foo{__name__=\"bar\"} 1\n# EOF\n", format);
+        assert!(e.reason.contains("__name__"), "{e}");
+    }
+    assert_eq!(prom("# HELP foo-bar some text\nfoo 1\n").len(), 1);
 }
 
 #[test]
