@@ -496,6 +496,22 @@ fn name_as_a_label_is_refused_and_odd_help_ignored() {
     assert_eq!(prom("# HELP foo-bar some text\nfoo 1\n").len(), 1);
 }
 
+/// As Prometheus scrapes it (its parser takes the comma between labels as
+/// optional); OpenMetrics requires it.
+#[test]
+fn prometheus_labels_without_commas() {
+    let s = prom("foo{a=\"1\" b=\"2\"\tc=\"3\"d=\"4\"} 1\n");
+    assert_eq!(
+        labels_of(&s[0]),
+        pairs(&[("a", "1"), ("b", "2"), ("c", "3"), ("d", "4")])
+    );
+    assert_eq!(s[0].labels.len(), 4);
+    let e = err("foo{a=\"1\" =\"2\"} 1\n", Format::Prometheus);
+    assert!(e.reason.contains("expected ','"), "{e}");
+    let e = err("foo{a=\"1\" b=\"2\"} 1\n# EOF\n", Format::OpenMetrics);
+    assert!(e.reason.contains("expected ','"), "{e}");
+}
+
 #[test]
 fn malformed_line_and_column() {
     let cases: &[(&str, Format, usize, usize)] = &[
@@ -520,7 +536,7 @@ fn malformed_line_and_column() {
         // duplicate label
         ("m{a=\"1\",b=\"2\",a=\"3\"} 1\n", Format::Prometheus, 1, 15),
         // missing comma
-        ("m{a=\"1\" b=\"2\"} 1\n", Format::Prometheus, 1, 9),
+        ("m{a=\"1\" b=\"2\"} 1\n# EOF\n", Format::OpenMetrics, 1, 8),
         // unterminated label set
         ("m{a=\"1\"\n", Format::Prometheus, 1, 8),
         // TYPE with bad name
