@@ -25,16 +25,16 @@ struct PrintedSample<'a> {
 pub fn check_metrics(
     input: &[u8],
     format: Option<Format>,
-    mut print: Option<&mut dyn Write>,
+    print: Option<&mut dyn Write>,
 ) -> Result<usize, ParseError> {
     let format = format.unwrap_or_else(|| Format::sniff(input));
+    let Some(out) = print else {
+        return crate::scrape::parse::validate(input, format);
+    };
     let mut count = 0;
     for sample in Parser::new(input, format).with_openmetrics_rules() {
         let s = sample?;
         count += 1;
-        let Some(out) = print.as_mut() else {
-            continue;
-        };
         let printed = PrintedSample {
             name: s.name,
             family: s.family,
@@ -55,7 +55,7 @@ pub fn check_metrics(
         if let Ok(line) = serde_json::to_string(&printed) {
             // A closed stdout (e.g. `| head`) ends printing, not validation.
             if writeln!(out, "{line}").is_err() {
-                print = None;
+                return crate::scrape::parse::validate(input, format);
             }
         }
     }

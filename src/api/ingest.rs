@@ -30,6 +30,13 @@ enum Wire {
     ZipkinProtobuf,
 }
 
+/// Which ingest endpoint a body came to.
+#[derive(Clone, Copy)]
+enum Endpoint {
+    Otlp,
+    Zipkin,
+}
+
 /// The request body, gunzipped if it says so, never beyond `limit` bytes.
 /// Other encodings (deflate, zstd, snappy: options of some exporters) are
 /// refused with 415, so a sender learns to switch, rather than a 400 from
@@ -68,10 +75,10 @@ async fn ingest(
     state: ApiState,
     headers: HeaderMap,
     body: Bytes,
-    wire: Wire,
+    endpoint: Endpoint,
 ) -> Result<(Decoded, Wire), ApiError> {
     let limit = state.graph_max_body;
-    let wire = body_wire(&headers, wire)?;
+    let wire = body_wire(&headers, endpoint)?;
     let decoded = tokio::task::spawn_blocking(move || {
         let bytes = body_bytes(&headers, body, limit)?;
         let result = match wire {
@@ -114,26 +121,23 @@ fn media_type(headers: &HeaderMap) -> Option<String> {
 /// What an endpoint's body is in, from its Content-Type: OTLP/HTTP is
 /// protobuf or JSON (protobuf when none is named, as some senders omit
 /// it); Zipkin v2 is JSON or proto3.
-fn body_wire(headers: &HeaderMap, endpoint: Wire) -> Result<Wire, ApiError> {
+fn body_wire(headers: &HeaderMap, endpoint: Endpoint) -> Result<Wire, ApiError> {
+    const PROTOBUF: [&str; 2] = ["application/x-protobuf", "application/protobuf"];
     let media = media_type(headers);
     let wire = match (endpoint, media.as_deref()) {
-        (Wire::Zipkin | Wire::ZipkinProtobuf, None | Some("application/json")) => Wire::Zipkin,
-        (Wire::Zipkin | Wire::ZipkinProtobuf, Some("application/x-protobuf" | "application/protobuf")) => {
-            Wire::ZipkinProtobuf
-        }
-        (Wire::OtlpJson | Wire::OtlpProtobuf, Some("application/json")) => Wire::OtlpJson,
-        (
-            Wire::OtlpJson | Wire::OtlpProtobuf,
-            None | Some("application/x-protobuf" | "application/protobuf"),
-        ) => Wire::OtlpProtobuf,
-        (Wire::Zipkin | Wire::ZipkinProtobuf, Some(other)) => {
-            return Err(ApiError::UnsupportedMedia(format!(
-                "unsupported Content-Type {other:?}; Zipkin v2 spans are application/json or application/x-protobuf"
-            )))
-        }
-        (_, Some(other)) => {
+        (Endpoint::Otlp, Some("application/json")) => Wire::OtlpJson,
+        (Endpoint::Otlp, None) => Wire::OtlpProtobuf,
+        (Endpoint::Otlp, Some(m)) if PROTOBUF.contains(&m) => Wire::OtlpProtobuf,
+        (Endpoint::Zipkin, None | Some("application/json")) => Wire::Zipkin,
+        (Endpoint::Zipkin, Some(m)) if PROTOBUF.contains(&m) => Wire::ZipkinProtobuf,
+        (Endpoint::Otlp, Some(other)) => {
             return Err(ApiError::UnsupportedMedia(format!(
                 "unsupported Content-Type {other:?}; OTLP/HTTP is application/x-protobuf or application/json"
+            )))
+        }
+        (Endpoint::Zipkin, Some(other)) => {
+            return Err(ApiError::UnsupportedMedia(format!(
+                "unsupported Content-Type {other:?}; Zipkin v2 spans are application/json or application/x-protobuf"
             )))
         }
     };
@@ -218,7 +222,7 @@ async fn otlp_export(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let (decoded, wire) = ingest(state, headers, body, Wire::OtlpProtobuf).await?;
+    let (decoded, wire) = ingest(state, headers, body, Endpoint::Otlp).await?;
     let rejected = decoded.rejected_total();
     if wire == Wire::OtlpJson {
         let body = if rejected > 0 {
@@ -252,7 +256,7 @@ pub async fn zipkin_spans(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    ingest(state, headers, body, Wire::Zipkin).await?;
+    ingest(state, headers, body, Endpoint::Zipkin).await?;
     Ok(StatusCode::ACCEPTED.into_response())
 }
 

@@ -67,8 +67,9 @@
 //! lowercased), missing/empty -> `"unknown"`. `remoteEndpoint.serviceName` ->
 //! `peer_service` (else tag `peer.service`). `server_address`: tags
 //! `server.address`, `net.peer.name`, `network.peer.address`, `peer.hostname`,
-//! `http.host`, the host of `url.full` / `http.url`, else `remoteEndpoint` `ipv4` (else `ipv6`) with `:port` when a port is given
-//! (`10.0.0.7:3306`, `[fd00::1]:3306`). Namespace/cluster come from tags
+//! `http.host`, the host of `url.full` / `http.url`, else `remoteEndpoint`
+//! `ipv4` (else `ipv6`) with `:port` when a port is given (`10.0.0.7:3306`,
+//! `[fd00::1]:3306`). Namespace/cluster come from tags
 //! `k8s.namespace.name`/`service.namespace`/`k8s.cluster.name` when present
 //! (OTel's Zipkin exporter may send them), else `None`.
 //!

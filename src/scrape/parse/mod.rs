@@ -881,20 +881,12 @@ impl<'a> Parser<'a> {
         let fam = self.fam;
         if !fam.name.is_empty() {
             if let Some(suffix) = name.strip_prefix(fam.name) {
-                // Liberal like Prometheus' own parser: a counter family
-                // declared with its `_total` name (`# TYPE x_total counter`,
-                // then `x_total 1`), as several exporters write it.
-                let total_named_counter = suffix.is_empty()
-                    && fam.kind == MetricKind::Counter
-                    && fam.name.ends_with("_total")
-                    && self.rules.is_none();
-                if fam.kind.allows_suffix(suffix, Format::OpenMetrics) || total_named_counter {
-                    self.fam.has_samples = true;
-                    return Ok((fam.name, fam.kind));
-                }
-                if suffix.is_empty() && !self.strict() {
-                    // As Prometheus scrapes it: a sample named like its
-                    // typed family (`# TYPE foo counter`, then `foo 1`).
+                // Read as Prometheus scrapes it unless validating: a sample
+                // named like its typed family (`# TYPE foo counter`, then
+                // `foo 1`; or a counter declared under its `_total` name, as
+                // several exporters write it).
+                let bare_name = suffix.is_empty() && !self.strict();
+                if fam.kind.allows_suffix(suffix, Format::OpenMetrics) || bare_name {
                     self.fam.has_samples = true;
                     return Ok((fam.name, fam.kind));
                 }
