@@ -5,7 +5,8 @@
 #   - Node + npm (Debian's nodejs/npm when node is missing)
 #   - tests/grafana/node_modules from the committed package-lock.json
 #     (@grafana/data, Grafana's own frame parser), when missing or stale
-#   - schemathesis in a venv at ~/.cache/fleetscope/venv
+#   - schemathesis, the OpenTelemetry SDK and prometheus_client in a venv at
+#     ~/.cache/fleetscope/venv
 #   - kubectl (Debian's kubernetes-client) for `kubectl kustomize deploy/kubernetes`
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -61,3 +62,12 @@ if [[ "$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version(
     "opentelemetry-sdk==$OTEL_PYTHON_VERSION" "opentelemetry-exporter-otlp-proto-http==$OTEL_PYTHON_VERSION"
 fi
 echo "test-deps: opentelemetry-sdk $("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("opentelemetry-sdk"))')" >&2
+
+# The Prometheus Python client, in the same venv, for tests/python/utf8_exporter.py
+# (run by tests/utf8_names.rs): a real exporter that negotiates quoted names.
+PROMETHEUS_CLIENT_VERSION=0.26.0
+if [[ "$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("prometheus_client"))' 2>/dev/null)" != "$PROMETHEUS_CLIENT_VERSION" ]]; then
+  echo "test-deps: prometheus_client==$PROMETHEUS_CLIENT_VERSION into $venv" >&2
+  [[ -x "$venv/bin/python" ]] || python3 -m venv "$venv"
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "prometheus_client==$PROMETHEUS_CLIENT_VERSION"
+fi

@@ -148,6 +148,7 @@ pub async fn serve(
     let registry = TargetRegistry::default();
     let ctx = ScrapeContext {
         client,
+        accept: scrape::fetch::accept_header(config.scrape.metric_name_escaping),
         limits: config.limits.clone(),
         writer: writer.clone(),
         telemetry: telemetry.clone(),

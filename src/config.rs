@@ -79,6 +79,11 @@ pub struct ScrapeDefaults {
     pub interval: Duration,
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
+    /// Whether exporters may send metric and label names that are not
+    /// Prometheus identifiers (`http.server.duration`), as Prometheus 3 asks
+    /// them to; or have them escaped to `http_server_duration`, as
+    /// Prometheus 2 stored them.
+    pub metric_name_escaping: NameEscaping,
 }
 
 impl Default for ScrapeDefaults {
@@ -86,8 +91,18 @@ impl Default for ScrapeDefaults {
         ScrapeDefaults {
             interval: Duration::from_secs(30),
             timeout: Duration::from_secs(10),
+            metric_name_escaping: NameEscaping::AllowUtf8,
         }
     }
+}
+
+/// Spelled as Prometheus' `metric_name_escaping_scheme`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub enum NameEscaping {
+    #[serde(rename = "allow-utf-8")]
+    AllowUtf8,
+    #[serde(rename = "underscores")]
+    Underscores,
 }
 
 /// Per-scrape limits. Prometheus ships most of these off; a fleet tool cannot

@@ -231,6 +231,7 @@ async fn counters_increase_and_gzip_is_served_when_asked() {
     fleetscope::scrape::fetch::fetch(
         &fleetscope::scrape::fetch::client().unwrap(),
         &node,
+        fleetscope::scrape::fetch::accept_header(fleetscope::config::NameEscaping::AllowUtf8),
         std::time::Duration::from_secs(5),
         32 << 20,
         &mut body,

@@ -15,13 +15,7 @@ use common::*;
 use serde_json::{json, Value};
 
 fn venv_python() -> std::path::PathBuf {
-    let cache = std::env::var("FLEETSCOPE_CACHE")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|_| {
-            std::path::PathBuf::from(std::env::var("HOME").unwrap_or_default())
-                .join(".cache/fleetscope")
-        });
-    let python = cache.join("venv/bin/python");
+    let python = test_venv_python();
     assert!(
         python.exists(),
         "{} missing: run scripts/test-deps.sh (installs the OpenTelemetry SDK)",

@@ -6,11 +6,27 @@ use std::time::Duration;
 use futures_util::StreamExt;
 
 use super::parse::Format;
+use crate::config::NameEscaping;
 use crate::telemetry::ScrapeErrorReason;
 
-/// Text 0.0.4 first: it has no `_created` series, so fewer series per target.
-const ACCEPT: &str =
-    "text/plain;version=0.0.4;q=1,application/openmetrics-text;version=1.0.0;q=0.5,*/*;q=0.1";
+/// The Accept header of a scrape. The Prometheus text format first: it has
+/// no `_created` series, so fewer series per target. Version 1.0.0 is 0.0.4
+/// with quoted names; an exporter that does not know it answers 0.0.4, and
+/// Prometheus' client libraries escape names to underscores for 0.0.4.
+pub fn accept_header(escaping: NameEscaping) -> &'static str {
+    match escaping {
+        NameEscaping::AllowUtf8 => concat!(
+            "text/plain;version=1.0.0;escaping=allow-utf-8;q=1,",
+            "text/plain;version=0.0.4;q=0.9,",
+            "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.5,",
+            "application/openmetrics-text;version=1.0.0;q=0.4,*/*;q=0.1"
+        ),
+        NameEscaping::Underscores => concat!(
+            "text/plain;version=0.0.4;q=1,",
+            "application/openmetrics-text;version=1.0.0;q=0.5,*/*;q=0.1"
+        ),
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum FetchError {
@@ -199,17 +215,24 @@ impl Body {
 /// Fetches `url` into `body.text`. The whole exchange, body included, is
 /// bounded by `timeout`, and the body by `limit` bytes on the wire and
 /// decompressed: reading stops as soon as the limit is passed, so an
-/// oversized or gzip-bomb body is never held in memory.
+/// oversized or gzip-bomb body is never held in memory. `accept` is one of
+/// [`accept_header`]'s.
 pub async fn fetch(
     client: &reqwest::Client,
     url: &str,
+    accept: &str,
     timeout: Duration,
     limit: usize,
     body: &mut Body,
 ) -> Result<Format, FetchError> {
     body.text.clear();
     body.wire.clear();
-    match tokio::time::timeout(timeout, fetch_inner(client, url, timeout, limit, body)).await {
+    match tokio::time::timeout(
+        timeout,
+        fetch_inner(client, url, accept, timeout, limit, body),
+    )
+    .await
+    {
         Ok(result) => result,
         Err(_) => Err(FetchError::Timeout(timeout)),
     }
@@ -218,13 +241,14 @@ pub async fn fetch(
 async fn fetch_inner(
     client: &reqwest::Client,
     url: &str,
+    accept: &str,
     timeout: Duration,
     limit: usize,
     body: &mut Body,
 ) -> Result<Format, FetchError> {
     let response = client
         .get(url)
-        .header(reqwest::header::ACCEPT, ACCEPT)
+        .header(reqwest::header::ACCEPT, accept)
         // Inflated here (see `Body`), not by reqwest's streaming decoder.
         .header(reqwest::header::ACCEPT_ENCODING, "gzip")
         .header(

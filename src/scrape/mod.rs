@@ -114,6 +114,8 @@ impl TargetRegistry {
 #[derive(Clone)]
 pub struct ScrapeContext {
     pub client: reqwest::Client,
+    /// The Accept header of every scrape (`fetch::accept_header`).
+    pub accept: &'static str,
     pub limits: Limits,
     pub writer: StoreWriter,
     pub telemetry: Arc<Telemetry>,
@@ -225,6 +227,7 @@ async fn scrape_once(
     let fetched = fetch::fetch(
         &ctx.client,
         &spec.url,
+        ctx.accept,
         spec.timeout,
         ctx.limits.body_bytes,
         &mut body,

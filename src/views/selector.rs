@@ -92,7 +92,29 @@ impl Selector {
                 if p.eat('}') {
                     break;
                 }
-                let label = p.ident(false);
+                // PromQL 3 quotes names that are not identifiers:
+                // `{"http.server.duration", "url.scheme"="https"}`.
+                let label = if p.rest().starts_with(['"', '\'', '`']) {
+                    let quoted = p.quoted()?;
+                    p.skip_ws();
+                    if p.rest().starts_with([',', '}']) {
+                        if matchers.iter().any(|m| m.name == "__name__") {
+                            return Err(p.error("metric name is already set"));
+                        }
+                        matchers.push(Matcher {
+                            name: "__name__".into(),
+                            op: MatchOp::Equal(quoted),
+                        });
+                        if !p.eat(',') {
+                            p.eat('}');
+                            break;
+                        }
+                        continue;
+                    }
+                    quoted
+                } else {
+                    p.ident(false).to_string()
+                };
                 if label.is_empty() {
                     return Err(p.error("expected a label name"));
                 }
@@ -123,10 +145,7 @@ impl Selector {
                         }
                     }
                 };
-                matchers.push(Matcher {
-                    name: label.to_string(),
-                    op,
-                });
+                matchers.push(Matcher { name: label, op });
                 p.skip_ws();
                 if p.eat(',') {
                     continue;
@@ -262,6 +281,18 @@ mod tests {
         let s = Selector::parse(r#"{path="a,b}=\"c\"", __name__="m"}"#).unwrap();
         assert_eq!(s.metric_name(), Some("m"));
         assert!(s.matches("m", &labels(&[("path", "a,b}=\"c\"")])));
+    }
+
+    #[test]
+    fn quoted_names_of_promql_3() {
+        let s = Selector::parse(r#"{"http.server.duration", "url.scheme"=~"https?"}"#).unwrap();
+        assert_eq!(s.metric_name(), Some("http.server.duration"));
+        assert!(s.matches("http.server.duration", &labels(&[("url.scheme", "https")])));
+        assert!(!s.matches("http_server_duration", &labels(&[("url.scheme", "https")])));
+        let s = Selector::parse(r#"{job="a", "dotted.m"}"#).unwrap();
+        assert_eq!(s.metric_name(), Some("dotted.m"));
+        let e = Selector::parse(r#"m{"other"}"#).unwrap_err();
+        assert!(e.reason.contains("already set"), "{e}");
     }
 
     #[test]

@@ -38,6 +38,23 @@ where
     }
 }
 
+/// The Python of the venv that scripts/test-deps.sh fills
+/// (`FLEETSCOPE_VENV`, else `~/.cache/fleetscope/venv`).
+pub fn test_venv_python() -> PathBuf {
+    let venv = std::env::var_os("FLEETSCOPE_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            std::env::var_os("FLEETSCOPE_CACHE")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| {
+                    PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+                        .join(".cache/fleetscope")
+                })
+                .join("venv")
+        });
+    venv.join("bin/python")
+}
+
 /// A child process killed when dropped.
 pub struct Proc {
     pub child: Child,

@@ -270,19 +270,36 @@ pub struct LabelIter<'a> {
 
 impl<'a> LabelIter<'a> {
     fn step(&mut self) -> Option<(&'a str, RawValue<'a>)> {
-        let s = self.rest;
+        let (s, name, mut i) = loop {
+            let s = self.rest;
+            let b = s.as_bytes();
+            let mut i = 0;
+            while i < b.len() && matches!(b[i], b' ' | b'\t' | b',') {
+                i += 1;
+            }
+            let name;
+            if b.get(i) == Some(&b'"') {
+                // Validated: a quoted name holds no escapes.
+                let close = i + 1 + memchr(b'"', b.get(i + 1..)?)?;
+                name = s.get(i + 1..close)?;
+                i = skip_ws(b, close + 1);
+                if b.get(i) != Some(&b'=') {
+                    // The metric name, quoted inside the braces: not a label.
+                    self.rest = s.get(i..)?;
+                    continue;
+                }
+            } else {
+                let ns = i;
+                i = scan_label_name(b, i);
+                name = s.get(ns..i)?;
+                i = skip_ws(b, i);
+                if b.get(i) != Some(&b'=') {
+                    return None;
+                }
+            }
+            break (s, name, i);
+        };
         let b = s.as_bytes();
-        let mut i = 0;
-        while i < b.len() && matches!(b[i], b' ' | b'\t' | b',') {
-            i += 1;
-        }
-        let ns = i;
-        i = scan_label_name(b, i);
-        let name = s.get(ns..i)?;
-        i = skip_ws(b, i);
-        if b.get(i) != Some(&b'=') {
-            return None;
-        }
         i = skip_ws(b, i + 1);
         if b.get(i) != Some(&b'"') {
             return None;
@@ -610,12 +627,7 @@ impl<'a> Parser<'a> {
         }
         let s = self.utf8(raw)?;
         let b = raw;
-        let ns = skip_ws(b, kw + 4);
-        let ne = scan_metric_name(b, ns);
-        if ne == ns {
-            return Err(self.err(ns + 1, "expected metric name"));
-        }
-        let name = &s[ns..ne];
+        let (name, ne) = self.metadata_name(s, skip_ws(b, kw + 4))?;
         let text = match b.get(ne) {
             None => "",
             Some(b' ' | b'\t') => &s[skip_ws(b, ne)..],
@@ -763,12 +775,7 @@ impl<'a> Parser<'a> {
                 ))
             }
         };
-        let ns = 7;
-        let ne = scan_metric_name(b, ns);
-        if ne == ns {
-            return Err(self.err(ns + 1, "expected metric name"));
-        }
-        let name = &s[ns..ne];
+        let (name, ne) = self.metadata_name(s, 7)?;
         match b.get(ne) {
             Some(b' ') => {}
             None => return Err(self.err(ne + 1, "expected a space after metric name")),
@@ -914,14 +921,30 @@ impl<'a> Parser<'a> {
         let om = self.format == Format::OpenMetrics;
         let ns = i;
         i = scan_metric_name(b, i);
-        if i == ns {
-            return Err(self.err(i + 1, "expected metric name"));
-        }
-        let name = &s[ns..i];
+        let mut name = &s[ns..i];
         let mut labels = Labels::EMPTY;
         let key;
         let mut as_expected = false;
-        if let Some((known_labels, key_end)) = self.expected_key_at(s, ns, i) {
+        if i == ns {
+            // Prometheus text 1.0.0: `{"name.with.dots", a="1"}`, the name
+            // quoted inside the braces. Rare, so never the expected-key path.
+            if b.get(i) != Some(&b'{') {
+                return Err(self.err(i + 1, "expected metric name"));
+            }
+            let (l, ni, quoted_name) = self.labels(s, i, NameInBraces::Allowed)?;
+            name = quoted_name.ok_or_else(|| self.err(ns + 1, "expected metric name"))?;
+            labels = l;
+            key = &s[ns..ni];
+            i = if om {
+                match b.get(ni) {
+                    Some(b' ') => ni + 1,
+                    None => return Err(self.err(ni + 1, "expected a space and a value")),
+                    Some(_) => return Err(self.err(ni + 1, "expected a single space before value")),
+                }
+            } else {
+                skip_ws(b, ni)
+            };
+        } else if let Some((known_labels, key_end)) = self.expected_key_at(s, ns, i) {
             labels = known_labels;
             key = &s[ns..key_end];
             as_expected = true;
@@ -929,7 +952,7 @@ impl<'a> Parser<'a> {
         } else if om {
             let braces = b.get(i) == Some(&b'{');
             if braces {
-                let (l, ni) = self.labels(s, i)?;
+                let (l, ni, _) = self.labels(s, i, NameInBraces::AlreadyNamed)?;
                 labels = l;
                 i = ni;
             }
@@ -946,7 +969,7 @@ impl<'a> Parser<'a> {
             let after_name = i;
             i = skip_ws(b, i);
             if b.get(i) == Some(&b'{') {
-                let (l, ni) = self.labels(s, i)?;
+                let (l, ni, _) = self.labels(s, i, NameInBraces::AlreadyNamed)?;
                 labels = l;
                 key = &s[ns..ni];
                 i = skip_ws(b, ni);
@@ -1051,7 +1074,7 @@ impl<'a> Parser<'a> {
             return Err(self.err(i + 1, "expected \"# {\" to start an exemplar"));
         }
         let open = i + 2;
-        let (labels, ni) = self.labels(s, open)?;
+        let (labels, ni, _) = self.labels(s, open, NameInBraces::Exemplar)?;
         let runes: usize = labels
             .iter()
             .map(|(n, v)| n.len() + unescaped_char_count(v.0))
@@ -1139,12 +1162,20 @@ impl<'a> Parser<'a> {
         ))
     }
 
-    /// Parses `{...}` with `b[open] == b'{'`; returns the labels and the index after `}`.
-    fn labels(&mut self, s: &'a str, open: usize) -> Result<(Labels<'a>, usize), ParseError> {
+    /// Parses `{...}` with `b[open] == b'{'`; returns the labels, the index
+    /// after `}` and the metric name when one was quoted among the labels
+    /// (Prometheus text 1.0.0 writes `{"name.with.dots",a="1"}`).
+    fn labels(
+        &mut self,
+        s: &'a str,
+        open: usize,
+        name_in_braces: NameInBraces,
+    ) -> Result<(Labels<'a>, usize, Option<&'a str>), ParseError> {
         let b = s.as_bytes();
         let om = self.format == Format::OpenMetrics;
         let mut i = open + 1;
         let mut count = 0usize;
+        let mut quoted_metric_name: Option<&'a str> = None;
         // While names arrive in strictly increasing order (Go clients sort
         // them) none can repeat an earlier one, so the duplicate check waits
         // until the order breaks.
@@ -1157,7 +1188,7 @@ impl<'a> Parser<'a> {
             match b.get(i) {
                 None => return Err(self.err(i + 1, "unterminated label set, expected '}'")),
                 Some(b'}') => {
-                    if om && count > 0 {
+                    if om && (count > 0 || quoted_metric_name.is_some()) {
                         return Err(self.err(i, "trailing comma in label set"));
                     }
                     break;
@@ -1165,11 +1196,36 @@ impl<'a> Parser<'a> {
                 _ => {}
             }
             let ns = i;
-            i = scan_label_name(b, i);
-            if i == ns {
-                return Err(self.err(i + 1, "expected label name"));
+            let lname;
+            if b.get(i) == Some(&b'"') {
+                let (quoted, after) = self.quoted_name(s, i)?;
+                let next = if om { after } else { skip_ws(b, after) };
+                if let Some(&c @ (b',' | b'}')) = b.get(next) {
+                    // A quoted string that no `=` follows is the metric name.
+                    match name_in_braces {
+                        NameInBraces::Allowed if quoted_metric_name.is_none() => {}
+                        NameInBraces::Exemplar => {
+                            return Err(self.err(ns + 1, "an exemplar has no metric name"))
+                        }
+                        _ => return Err(self.err(ns + 1, "metric name is already set")),
+                    }
+                    quoted_metric_name = Some(quoted);
+                    if c == b'}' {
+                        i = next;
+                        break;
+                    }
+                    i = next + 1;
+                    continue;
+                }
+                i = after;
+                lname = quoted;
+            } else {
+                i = scan_label_name(b, i);
+                if i == ns {
+                    return Err(self.err(i + 1, "expected label name"));
+                }
+                lname = &s[ns..i];
             }
-            let lname = &s[ns..i];
             if lname == "__name__" {
                 // As Prometheus: the name is written before the braces; a
                 // second one would leave the series with two names.
@@ -1259,8 +1315,62 @@ impl<'a> Parser<'a> {
                 len: n,
             },
             i + 1,
+            quoted_metric_name,
         ))
     }
+
+    /// The family named by a `# HELP`, `# TYPE` or `# UNIT` line from `ns`
+    /// on, plain or quoted; and the index after it.
+    fn metadata_name(&self, s: &'a str, ns: usize) -> Result<(&'a str, usize), ParseError> {
+        let b = s.as_bytes();
+        if b.get(ns) == Some(&b'"') {
+            return self.quoted_name(s, ns);
+        }
+        let ne = scan_metric_name(b, ns);
+        if ne == ns {
+            return Err(self.err(ns + 1, "expected metric name"));
+        }
+        Ok((&s[ns..ne], ne))
+    }
+
+    /// A name in double quotes at `b[open] == b'"'` (Prometheus text 1.0.0):
+    /// its text and the index after the closing quote. Escapes inside it
+    /// are refused: the parser hands out names as slices of the payload.
+    fn quoted_name(&self, s: &'a str, open: usize) -> Result<(&'a str, usize), ParseError> {
+        if self.strict() {
+            return Err(self.err(
+                open + 1,
+                "quoted names are Prometheus text 1.0.0, not OpenMetrics 1.0",
+            ));
+        }
+        let b = s.as_bytes();
+        let start = open + 1;
+        let close = match memchr2(b'"', b'\\', &b[start..]) {
+            None => return Err(self.err(open + 1, "unterminated quoted name")),
+            Some(off) if b[start + off] == b'\\' => {
+                return Err(self.err(
+                    start + off + 1,
+                    "escape sequences in quoted names are not supported",
+                ))
+            }
+            Some(off) => start + off,
+        };
+        if close == start {
+            return Err(self.err(open + 1, "empty quoted name"));
+        }
+        Ok((&s[start..close], close + 1))
+    }
+}
+
+/// Whether a label set may hold the sample's quoted metric name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NameInBraces {
+    /// The line began with `{`: the name is inside, exactly once.
+    Allowed,
+    /// The name was written before the braces.
+    AlreadyNamed,
+    /// An exemplar's label set, which names no metric.
+    Exemplar,
 }
 
 impl<'a> Iterator for Parser<'a> {

@@ -762,3 +762,103 @@ fn an_expected_key_does_not_excuse_the_rest_of_the_line() {
         );
     }
 }
+
+/// The first error of a scrape (no OpenMetrics rules, as the scrape path reads).
+fn scrape_err(input: &str, format: Format) -> ParseError {
+    Parser::new(input.as_bytes(), format)
+        .find_map(Result::err)
+        .unwrap_or_else(|| panic!("expected an error for {input:?}"))
+}
+
+#[test]
+fn quoted_names_of_text_1_0_0() {
+    let text = "# HELP \"http.server.duration\" Time taken.\n\
+        # TYPE \"http.server.duration\" histogram\n\
+        {\"http.server.duration_bucket\",\"url.scheme\"=\"https\",le=\"0.5\"} 3\n\
+        {le=\"+Inf\",\"http.server.duration_bucket\",\"url.scheme\"=\"https\"} 4\n\
+        {\"http.server.duration_count\"} 4\n\
+        plain{\"k8s.pod.name\"=\"api-1\"} 1\n\
+        {\"legacy_ok\"} 2\n";
+    for format in [Format::Prometheus, Format::OpenMetrics] {
+        let input = match format {
+            Format::Prometheus => text.to_string(),
+            Format::OpenMetrics => format!("{text}# EOF\n"),
+        };
+        let s = all(&input, format);
+        let names: Vec<(&str, &str, MetricKind)> =
+            s.iter().map(|x| (x.name, x.family, x.kind)).collect();
+        let hist = ("http.server.duration", MetricKind::Histogram);
+        assert_eq!(
+            names,
+            [
+                ("http.server.duration_bucket", hist.0, hist.1),
+                ("http.server.duration_bucket", hist.0, hist.1),
+                ("http.server.duration_count", hist.0, hist.1),
+                ("plain", "plain", MetricKind::Unknown),
+                ("legacy_ok", "legacy_ok", MetricKind::Unknown),
+            ],
+            "{format:?}"
+        );
+        assert_eq!(
+            labels_of(&s[0]),
+            pairs(&[("url.scheme", "https"), ("le", "0.5")])
+        );
+        assert_eq!(
+            labels_of(&s[1]),
+            pairs(&[("le", "+Inf"), ("url.scheme", "https")])
+        );
+        assert_eq!(s[1].labels.len(), 2);
+        assert!(s[2].labels.is_empty());
+        assert_eq!(labels_of(&s[3]), pairs(&[("k8s.pod.name", "api-1")]));
+        assert_eq!(
+            s[0].key,
+            "{\"http.server.duration_bucket\",\"url.scheme\"=\"https\",le=\"0.5\"}"
+        );
+    }
+}
+
+#[test]
+fn quoted_names_are_refused_where_they_cannot_be_read() {
+    let cases = [
+        ("{\"a\",\"b\"} 1\n", "metric name is already set"),
+        ("m{\"b\"} 1\n", "metric name is already set"),
+        ("{a=\"1\"} 1\n", "expected metric name"),
+        (
+            "{\"a\\\"b\"} 1\n",
+            "escape sequences in quoted names are not supported",
+        ),
+        ("{\"\"} 1\n", "empty quoted name"),
+        ("{\"a} 1\n", "unterminated quoted name"),
+        (
+            "{\"__name__\"=\"x\",\"a\"} 1\n",
+            "label name __name__ is not allowed",
+        ),
+        ("# TYPE \"a\\\\b\" gauge\n", "escape sequences"),
+    ];
+    for (input, want) in cases {
+        let e = scrape_err(input, Format::Prometheus);
+        assert!(e.reason.contains(want), "{input:?}: {e}");
+    }
+    let e = scrape_err("{\"m\"} 1 # {\"trace.id\"} 1\n# EOF\n", Format::OpenMetrics);
+    assert!(e.reason.contains("exemplar"), "{e}");
+    // OpenMetrics 1.0 has no quoted names: validation refuses them.
+    let e = err("{\"a.b\"} 1\n# EOF\n", Format::OpenMetrics);
+    assert!(e.reason.contains("not OpenMetrics 1.0"), "{e}");
+    let e = err("# TYPE \"a.b\" gauge\n# EOF\n", Format::OpenMetrics);
+    assert!(e.reason.contains("not OpenMetrics 1.0"), "{e}");
+}
+
+#[test]
+fn quoted_label_names_take_the_expected_key_path_too() {
+    let text = "m{\"k8s.pod.name\"=\"api-1\",zone=\"a\"} 1\n{\"dotted.m\",x=\"1\"} 2\n";
+    let plain = prom(text);
+    let keys: Vec<&str> = plain.iter().map(|s| s.key).collect();
+    let got = hinted(text, Format::Prometheus, &keys);
+    assert!(got[0].as_expected);
+    for (a, b) in plain.iter().zip(&got) {
+        assert_eq!((a.name, a.key, a.value), (b.name, b.key, b.value));
+        assert_eq!(labels_of(a), labels_of(b));
+        assert_eq!(a.labels.len(), b.labels.len());
+    }
+    assert_eq!(got[1].name, "dotted.m");
+}
