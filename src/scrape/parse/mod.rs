@@ -926,24 +926,7 @@ impl<'a> Parser<'a> {
         let key;
         let mut as_expected = false;
         if i == ns {
-            // Prometheus text 1.0.0: `{"name.with.dots", a="1"}`, the name
-            // quoted inside the braces. Rare, so never the expected-key path.
-            if b.get(i) != Some(&b'{') {
-                return Err(self.err(i + 1, "expected metric name"));
-            }
-            let (l, ni, quoted_name) = self.labels(s, i, NameInBraces::Allowed)?;
-            name = quoted_name.ok_or_else(|| self.err(ns + 1, "expected metric name"))?;
-            labels = l;
-            key = &s[ns..ni];
-            i = if om {
-                match b.get(ni) {
-                    Some(b' ') => ni + 1,
-                    None => return Err(self.err(ni + 1, "expected a space and a value")),
-                    Some(_) => return Err(self.err(ni + 1, "expected a single space before value")),
-                }
-            } else {
-                skip_ws(b, ni)
-            };
+            (name, labels, key, i) = self.quoted_name_key(s, ns)?;
         } else if let Some((known_labels, key_end)) = self.expected_key_at(s, ns, i) {
             labels = known_labels;
             key = &s[ns..key_end];
@@ -1065,6 +1048,35 @@ impl<'a> Parser<'a> {
             exemplar,
             line: self.line_no,
         })
+    }
+
+    /// A sample key that starts with `{` at `ns`: Prometheus text 1.0.0
+    /// quotes the metric name inside the braces, `{"name.with.dots",a="1"}`.
+    /// Rare, so never the expected-key path. Returns the name, the labels,
+    /// the key and the index of the value.
+    #[cold]
+    #[inline(never)]
+    fn quoted_name_key(
+        &mut self,
+        s: &'a str,
+        ns: usize,
+    ) -> Result<(&'a str, Labels<'a>, &'a str, usize), ParseError> {
+        let b = s.as_bytes();
+        if b.get(ns) != Some(&b'{') {
+            return Err(self.err(ns + 1, "expected metric name"));
+        }
+        let (labels, ni, quoted_name) = self.labels(s, ns, NameInBraces::Allowed)?;
+        let name = quoted_name.ok_or_else(|| self.err(ns + 1, "expected metric name"))?;
+        let value_start = if self.format == Format::OpenMetrics {
+            match b.get(ni) {
+                Some(b' ') => ni + 1,
+                None => return Err(self.err(ni + 1, "expected a space and a value")),
+                Some(_) => return Err(self.err(ni + 1, "expected a single space before value")),
+            }
+        } else {
+            skip_ws(b, ni)
+        };
+        Ok((name, labels, &s[ns..ni], value_start))
     }
 
     /// OpenMetrics exemplar starting at `b[i] == b'#'`, running to end of line.
@@ -1196,36 +1208,28 @@ impl<'a> Parser<'a> {
                 _ => {}
             }
             let ns = i;
-            let lname;
-            if b.get(i) == Some(&b'"') {
-                let (quoted, after) = self.quoted_name(s, i)?;
-                let next = if om { after } else { skip_ws(b, after) };
-                if let Some(&c @ (b',' | b'}')) = b.get(next) {
-                    // A quoted string that no `=` follows is the metric name.
-                    match name_in_braces {
-                        NameInBraces::Allowed if quoted_metric_name.is_none() => {}
-                        NameInBraces::Exemplar => {
-                            return Err(self.err(ns + 1, "an exemplar has no metric name"))
+            let name_end = scan_label_name(b, i);
+            let lname = if name_end > ns {
+                i = name_end;
+                &s[ns..name_end]
+            } else if b.get(i) == Some(&b'"') {
+                match self.quoted_in_labels(s, i, name_in_braces, &mut quoted_metric_name)? {
+                    QuotedInLabels::LabelName { name, after } => {
+                        i = after;
+                        name
+                    }
+                    QuotedInLabels::MetricName { separator } => {
+                        i = separator;
+                        if b[separator] == b'}' {
+                            break;
                         }
-                        _ => return Err(self.err(ns + 1, "metric name is already set")),
+                        i += 1;
+                        continue;
                     }
-                    quoted_metric_name = Some(quoted);
-                    if c == b'}' {
-                        i = next;
-                        break;
-                    }
-                    i = next + 1;
-                    continue;
                 }
-                i = after;
-                lname = quoted;
             } else {
-                i = scan_label_name(b, i);
-                if i == ns {
-                    return Err(self.err(i + 1, "expected label name"));
-                }
-                lname = &s[ns..i];
-            }
+                return Err(self.err(i + 1, "expected label name"));
+            };
             if lname == "__name__" {
                 // As Prometheus: the name is written before the braces; a
                 // second one would leave the series with two names.
@@ -1319,6 +1323,42 @@ impl<'a> Parser<'a> {
         ))
     }
 
+    /// A quoted string among the labels at `b[open] == b'"'`: a label name
+    /// when `=` follows it, else the sample's metric name (recorded in
+    /// `metric_name`; `separator` is the index of the `,` or `}` after it).
+    #[cold]
+    #[inline(never)]
+    fn quoted_in_labels(
+        &self,
+        s: &'a str,
+        open: usize,
+        name_in_braces: NameInBraces,
+        metric_name: &mut Option<&'a str>,
+    ) -> Result<QuotedInLabels<'a>, ParseError> {
+        let b = s.as_bytes();
+        let (quoted, after) = self.quoted_name(s, open)?;
+        let next = if self.format == Format::OpenMetrics {
+            after
+        } else {
+            skip_ws(b, after)
+        };
+        if !matches!(b.get(next), Some(b',' | b'}')) {
+            return Ok(QuotedInLabels::LabelName {
+                name: quoted,
+                after,
+            });
+        }
+        match name_in_braces {
+            NameInBraces::Allowed if metric_name.is_none() => {}
+            NameInBraces::Exemplar => {
+                return Err(self.err(open + 1, "an exemplar has no metric name"))
+            }
+            _ => return Err(self.err(open + 1, "metric name is already set")),
+        }
+        *metric_name = Some(quoted);
+        Ok(QuotedInLabels::MetricName { separator: next })
+    }
+
     /// The family named by a `# HELP`, `# TYPE` or `# UNIT` line from `ns`
     /// on, plain or quoted; and the index after it.
     fn metadata_name(&self, s: &'a str, ns: usize) -> Result<(&'a str, usize), ParseError> {
@@ -1336,6 +1376,7 @@ impl<'a> Parser<'a> {
     /// A name in double quotes at `b[open] == b'"'` (Prometheus text 1.0.0):
     /// its text and the index after the closing quote. Escapes inside it
     /// are refused: the parser hands out names as slices of the payload.
+    #[cold]
     fn quoted_name(&self, s: &'a str, open: usize) -> Result<(&'a str, usize), ParseError> {
         if self.strict() {
             return Err(self.err(
@@ -1360,6 +1401,12 @@ impl<'a> Parser<'a> {
         }
         Ok((&s[start..close], close + 1))
     }
+}
+
+/// What a quoted string inside a label set turned out to be.
+enum QuotedInLabels<'a> {
+    LabelName { name: &'a str, after: usize },
+    MetricName { separator: usize },
 }
 
 /// Whether a label set may hold the sample's quoted metric name.
