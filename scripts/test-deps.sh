@@ -51,15 +51,20 @@ fi
 
 echo "test-deps: node $(node --version), @grafana/data $(node -p "require('./tests/grafana/node_modules/@grafana/data/package.json').version"), schemathesis $("$venv/bin/schemathesis" --version | awk '{print $NF}'), $(kubectl version --client 2>/dev/null | head -1)" >&2
 
-# OpenTelemetry Python SDK + OTLP/HTTP exporter, in the same venv, for
-# tests/otel/emit_topology.py (run by tests/span_decode.rs). Both pin every
-# other opentelemetry-* package they pull in.
+# OpenTelemetry Python SDK + its OTLP/HTTP and OTLP/gRPC exporters, in the
+# same venv, for tests/otel/emit_topology.py (run by tests/span_decode.rs and
+# tests/servicemap.rs). They pin every other opentelemetry-* package they
+# pull in.
 OTEL_PYTHON_VERSION=1.45.2
-if [[ "$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("opentelemetry-sdk"), m.version("opentelemetry-exporter-otlp-proto-http"))' 2>/dev/null)" != "$OTEL_PYTHON_VERSION $OTEL_PYTHON_VERSION" ]]; then
-  echo "test-deps: opentelemetry-sdk==$OTEL_PYTHON_VERSION opentelemetry-exporter-otlp-proto-http==$OTEL_PYTHON_VERSION into $venv" >&2
+otel_installed() {
+  "$venv/bin/python" -c 'import importlib.metadata as m; print(*(m.version("opentelemetry-" + p) for p in ("sdk", "exporter-otlp-proto-http", "exporter-otlp-proto-grpc")))' 2>/dev/null
+}
+if [[ "$(otel_installed)" != "$OTEL_PYTHON_VERSION $OTEL_PYTHON_VERSION $OTEL_PYTHON_VERSION" ]]; then
+  echo "test-deps: opentelemetry-sdk, -exporter-otlp-proto-http, -exporter-otlp-proto-grpc ==$OTEL_PYTHON_VERSION into $venv" >&2
   [[ -x "$venv/bin/python" ]] || python3 -m venv "$venv"
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
-    "opentelemetry-sdk==$OTEL_PYTHON_VERSION" "opentelemetry-exporter-otlp-proto-http==$OTEL_PYTHON_VERSION"
+    "opentelemetry-sdk==$OTEL_PYTHON_VERSION" "opentelemetry-exporter-otlp-proto-http==$OTEL_PYTHON_VERSION" \
+    "opentelemetry-exporter-otlp-proto-grpc==$OTEL_PYTHON_VERSION"
 fi
 echo "test-deps: opentelemetry-sdk $("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("opentelemetry-sdk"))')" >&2
 

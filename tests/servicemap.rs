@@ -97,6 +97,23 @@ fn expected_edges(summary: &Value) -> BTreeMap<(String, String), (u64, u64, bool
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn otel_sdk_topology_is_the_graph() {
+    topology_is_the_graph(Otlp::Http).await;
+}
+
+/// The same SDK through its OTLP/gRPC exporter (grpcio, gzip, clear text),
+/// to the API's own port.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn otel_sdk_topology_over_grpc_is_the_graph() {
+    topology_is_the_graph(Otlp::Grpc).await;
+}
+
+#[derive(Clone, Copy)]
+enum Otlp {
+    Http,
+    Grpc,
+}
+
+async fn topology_is_the_graph(protocol: Otlp) {
     let dir = tempfile::tempdir().expect("tempdir");
     let fs = Fleetscope::start(
         dir.path(),
@@ -108,8 +125,10 @@ async fn otel_sdk_topology_is_the_graph() {
             env!("CARGO_MANIFEST_DIR"),
             "/tests/otel/emit_topology.py"
         ))
-        .arg(fs.url("/v1/traces"))
-        .arg("50")
+        .args(match protocol {
+            Otlp::Http => [fs.url("/v1/traces"), "50".into(), "http".into()],
+            Otlp::Grpc => [fs.url(""), "50".into(), "grpc".into()],
+        })
         .stderr(Stdio::inherit())
         .output()
         .expect("run the OpenTelemetry SDK script");
@@ -559,5 +578,93 @@ async fn loadgen_trace_stream_builds_the_shop_graph() {
     assert!(
         !got.contains_key(&(svc("payment"), svc("order"))),
         "no edge against the call direction"
+    );
+}
+
+/// OTLP/gRPC answers in gRPC statuses: a message that is not protobuf is
+/// INVALID_ARGUMENT (not retried), one that inflates past the limit is
+/// refused (RESOURCE_EXHAUSTED with no RetryInfo: not retried), an empty export is OK, and one with a span missing its ids
+/// is a partial success naming the rejected span. Sent with grpcio's
+/// generic client (tests/otel/grpc_export_raw.py), bytes as they are.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_failures_are_grpc_statuses() {
+    use opentelemetry_proto::tonic::collector::trace::v1::{
+        ExportTraceServiceRequest, ExportTraceServiceResponse,
+    };
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+    use prost::Message;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fs = Fleetscope::start(
+        dir.path(),
+        "self_scrape = false\n[graph]\nmax_body_bytes = 16384\n",
+    )
+    .await;
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    let no_ids = ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            scope_spans: vec![ScopeSpans {
+                spans: vec![Span {
+                    name: "no ids".into(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    };
+    let out = Command::new(venv_python())
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/otel/grpc_export_raw.py"
+        ))
+        .arg(fs.addr.to_string())
+        .args([
+            hex(&[0xff, 0xff, 0xff, 0x0f, 0x12]),
+            hex(&vec![0u8; 40_000]),
+            String::new(),
+            hex(&no_ids.encode_to_vec()),
+        ])
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run grpc_export_raw.py");
+    assert!(out.status.success(), "grpc_export_raw.py failed");
+    let answers: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    assert_eq!(answers.len(), 4, "{answers:?}");
+    assert_eq!(answers[0]["code"], "INVALID_ARGUMENT", "{}", answers[0]);
+    assert!(
+        answers[0]["details"]
+            .as_str()
+            .is_some_and(|d| d.contains("protobuf")),
+        "{}",
+        answers[0]
+    );
+    assert_eq!(answers[1]["code"], "RESOURCE_EXHAUSTED", "{}", answers[1]);
+    assert!(
+        answers[1]["details"]
+            .as_str()
+            .is_some_and(|d| d.contains("16384")),
+        "{}",
+        answers[1]
+    );
+    assert_eq!(answers[2]["code"], "OK", "{}", answers[2]);
+    assert_eq!(answers[2]["response_hex"], "", "an empty response");
+    assert_eq!(answers[3]["code"], "OK", "{}", answers[3]);
+    let response_hex = answers[3]["response_hex"].as_str().unwrap_or("");
+    let response_bytes: Vec<u8> = (0..response_hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&response_hex[i..i + 2], 16).expect("hex"))
+        .collect();
+    let response =
+        ExportTraceServiceResponse::decode(&response_bytes[..]).expect("an export response");
+    let partial = response.partial_success.expect("partial success");
+    assert_eq!(partial.rejected_spans, 1, "{partial:?}");
+    assert!(!partial.error_message.is_empty());
+    let metrics = fs.self_metrics().await;
+    assert!(
+        metrics.contains("fleetscope_spans_rejected_total{reason=\"undecodable_body\"} 1"),
+        "{metrics}"
     );
 }

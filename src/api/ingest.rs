@@ -1,5 +1,6 @@
 //! Ingest endpoints: OTLP/HTTP traces (`POST /v1/traces`, protobuf or
-//! JSON, optionally gzip), Zipkin v2 (`POST /api/v2/spans`, JSON or
+//! JSON, optionally gzip), OTLP/gRPC traces (`TraceService/Export` over
+//! HTTP/2 on the same port), Zipkin v2 (`POST /api/v2/spans`, JSON or
 //! proto3), and events or
 //! Alertmanager webhooks (`POST /api/v1/events`).
 //!
@@ -41,7 +42,7 @@ enum Endpoint {
 /// Other encodings (deflate, zstd, snappy: options of some exporters) are
 /// refused with 415, so a sender learns to switch, rather than a 400 from
 /// decoding compressed bytes as they are.
-fn body_bytes(headers: &HeaderMap, body: Bytes, limit: usize) -> Result<Vec<u8>, ApiError> {
+fn body_bytes(headers: &HeaderMap, body: Bytes, limit: usize) -> Result<Bytes, ApiError> {
     let encoding = headers
         .get(header::CONTENT_ENCODING)
         .map(|v| v.to_str().unwrap_or("").trim().to_ascii_lowercase());
@@ -58,7 +59,7 @@ fn body_bytes(headers: &HeaderMap, body: Bytes, limit: usize) -> Result<Vec<u8>,
         if body.len() > limit {
             return Err(ApiError::TooLarge(limit));
         }
-        return Ok(body.to_vec());
+        return Ok(body);
     }
     let mut out = Vec::new();
     flate2::read::GzDecoder::new(&body[..])
@@ -68,7 +69,7 @@ fn body_bytes(headers: &HeaderMap, body: Bytes, limit: usize) -> Result<Vec<u8>,
     if out.len() > limit {
         return Err(ApiError::TooLarge(limit));
     }
-    Ok(out)
+    Ok(out.into())
 }
 
 async fn ingest(
@@ -79,8 +80,20 @@ async fn ingest(
 ) -> Result<(Decoded, Wire), ApiError> {
     let limit = state.graph_max_body;
     let wire = body_wire(&headers, endpoint)?;
+    let decoded = decode_and_submit(state, wire, move || body_bytes(&headers, body, limit)).await?;
+    Ok((decoded, wire))
+}
+
+/// Decodes the bytes `body` yields (inflating is work too, so it runs
+/// there) off the async workers, counts what was received and rejected,
+/// and queues the spans for the graph.
+async fn decode_and_submit(
+    state: ApiState,
+    wire: Wire,
+    body: impl FnOnce() -> Result<Bytes, ApiError> + Send + 'static,
+) -> Result<Decoded, ApiError> {
     let decoded = tokio::task::spawn_blocking(move || {
-        let bytes = body_bytes(&headers, body, limit)?;
+        let bytes = body()?;
         let result = match wire {
             Wire::OtlpProtobuf => decode::otlp_protobuf(&bytes),
             Wire::OtlpJson => decode::otlp_json(&bytes),
@@ -104,7 +117,7 @@ async fn ingest(
     }
     let spans = decoded.spans.clone();
     match state.graph.submit(spans) {
-        Ok(()) => Ok((decoded, wire)),
+        Ok(()) => Ok(decoded),
         Err(GraphError::QueueFull) => Err(ApiError::Overloaded),
         Err(e) => Err(ApiError::Internal(e.to_string())),
     }
@@ -223,8 +236,8 @@ async fn otlp_export(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let (decoded, wire) = ingest(state, headers, body, Endpoint::Otlp).await?;
-    let rejected = decoded.rejected_total();
     if wire == Wire::OtlpJson {
+        let rejected = decoded.rejected_total();
         let body = if rejected > 0 {
             json!({"partialSuccess": {"rejectedSpans": rejected.to_string(), "errorMessage": rejection_message(&decoded)}})
         } else {
@@ -232,23 +245,135 @@ async fn otlp_export(
         };
         return Ok(axum::Json(body).into_response());
     }
-    use opentelemetry_proto::tonic::collector::trace::v1::{
-        ExportTracePartialSuccess, ExportTraceServiceResponse,
-    };
-    let response = ExportTraceServiceResponse {
-        partial_success: (rejected > 0).then(|| ExportTracePartialSuccess {
-            rejected_spans: rejected as i64,
-            error_message: rejection_message(&decoded),
-        }),
-    };
     Ok((
         [(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/x-protobuf"),
         )],
-        response.encode_to_vec(),
+        export_response(&decoded),
     )
         .into_response())
+}
+
+/// An `ExportTraceServiceResponse`, encoded: empty when every span was
+/// taken, else a partial success that counts and names the rejected.
+fn export_response(decoded: &Decoded) -> Vec<u8> {
+    use opentelemetry_proto::tonic::collector::trace::v1::{
+        ExportTracePartialSuccess, ExportTraceServiceResponse,
+    };
+    let rejected = decoded.rejected_total();
+    ExportTraceServiceResponse {
+        partial_success: (rejected > 0).then(|| ExportTracePartialSuccess {
+            rejected_spans: rejected as i64,
+            error_message: rejection_message(decoded),
+        }),
+    }
+    .encode_to_vec()
+}
+
+/// OTLP/gRPC, `TraceService/Export`, on the API's own port (HTTP/2 in
+/// clear text, as exporters send it with `insecure`). tonic does gRPC's
+/// framing, compression and status trailers; the message reaches the same
+/// decoder as an OTLP/HTTP protobuf body, still as bytes.
+pub async fn otlp_grpc_export(
+    State(state): State<ApiState>,
+    request: axum::extract::Request,
+) -> Response {
+    use tonic::codec::CompressionEncoding;
+    let mut grpc = tonic::server::Grpc::new(RawMessages)
+        .accept_compressed(CompressionEncoding::Gzip)
+        .send_compressed(CompressionEncoding::Gzip)
+        .max_decoding_message_size(state.graph_max_body);
+    grpc.unary(GrpcExport(state), request)
+        .await
+        .map(axum::body::Body::new)
+}
+
+/// The gRPC route of OTLP's trace export.
+pub const OTLP_GRPC_EXPORT_PATH: &str =
+    "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+
+#[derive(Clone)]
+struct GrpcExport(ApiState);
+
+impl tonic::server::UnaryService<Bytes> for GrpcExport {
+    type Response = Bytes;
+    type Future =
+        futures_util::future::BoxFuture<'static, Result<tonic::Response<Bytes>, tonic::Status>>;
+
+    fn call(&mut self, request: tonic::Request<Bytes>) -> Self::Future {
+        let state = self.0.clone();
+        Box::pin(async move {
+            let message = request.into_inner();
+            let decoded = decode_and_submit(state, Wire::OtlpProtobuf, move || Ok(message))
+                .await
+                .map_err(grpc_status)?;
+            Ok(tonic::Response::new(export_response(&decoded).into()))
+        })
+    }
+}
+
+/// An ingest failure as OTLP/gRPC has it: UNAVAILABLE is what exporters
+/// retry (with backoff); a bad message is not retried.
+fn grpc_status(e: ApiError) -> tonic::Status {
+    match e {
+        ApiError::BadRequest(m) | ApiError::UnsupportedMedia(m) => {
+            tonic::Status::invalid_argument(m)
+        }
+        ApiError::TooLarge(_) => tonic::Status::resource_exhausted(e.to_string()),
+        ApiError::Overloaded | ApiError::Deadline => tonic::Status::unavailable(e.to_string()),
+        other => {
+            tracing::error!(detail = %other, "internal error answering an OTLP/gRPC export");
+            tonic::Status::internal(other.to_string())
+        }
+    }
+}
+
+/// A gRPC codec that hands messages over as the bytes they are: the span
+/// decoder reads protobuf itself, without building prost's message tree.
+#[derive(Clone, Copy, Default)]
+struct RawMessages;
+
+impl tonic::codec::Codec for RawMessages {
+    type Encode = Bytes;
+    type Decode = Bytes;
+    type Encoder = RawMessages;
+    type Decoder = RawMessages;
+
+    fn encoder(&mut self) -> RawMessages {
+        RawMessages
+    }
+
+    fn decoder(&mut self) -> RawMessages {
+        RawMessages
+    }
+}
+
+impl tonic::codec::Encoder for RawMessages {
+    type Item = Bytes;
+    type Error = tonic::Status;
+
+    fn encode(
+        &mut self,
+        item: Bytes,
+        dst: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), tonic::Status> {
+        bytes::BufMut::put(dst, item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for RawMessages {
+    type Item = Bytes;
+    type Error = tonic::Status;
+
+    fn decode(
+        &mut self,
+        src: &mut tonic::codec::DecodeBuf<'_>,
+    ) -> Result<Option<Bytes>, tonic::Status> {
+        use bytes::Buf;
+        Ok(Some(src.copy_to_bytes(src.remaining())))
+    }
 }
 
 pub async fn zipkin_spans(

@@ -107,6 +107,10 @@ pub fn router(state: ApiState) -> Router {
     let spans = Router::new()
         .route("/v1/traces", post(ingest::otlp_traces))
         .route("/api/v2/spans", post(ingest::zipkin_spans))
+        .route(
+            ingest::OTLP_GRPC_EXPORT_PATH,
+            post(ingest::otlp_grpc_export),
+        )
         .route_layer(auth())
         .layer(DefaultBodyLimit::max(state.graph_max_body))
         .layer(RequestBodyLimitLayer::new(state.graph_max_body));

@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
 """Emit a KNOWN service topology with the real OpenTelemetry Python SDK.
 
-Usage: emit_topology.py OTLP_HTTP_TRACES_URL [ITERATIONS=50]
+Usage: emit_topology.py ENDPOINT [ITERATIONS=50] [PROTOCOL=http]
   e.g. emit_topology.py http://127.0.0.1:4318/v1/traces 50
+       emit_topology.py http://127.0.0.1:4317 50 grpc
 
-Sends OTLP/HTTP protobuf (opentelemetry-exporter-otlp-proto-http, one
-TracerProvider + BatchSpanProcessor + OTLPSpanExporter per service, since each
-service has its own resource) and prints, on stdout, one JSON object that
+Sends OTLP/HTTP protobuf (opentelemetry-exporter-otlp-proto-http) or, with
+PROTOCOL grpc, OTLP/gRPC gzip-compressed in clear text
+(opentelemetry-exporter-otlp-proto-grpc); one TracerProvider +
+BatchSpanProcessor + OTLPSpanExporter per service, since each service has
+its own resource. It prints, on stdout, one JSON object that
 describes what was sent, for a test to compare with what it decoded:
 
   {"iterations": N, "spans": 8N, "spans_by_service": {...},
@@ -77,7 +80,20 @@ class CountingExporter(SpanExporter):
         return self.inner.force_flush(timeout_millis)
 
 
-def make_provider(service, endpoint):
+def make_exporter(endpoint, protocol):
+    if protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
+            OTLPSpanExporter as GrpcSpanExporter,
+        )
+        from grpc import Compression
+
+        return GrpcSpanExporter(
+            endpoint=endpoint, insecure=True, timeout=10, compression=Compression.Gzip
+        )
+    return OTLPSpanExporter(endpoint=endpoint, timeout=10)
+
+
+def make_provider(service, endpoint, protocol):
     resource = Resource.create(
         {
             "service.name": service,
@@ -85,19 +101,23 @@ def make_provider(service, endpoint):
             "k8s.cluster.name": CLUSTER,
         }
     )
-    exporter = CountingExporter(OTLPSpanExporter(endpoint=endpoint, timeout=10))
+    exporter = CountingExporter(make_exporter(endpoint, protocol))
     provider = TracerProvider(resource=resource)
     provider.add_span_processor(BatchSpanProcessor(exporter))
     return provider, exporter
 
 
 def main(argv):
-    if len(argv) < 2 or len(argv) > 3:
+    if len(argv) < 2 or len(argv) > 4:
         print(__doc__, file=sys.stderr)
         return 2
     endpoint = argv[1]
+    protocol = argv[3] if len(argv) == 4 else "http"
+    if protocol not in ("http", "grpc"):
+        print(f"PROTOCOL must be http or grpc, got {protocol!r}", file=sys.stderr)
+        return 2
     try:
-        iterations = int(argv[2]) if len(argv) == 3 else 50
+        iterations = int(argv[2]) if len(argv) >= 3 else 50
     except ValueError:
         print(f"ITERATIONS must be an integer, got {argv[2]!r}", file=sys.stderr)
         return 2
@@ -108,7 +128,7 @@ def main(argv):
     providers = {}
     exporters = {}
     for service in SERVICES:
-        providers[service], exporters[service] = make_provider(service, endpoint)
+        providers[service], exporters[service] = make_provider(service, endpoint, protocol)
     tracer = {s: p.get_tracer("fleetscope.emit_topology") for s, p in providers.items()}
     fe, co, pay, inv = (tracer[s] for s in SERVICES)
 
