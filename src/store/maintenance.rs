@@ -394,7 +394,7 @@ fn derive(
                     idle(busy * IDLE_PER_BUSY, stop);
                 }
                 // Grow back after a halving, once statements pass again.
-                if successes % 16 == 0 {
+                if successes.is_multiple_of(16) {
                     *group_budget = (*group_budget * 2).min(GROUP_BUDGET);
                 }
             }

@@ -506,7 +506,7 @@ mod tests {
         let (writer, reader) = open(options.clone(), telemetry.clone()).unwrap();
         let series = |id: u64| SeriesRow {
             id,
-            metric: if id % 2 == 0 { "a" } else { "b" }.into(),
+            metric: if id.is_multiple_of(2) { "a" } else { "b" }.into(),
             kind: "gauge",
             labels: LabelSet::from_pairs([("pod", format!("p-{id}").as_str())]),
         };

@@ -1292,7 +1292,7 @@ impl<'a> Parser<'a> {
                 Some(b',') => i += 1,
                 Some(b'}') => break,
                 // Prometheus' parser takes the comma as optional.
-                Some(&c) if !om && CLASS[c as usize] & LNAME_START != 0 => {}
+                Some(&c) if !om && (CLASS[c as usize] & LNAME_START != 0 || c == b'"') => {}
                 None => return Err(self.err(i + 1, "unterminated label set, expected '}'")),
                 Some(_) => return Err(self.err(i + 1, "expected ',' or '}' after label value")),
             }

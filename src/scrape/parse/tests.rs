@@ -862,3 +862,12 @@ fn quoted_label_names_take_the_expected_key_path_too() {
     }
     assert_eq!(got[1].name, "dotted.m");
 }
+
+#[test]
+fn a_quoted_label_name_may_follow_without_a_comma_in_text_format() {
+    // As Prometheus' lexer reads it; OpenMetrics has no such leniency.
+    let s = prom("m{a=\"1\" \"b.c\"=\"2\"} 1\n");
+    assert_eq!(labels_of(&s[0]), pairs(&[("a", "1"), ("b.c", "2")]));
+    let e = scrape_err("m{a=\"1\"\"b.c\"=\"2\"} 1\n# EOF\n", Format::OpenMetrics);
+    assert!(e.reason.contains("expected ','"), "{e}");
+}
