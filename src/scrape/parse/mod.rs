@@ -1379,17 +1379,13 @@ impl<'a> Parser<'a> {
         Ok((&s[ns..ne], ne))
     }
 
-    /// A name in double quotes at `b[open] == b'"'` (Prometheus text 1.0.0):
-    /// its text and the index after the closing quote. Escapes inside it
-    /// are refused: the parser hands out names as slices of the payload.
+    /// A name in double quotes at `b[open] == b'"'` (Prometheus text 1.0.0;
+    /// OpenMetrics 1.0 has none, but Prometheus 3 and the Python client read
+    /// them there too): its text and the index after the closing quote.
+    /// Escapes inside it are refused: the parser hands out names as slices
+    /// of the payload.
     #[cold]
     fn quoted_name(&self, s: &'a str, open: usize) -> Result<(&'a str, usize), ParseError> {
-        if self.strict() {
-            return Err(self.err(
-                open + 1,
-                "quoted names are Prometheus text 1.0.0, not OpenMetrics 1.0",
-            ));
-        }
         let b = s.as_bytes();
         let start = open + 1;
         let close = match memchr2(b'"', b'\\', &b[start..]) {

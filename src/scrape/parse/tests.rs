@@ -841,11 +841,15 @@ fn quoted_names_are_refused_where_they_cannot_be_read() {
     }
     let e = scrape_err("{\"m\"} 1 # {\"trace.id\"} 1\n# EOF\n", Format::OpenMetrics);
     assert!(e.reason.contains("exemplar"), "{e}");
-    // OpenMetrics 1.0 has no quoted names: validation refuses them.
-    let e = err("{\"a.b\"} 1\n# EOF\n", Format::OpenMetrics);
-    assert!(e.reason.contains("not OpenMetrics 1.0"), "{e}");
-    let e = err("# TYPE \"a.b\" gauge\n# EOF\n", Format::OpenMetrics);
-    assert!(e.reason.contains("not OpenMetrics 1.0"), "{e}");
+    // Validation reads them too, as Prometheus 3 and the Python client do,
+    // with OpenMetrics' rules on what the samples mean.
+    let valid = "# TYPE \"a.b\" counter\n{\"a.b_total\",\"c.d\"=\"1\"} 1\n# EOF\n";
+    assert_eq!(validate(valid.as_bytes(), Format::OpenMetrics), Ok(1));
+    let e = err(
+        "# TYPE \"a.b\" counter\n{\"a.b_total\"} -1\n# EOF\n",
+        Format::OpenMetrics,
+    );
+    assert!(e.reason.contains("negative"), "{e}");
 }
 
 #[test]
