@@ -668,3 +668,148 @@ async fn grpc_failures_are_grpc_statuses() {
         "{metrics}"
     );
 }
+
+/// Kubernetes Event objects as Kubernetes writes them: an EventList as
+/// `kubectl get events -o json` prints it (core/v1, with one events.k8s.io/v1
+/// event as newer components record them) and one event as
+/// kubernetes-event-exporter's webhook posts it (with `clusterName`). Each
+/// is attached to the workload of the object it is about. Written by hand
+/// after the API's field names (no API server runs here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubernetes_event_objects_attach_to_their_workloads() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fs = Fleetscope::start(dir.path(), "self_scrape = false\n").await;
+    let now = unix_now();
+    let event_list = json!({
+        "apiVersion": "v1",
+        "kind": "List",
+        "metadata": {"resourceVersion": ""},
+        "items": [
+            {
+                "apiVersion": "v1", "kind": "Event",
+                "metadata": {"name": "checkout-7d9f8b6c4-x2k9p.1820f3a9c2b1d4e5", "namespace": "shop",
+                             "uid": "9a1f2b3c-0000-4000-8000-000000000001", "resourceVersion": "48213",
+                             "creationTimestamp": chrono_like(now - 300)},
+                "involvedObject": {"apiVersion": "v1", "kind": "Pod", "name": "checkout-7d9f8b6c4-x2k9p",
+                                   "namespace": "shop", "uid": "5e2d0c1a-0000-4000-8000-000000000002",
+                                   "resourceVersion": "48100", "fieldPath": "spec.containers{checkout}"},
+                "reason": "BackOff",
+                "message": "Back-off restarting failed container checkout in pod checkout-7d9f8b6c4-x2k9p_shop",
+                "source": {"component": "kubelet", "host": "node-3"},
+                "firstTimestamp": chrono_like(now - 300),
+                "lastTimestamp": chrono_like(now - 60),
+                "count": 7, "type": "Warning", "eventTime": null,
+                "reportingComponent": "kubelet", "reportingInstance": "node-3"
+            },
+            {
+                "apiVersion": "v1", "kind": "Event",
+                "metadata": {"name": "checkout-7d9f8b6c4.1820f3a9c0000001", "namespace": "shop",
+                             "creationTimestamp": chrono_like(now - 290)},
+                "involvedObject": {"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                                   "name": "checkout-7d9f8b6c4", "namespace": "shop"},
+                "reason": "SuccessfulCreate",
+                "message": "Created pod: checkout-7d9f8b6c4-x2k9p",
+                "source": {"component": "replicaset-controller"},
+                "firstTimestamp": chrono_like(now - 290),
+                "lastTimestamp": chrono_like(now - 290),
+                "count": 1, "type": "Normal", "eventTime": null
+            },
+            {
+                "apiVersion": "events.k8s.io/v1", "kind": "Event",
+                "metadata": {"name": "payment-5f7b9c8d4f-bxcdz.1820f3aa00000002", "namespace": "shop",
+                             "creationTimestamp": chrono_like(now - 30)},
+                "eventTime": format!("{}.123456Z", chrono_like(now - 30).trim_end_matches('Z')),
+                "reportingController": "kubelet", "reportingInstance": "node-1",
+                "action": "Probe",
+                "reason": "Unhealthy",
+                "regarding": {"kind": "Pod", "namespace": "shop", "name": "payment-5f7b9c8d4f-bxcdz",
+                              "fieldPath": "spec.containers{payment}"},
+                "note": "Readiness probe failed: HTTP probe failed with statuscode: 503",
+                "type": "Warning"
+            },
+            {
+                "apiVersion": "v1", "kind": "Event",
+                "metadata": {"name": "nameless", "namespace": "shop"},
+                "involvedObject": {"kind": "Pod", "namespace": "shop"},
+                "reason": "Pulled", "type": "Normal", "lastTimestamp": chrono_like(now - 10)
+            }
+        ]
+    });
+    let r = http()
+        .post(fs.url("/api/v1/events?cluster=dc-01"))
+        .json(&event_list)
+        .send()
+        .await
+        .expect("post EventList");
+    assert_eq!(r.status(), 202);
+    let answer: Value = r.json().await.expect("json");
+    assert_eq!(answer["accepted"], 3, "{answer}");
+    assert!(
+        answer["rejected"][0]
+            .as_str()
+            .is_some_and(|m| m.starts_with("item 3:") && m.contains("no name")),
+        "{answer}"
+    );
+    // kubernetes-event-exporter's webhook: one event, its cluster named.
+    let exported = json!({
+        "metadata": {"name": "inventory.1820f3ab00000003", "namespace": "shop"},
+        "reason": "ScalingReplicaSet",
+        "message": "Scaled up replica set inventory-6c8d9f7b5 to 4 from 2",
+        "source": {"component": "deployment-controller"},
+        "firstTimestamp": chrono_like(now - 20), "lastTimestamp": chrono_like(now - 20),
+        "count": 1, "type": "Normal",
+        "involvedObject": {"kind": "Deployment", "namespace": "shop", "name": "inventory", "apiVersion": "apps/v1"},
+        "clusterName": "dc-02"
+    });
+    let r = http()
+        .post(fs.url("/api/v1/events"))
+        .json(&exported)
+        .send()
+        .await
+        .expect("post event");
+    assert_eq!(r.status(), 202);
+
+    let rows_of = |node: &'static str| {
+        let fs = &fs;
+        async move {
+            let v = fs
+                .get_json(&format!(
+                    "/api/v1/views/service_events?node={node}&start={}&end={}",
+                    now - 600,
+                    now + 60
+                ))
+                .await;
+            let mut rows = v["rows"].as_array().cloned().unwrap_or_default();
+            rows.sort_by_key(|r| r["reason"].as_str().unwrap_or("").to_string());
+            (!rows.is_empty()).then_some(rows)
+        }
+    };
+    let checkout = eventually(Duration::from_secs(30), "checkout's events", || {
+        rows_of("dc-01/shop/checkout")
+    })
+    .await;
+    let reasons: Vec<&str> = checkout
+        .iter()
+        .filter_map(|r| r["reason"].as_str())
+        .collect();
+    assert_eq!(reasons, ["BackOff", "SuccessfulCreate"], "{checkout:?}");
+    assert_eq!(checkout[0]["severity"], "Warning");
+    assert_eq!(checkout[0]["source"], "kubernetes");
+    assert!(checkout[0]["message"]
+        .as_str()
+        .is_some_and(|m| m.starts_with("Back-off restarting")));
+    let payment = eventually(Duration::from_secs(30), "payment's events", || {
+        rows_of("dc-01/shop/payment")
+    })
+    .await;
+    assert_eq!(payment[0]["reason"], "Unhealthy", "{payment:?}");
+    assert!(payment[0]["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("Readiness probe failed")));
+    let inventory = eventually(Duration::from_secs(30), "inventory's events", || {
+        rows_of("dc-02/shop/inventory")
+    })
+    .await;
+    assert_eq!(inventory[0]["reason"], "ScalingReplicaSet", "{inventory:?}");
+    assert!(fs.proc.terminate().success());
+}

@@ -1,8 +1,8 @@
 //! Ingest endpoints: OTLP/HTTP traces (`POST /v1/traces`, protobuf or
 //! JSON, optionally gzip), OTLP/gRPC traces (`TraceService/Export` over
 //! HTTP/2 on the same port), Zipkin v2 (`POST /api/v2/spans`, JSON or
-//! proto3), and events or
-//! Alertmanager webhooks (`POST /api/v1/events`).
+//! proto3), and events (flat, or Kubernetes Event objects and EventLists)
+//! or Alertmanager webhooks (`POST /api/v1/events`).
 //!
 //! Bodies are bounded after decompression; decoding runs off the async
 //! workers; a full graph queue answers 503 with Retry-After so exporters
@@ -409,8 +409,13 @@ fn text(v: &Value, keys: &[&str]) -> String {
         .to_string()
 }
 
-/// One event in the documented shape (see README), or `None` with a reason.
+/// One event: a Kubernetes Event object (core/v1 or events.k8s.io/v1, as
+/// `kubectl get events -o json` and event exporters' webhooks send them), or
+/// the documented flat shape (see README); else the reason it is neither.
 fn event_of(v: &Value) -> Result<Event, &'static str> {
+    if v.get("involvedObject").is_some() || v.get("regarding").is_some() {
+        return kubernetes_event_of(v);
+    }
     let time_ms = time_ms(v.get("time")).ok_or("missing or bad `time`")?;
     let service = text(v, &["service", "workload", "object"]);
     if service.is_empty() {
@@ -429,6 +434,58 @@ fn event_of(v: &Value) -> Result<Event, &'static str> {
         reason: text(v, &["reason"]),
         message: text(v, &["message"]),
         severity: match text(v, &["severity", "type"]) {
+            s if s.is_empty() => "Normal".into(),
+            s => s,
+        },
+    })
+}
+
+/// A Kubernetes Event object. The node it marks is the workload of the
+/// object it is about: a pod's Deployment, StatefulSet, DaemonSet or Job
+/// from the pod's name (see `workload_of`), a ReplicaSet's Deployment, any
+/// other object by its own name. The cluster is `clusterName` when the
+/// sender adds it (kubernetes-event-exporter does), else the request's.
+fn kubernetes_event_of(v: &Value) -> Result<Event, &'static str> {
+    let object = v
+        .get("involvedObject")
+        .or_else(|| v.get("regarding"))
+        .filter(|o| o.is_object())
+        .ok_or("event without an involvedObject")?;
+    let name = text(object, &["name"]);
+    if name.is_empty() {
+        return Err("event whose involvedObject has no name");
+    }
+    let service = match text(object, &["kind"]).as_str() {
+        "Pod" => crate::store::workload_of(&name).unwrap_or(name),
+        "ReplicaSet" => crate::store::deployment_of_replicaset(&name),
+        _ => name,
+    };
+    let metadata = v.get("metadata").cloned().unwrap_or(Value::Null);
+    let time_ms = [
+        v.get("lastTimestamp"),
+        v.get("series").and_then(|s| s.get("lastObservedTime")),
+        v.get("eventTime"),
+        v.get("deprecatedLastTimestamp"),
+        v.get("firstTimestamp"),
+        metadata.get("creationTimestamp"),
+    ]
+    .into_iter()
+    .find_map(time_ms)
+    .ok_or("event without a time (lastTimestamp, eventTime, firstTimestamp)")?;
+    let namespace = match text(object, &["namespace"]) {
+        ns if ns.is_empty() => text(&metadata, &["namespace"]),
+        ns => ns,
+    };
+    Ok(Event {
+        time_ms,
+        end_ms: None,
+        cluster: text(v, &["clusterName", "cluster"]),
+        namespace,
+        service,
+        source: "kubernetes".into(),
+        reason: text(v, &["reason"]),
+        message: text(v, &["message", "note"]),
+        severity: match text(v, &["type"]) {
             s if s.is_empty() => "Normal".into(),
             s => s,
         },
@@ -476,12 +533,32 @@ fn alert_of(v: &Value) -> Result<Event, &'static str> {
 
 /// `POST /api/v1/events`: a JSON array of events, `{"events": [...]}`, or an
 /// Alertmanager webhook body (`{"alerts": [...]}`).
-pub async fn events(State(state): State<ApiState>, body: Bytes) -> Result<Response, ApiError> {
+/// Query parameters of `POST /api/v1/events`.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct EventsQuery {
+    /// The cluster of events that do not name one (a Kubernetes Event does
+    /// not know its cluster: an exporter per cluster can say it here).
+    cluster: Option<String>,
+}
+
+pub async fn events(
+    State(state): State<ApiState>,
+    axum::extract::Query(query): axum::extract::Query<EventsQuery>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let v: Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::BadRequest(format!("request body is not valid JSON: {e}")))?;
     type Parse = fn(&Value) -> Result<Event, &'static str>;
     let (items, parse): (Vec<Value>, Parse) = match &v {
         Value::Array(a) => (a.clone(), event_of),
+        // An EventList (`kubectl get events -o json`).
+        Value::Object(o) if o.get("items").is_some_and(Value::is_array) => (
+            o.get("items")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default(),
+            event_of,
+        ),
         Value::Object(o) if o.contains_key("alerts") => (
             o.get("alerts")
                 .and_then(Value::as_array)
@@ -498,7 +575,7 @@ pub async fn events(State(state): State<ApiState>, body: Bytes) -> Result<Respon
         ),
         Value::Object(_) => (vec![v.clone()], event_of),
         _ => return Err(ApiError::BadRequest(
-            "expected an event, an array of events, {\"events\": [...]} or an Alertmanager webhook"
+            "expected an event, an array of events, {\"events\": [...]}, a Kubernetes EventList or an Alertmanager webhook"
                 .into(),
         )),
     };
@@ -506,7 +583,12 @@ pub async fn events(State(state): State<ApiState>, body: Bytes) -> Result<Respon
     let mut rejected: Vec<String> = Vec::new();
     for (i, item) in items.iter().enumerate() {
         match parse(item) {
-            Ok(e) => accepted.push(e),
+            Ok(mut e) => {
+                if e.cluster.is_empty() {
+                    e.cluster = query.cluster.clone().unwrap_or_default();
+                }
+                accepted.push(e)
+            }
             Err(reason) => rejected.push(format!("item {i}: {reason}")),
         }
     }

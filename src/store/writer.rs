@@ -679,18 +679,8 @@ struct RowAt {
 /// Deployment pods are `<name>-<replicaset hash>-<5 chars>`, DaemonSet and
 /// Job pods `<name>-<5 chars>`, StatefulSet pods `<name>-<ordinal>`.
 pub fn workload_of(pod: &str) -> Option<String> {
-    // Kubernetes draws generated name suffixes and pod-template hashes from
-    // this alphabet (no vowels, no 0/1/3), which tells them from name words.
-    fn generated(s: &str, lengths: std::ops::RangeInclusive<usize>) -> bool {
-        lengths.contains(&s.len())
-            && s.bytes()
-                .all(|b| b"bcdfghjklmnpqrstvwxz2456789".contains(&b))
-    }
     fn is_suffix(s: &str) -> bool {
         generated(s, 5..=5)
-    }
-    fn is_rs_hash(s: &str) -> bool {
-        generated(s, 6..=10)
     }
     let mut parts: Vec<&str> = pod.split('-').collect();
     if parts.len() < 2 {
@@ -706,6 +696,29 @@ pub fn workload_of(pod: &str) -> Option<String> {
         }
     }
     Some(parts.join("-"))
+}
+
+/// The Deployment a ReplicaSet belongs to: its name less the pod-template
+/// hash (`checkout-7d9f8b6c4` -> `checkout`); other names as they are.
+pub fn deployment_of_replicaset(replicaset: &str) -> String {
+    match replicaset.rsplit_once('-') {
+        Some((deployment, hash)) if !deployment.is_empty() && is_rs_hash(hash) => {
+            deployment.to_string()
+        }
+        _ => replicaset.to_string(),
+    }
+}
+
+/// Kubernetes draws generated name suffixes and pod-template hashes from
+/// this alphabet (no vowels, no 0/1/3), which tells them from name words.
+fn generated(s: &str, lengths: std::ops::RangeInclusive<usize>) -> bool {
+    lengths.contains(&s.len())
+        && s.bytes()
+            .all(|b| b"bcdfghjklmnpqrstvwxz2456789".contains(&b))
+}
+
+fn is_rs_hash(s: &str) -> bool {
+    generated(s, 6..=10)
 }
 
 /// Graph nodes (first seen wins), edge rows and events: few rows per
@@ -965,6 +978,12 @@ mod tests {
             Some("node-exporter")
         );
         assert_eq!(workload_of("standalone").as_deref(), Some("standalone"));
+        assert_eq!(deployment_of_replicaset("checkout-7d9f8b6c4"), "checkout");
+        assert_eq!(
+            deployment_of_replicaset("order-api-5f7b9c8d4f"),
+            "order-api"
+        );
+        assert_eq!(deployment_of_replicaset("release-notes"), "release-notes");
     }
 
     fn read_rows(conn: &Connection, view: &str) -> Vec<(u64, i64, [f64; 6], u32)> {
