@@ -582,10 +582,11 @@ async fn loadgen_trace_stream_builds_the_shop_graph() {
 }
 
 /// OTLP/gRPC answers in gRPC statuses: a message that is not protobuf is
-/// INVALID_ARGUMENT (not retried), one that inflates past the limit is
-/// refused (RESOURCE_EXHAUSTED with no RetryInfo: not retried), an empty export is OK, and one with a span missing its ids
-/// is a partial success naming the rejected span. Sent with grpcio's
-/// generic client (tests/otel/grpc_export_raw.py), bytes as they are.
+/// INVALID_ARGUMENT (not retried); one that inflates past the limit, or is
+/// over it as sent, is refused with a status that names the limit; an empty
+/// export is OK; one with a span missing its ids is a partial success
+/// naming the rejected span. Sent with grpcio's generic client
+/// (tests/otel/grpc_export_raw.py), bytes as they are.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpc_failures_are_grpc_statuses() {
     use opentelemetry_proto::tonic::collector::trace::v1::{
@@ -623,6 +624,7 @@ async fn grpc_failures_are_grpc_statuses() {
             hex(&vec![0u8; 40_000]),
             String::new(),
             hex(&no_ids.encode_to_vec()),
+            format!("plain:{}", hex(&vec![7u8; 20_000])),
         ])
         .stderr(Stdio::inherit())
         .output()
@@ -632,7 +634,7 @@ async fn grpc_failures_are_grpc_statuses() {
         .lines()
         .map(|l| serde_json::from_str(l).expect("JSON line"))
         .collect();
-    assert_eq!(answers.len(), 4, "{answers:?}");
+    assert_eq!(answers.len(), 5, "{answers:?}");
     assert_eq!(answers[0]["code"], "INVALID_ARGUMENT", "{}", answers[0]);
     assert!(
         answers[0]["details"]
@@ -662,6 +664,20 @@ async fn grpc_failures_are_grpc_statuses() {
     let partial = response.partial_success.expect("partial success");
     assert_eq!(partial.rejected_spans, 1, "{partial:?}");
     assert!(!partial.error_message.is_empty());
+    // Over the limit as sent: refused from its length prefix, in a gRPC
+    // status (an HTTP 413 would reach the exporter as UNKNOWN).
+    assert!(
+        ["RESOURCE_EXHAUSTED", "OUT_OF_RANGE"].contains(&answers[4]["code"].as_str().unwrap_or("")),
+        "{}",
+        answers[4]
+    );
+    assert!(
+        answers[4]["details"]
+            .as_str()
+            .is_some_and(|d| d.contains("16384")),
+        "{}",
+        answers[4]
+    );
     let metrics = fs.self_metrics().await;
     assert!(
         metrics.contains("fleetscope_spans_rejected_total{reason=\"undecodable_body\"} 1"),

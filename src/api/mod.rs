@@ -107,19 +107,25 @@ pub fn router(state: ApiState) -> Router {
     let spans = Router::new()
         .route("/v1/traces", post(ingest::otlp_traces))
         .route("/api/v2/spans", post(ingest::zipkin_spans))
+        .route_layer(auth())
+        .layer(DefaultBodyLimit::max(state.graph_max_body))
+        .layer(RequestBodyLimitLayer::new(state.graph_max_body));
+    // gRPC bounds its messages itself (tonic reads the length prefix before
+    // the message, and stops inflating at the limit) and answers in gRPC
+    // statuses, which an HTTP 413 is not.
+    let grpc = Router::new()
         .route(
             ingest::OTLP_GRPC_EXPORT_PATH,
             post(ingest::otlp_grpc_export),
         )
-        .route_layer(auth())
-        .layer(DefaultBodyLimit::max(state.graph_max_body))
-        .layer(RequestBodyLimitLayer::new(state.graph_max_body));
+        .route_layer(auth());
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(self_metrics))
         .merge(api)
         .merge(spans)
+        .merge(grpc)
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -4,7 +4,8 @@ C-core gRPC client), gzip-compressed, no OpenTelemetry code in between, and
 prints one JSON
 line per message: {"code": gRPC status name, "details": ..., "response_hex": ...}.
 
-Usage: grpc_export_raw.py HOST:PORT HEX_MESSAGE...   ("" is the empty message)
+Usage: grpc_export_raw.py HOST:PORT HEX_MESSAGE...   ("" is the empty message;
+       a message written "plain:HEX" is sent uncompressed)
 """
 
 import json
@@ -22,8 +23,12 @@ def main(argv):
     with grpc.insecure_channel(argv[1], compression=grpc.Compression.Gzip) as channel:
         export = channel.unary_unary(PATH)  # bytes in, bytes out
         for hex_message in argv[2:]:
+            compression = None
+            if hex_message.startswith("plain:"):
+                hex_message = hex_message[len("plain:"):]
+                compression = grpc.Compression.NoCompression
             try:
-                response = export(bytes.fromhex(hex_message), timeout=10)
+                response = export(bytes.fromhex(hex_message), timeout=10, compression=compression)
                 out = {"code": "OK", "details": "", "response_hex": response.hex()}
             except grpc.RpcError as e:
                 out = {"code": e.code().name, "details": e.details() or "", "response_hex": ""}
