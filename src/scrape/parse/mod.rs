@@ -595,12 +595,6 @@ impl<'a> Parser<'a> {
     // ---------------------------------------------------------------- Prometheus
 
     fn prom_line(&mut self, raw: &'a [u8]) -> Result<Option<Sample<'a>>, ParseError> {
-        if raw.first() == Some(&0) {
-            // Prometheus' lexer reads a NUL as the end of input: it keeps
-            // the samples before it and ignores the rest, and so do we.
-            self.finished = true;
-            return Ok(None);
-        }
         let mut end = raw.len();
         while end > 0 && matches!(raw[end - 1], b' ' | b'\t' | b'\r') {
             end -= 1;

@@ -875,12 +875,3 @@ fn a_quoted_label_name_may_follow_without_a_comma_in_text_format() {
     let e = scrape_err("m{a=\"1\"\"b.c\"=\"2\"} 1\n# EOF\n", Format::OpenMetrics);
     assert!(e.reason.contains("expected ','"), "{e}");
 }
-
-#[test]
-fn a_nul_at_a_line_start_ends_a_text_format_payload_as_in_prometheus() {
-    let s = prom("foo 1\n\0bar 2\nbaz 3\n");
-    assert_eq!(s.len(), 1);
-    assert_eq!(s[0].name, "foo");
-    // OpenMetrics ends only at `# EOF`.
-    assert!(Parser::new(b"foo 1\n\0bar 2\n# EOF\n", Format::OpenMetrics).any(|r| r.is_err()));
-}
