@@ -22,6 +22,7 @@ pub mod app;
 pub mod check;
 pub mod config;
 pub mod graph;
+pub mod kube_names;
 pub mod loadgen;
 pub mod rollup;
 pub mod scrape;

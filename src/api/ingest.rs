@@ -456,8 +456,8 @@ fn kubernetes_event_of(v: &Value) -> Result<Event, &'static str> {
         return Err("event whose involvedObject has no name");
     }
     let service = match text(object, &["kind"]).as_str() {
-        "Pod" => crate::store::workload_of(&name).unwrap_or(name),
-        "ReplicaSet" => crate::store::deployment_of_replicaset(&name),
+        "Pod" => crate::kube_names::workload_of(&name).unwrap_or(name),
+        "ReplicaSet" => crate::kube_names::deployment_of_replicaset(&name),
         _ => name,
     };
     let metadata = v.get("metadata").cloned().unwrap_or(Value::Null);
@@ -533,6 +533,13 @@ fn alert_of(v: &Value) -> Result<Event, &'static str> {
 
 /// `POST /api/v1/events`: a JSON array of events, `{"events": [...]}`, or an
 /// Alertmanager webhook body (`{"alerts": [...]}`).
+/// The array under `key`; none when it is missing or not an array.
+fn array_at<'a>(o: &'a serde_json::Map<String, Value>, key: &str) -> &'a [Value] {
+    o.get(key)
+        .and_then(Value::as_array)
+        .map_or(&[], Vec::as_slice)
+}
+
 /// Query parameters of `POST /api/v1/events`.
 #[derive(Debug, Default, serde::Deserialize)]
 pub struct EventsQuery {
@@ -549,31 +556,15 @@ pub async fn events(
     let v: Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::BadRequest(format!("request body is not valid JSON: {e}")))?;
     type Parse = fn(&Value) -> Result<Event, &'static str>;
-    let (items, parse): (Vec<Value>, Parse) = match &v {
-        Value::Array(a) => (a.clone(), event_of),
+    let (items, parse): (&[Value], Parse) = match &v {
+        Value::Array(a) => (a, event_of),
         // An EventList (`kubectl get events -o json`).
-        Value::Object(o) if o.get("items").is_some_and(Value::is_array) => (
-            o.get("items")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default(),
-            event_of,
-        ),
-        Value::Object(o) if o.contains_key("alerts") => (
-            o.get("alerts")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default(),
-            alert_of,
-        ),
-        Value::Object(o) if o.contains_key("events") => (
-            o.get("events")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default(),
-            event_of,
-        ),
-        Value::Object(_) => (vec![v.clone()], event_of),
+        Value::Object(o) if o.get("items").is_some_and(Value::is_array) => {
+            (array_at(o, "items"), event_of)
+        }
+        Value::Object(o) if o.contains_key("alerts") => (array_at(o, "alerts"), alert_of),
+        Value::Object(o) if o.contains_key("events") => (array_at(o, "events"), event_of),
+        Value::Object(_) => (std::slice::from_ref(&v), event_of),
         _ => return Err(ApiError::BadRequest(
             "expected an event, an array of events, {\"events\": [...]}, a Kubernetes EventList or an Alertmanager webhook"
                 .into(),

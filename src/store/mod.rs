@@ -21,7 +21,7 @@ mod writer;
 pub use read::{
     labels_of_row, Resolution, RollupAgg, RollupPoint, SeriesInfo, StoreReader, STORED_LABELS,
 };
-pub use writer::{deployment_of_replicaset, workload_of, StoreWriter, WriteBatch};
+pub use writer::{StoreWriter, WriteBatch};
 
 use std::fs::File;
 use std::path::{Path, PathBuf};

@@ -675,52 +675,6 @@ struct RowAt {
     offset: u32,
 }
 
-/// The workload a pod name belongs to, from Kubernetes' naming rules:
-/// Deployment pods are `<name>-<replicaset hash>-<5 chars>`, DaemonSet and
-/// Job pods `<name>-<5 chars>`, StatefulSet pods `<name>-<ordinal>`.
-pub fn workload_of(pod: &str) -> Option<String> {
-    fn is_suffix(s: &str) -> bool {
-        generated(s, 5..=5)
-    }
-    let mut parts: Vec<&str> = pod.split('-').collect();
-    if parts.len() < 2 {
-        return Some(pod.to_string());
-    }
-    let last = parts[parts.len() - 1];
-    if last.bytes().all(|b| b.is_ascii_digit()) {
-        parts.pop();
-    } else if is_suffix(last) {
-        parts.pop();
-        if parts.len() >= 2 && is_rs_hash(parts[parts.len() - 1]) {
-            parts.pop();
-        }
-    }
-    Some(parts.join("-"))
-}
-
-/// The Deployment a ReplicaSet belongs to: its name less the pod-template
-/// hash (`checkout-7d9f8b6c4` -> `checkout`); other names as they are.
-pub fn deployment_of_replicaset(replicaset: &str) -> String {
-    match replicaset.rsplit_once('-') {
-        Some((deployment, hash)) if !deployment.is_empty() && is_rs_hash(hash) => {
-            deployment.to_string()
-        }
-        _ => replicaset.to_string(),
-    }
-}
-
-/// Kubernetes draws generated name suffixes and pod-template hashes from
-/// this alphabet (no vowels, no 0/1/3), which tells them from name words.
-fn generated(s: &str, lengths: std::ops::RangeInclusive<usize>) -> bool {
-    lengths.contains(&s.len())
-        && s.bytes()
-            .all(|b| b"bcdfghjklmnpqrstvwxz2456789".contains(&b))
-}
-
-fn is_rs_hash(s: &str) -> bool {
-    generated(s, 6..=10)
-}
-
 /// Graph nodes (first seen wins), edge rows and events: few rows per
 /// minute, so plain prepared statements.
 fn write_graph<'a>(
@@ -811,7 +765,10 @@ fn series_batch(held: &[&Unstored]) -> Result<RecordBatch, duckdb::Error> {
         }
     }
     let [cluster, job, instance, namespace, pod, node, container] = columns_of_labels;
-    let workload = StringArray::from_iter(pod.iter().map(|p| p.and_then(workload_of)));
+    let workload = StringArray::from_iter(
+        pod.iter()
+            .map(|p| p.and_then(crate::kube_names::workload_of)),
+    );
     let text_column =
         |values: Vec<Option<&str>>| -> ArrayRef { Arc::new(StringArray::from(values)) };
     let columns: Vec<ArrayRef> = vec![
@@ -958,32 +915,6 @@ mod tests {
         assert_eq!(series_cap(false, 100), MAX_GATHER_SERIES);
         let full = |series| is_full(0, series, series_cap(true, 20_000));
         assert!(!full(ROW_GROUP_ROWS - 20_001) && full(ROW_GROUP_ROWS - 20_000));
-    }
-
-    #[test]
-    fn workloads_from_pod_names() {
-        assert_eq!(workload_of("web-7d9f8c6b5-x2x9q").as_deref(), Some("web"));
-        assert_eq!(
-            workload_of("order-api-5f7b9c8d4f-bxcdz").as_deref(),
-            Some("order-api")
-        );
-        assert_eq!(workload_of("kafka-2").as_deref(), Some("kafka"));
-        assert_eq!(
-            workload_of("release-notes").as_deref(),
-            Some("release-notes"),
-            "words are not hashes"
-        );
-        assert_eq!(
-            workload_of("node-exporter-8kq2z").as_deref(),
-            Some("node-exporter")
-        );
-        assert_eq!(workload_of("standalone").as_deref(), Some("standalone"));
-        assert_eq!(deployment_of_replicaset("checkout-7d9f8b6c4"), "checkout");
-        assert_eq!(
-            deployment_of_replicaset("order-api-5f7b9c8d4f"),
-            "order-api"
-        );
-        assert_eq!(deployment_of_replicaset("release-notes"), "release-notes");
     }
 
     fn read_rows(conn: &Connection, view: &str) -> Vec<(u64, i64, [f64; 6], u32)> {
