@@ -610,6 +610,24 @@ mod tests {
         assert_eq!(new[0].label("b"), Some("x\\y"));
     }
 
+    /// A label value with a raw line feed (which Prometheus' scrapes keep)
+    /// is the same series as the one that escapes it as the format says.
+    #[test]
+    fn a_raw_line_feed_in_a_value_is_the_escaped_one() {
+        let mut raw = Vec::new();
+        let mut ing = Ingestor::new(&target(false), Limits::default());
+        ing.ingest(b"m{a=\"x\ny\"} 1\nn 2\n", Format::Prometheus, &mut raw)
+            .unwrap();
+        let mut escaped = Vec::new();
+        Ingestor::new(&target(false), Limits::default())
+            .ingest(b"m{a=\"x\\ny\"} 1\n", Format::Prometheus, &mut escaped)
+            .unwrap();
+        assert_eq!(raw.len(), 2);
+        assert_eq!(raw[0].id, escaped[0].id);
+        assert_eq!(raw[0].label("a"), Some("x\ny"));
+        assert_eq!(&*raw[1].metric, "n");
+    }
+
     #[test]
     fn honor_labels_decides_collisions() {
         let body = b"m{job=\"inner\",instance=\"pod:80\"} 1\n";

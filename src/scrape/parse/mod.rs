@@ -17,7 +17,8 @@
 //!   (`textparse.PromParser`) accepts: blank lines, arbitrary `#` comments,
 //!   whitespace between tokens and around `=`/`,` inside `{}`, a trailing comma
 //!   in label sets, trailing whitespace and `\r`, integer millisecond timestamps,
-//!   no `# EOF` needed.
+//!   no `# EOF` needed, and (when scraping, not in [`validate`]) a raw line
+//!   feed inside a label value, which continues the sample on the next line.
 //! * [`Format::OpenMetrics`] follows the OpenMetrics 1.0 ABNF: single spaces,
 //!   no blank lines, only `# HELP`/`# TYPE`/`# UNIT`/`# EOF` comments, `# EOF`
 //!   required as the last line, float-second timestamps (converted to ms,
@@ -37,7 +38,7 @@
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
-use memchr::{memchr, memchr2, memrchr};
+use memchr::{memchr, memchr2, memchr3, memrchr};
 use xxhash_rust::xxh3::xxh3_64;
 
 mod rules;
@@ -456,6 +457,11 @@ pub struct Parser<'a> {
     /// OpenMetrics' rules on what samples mean, when asked for (see
     /// [`Parser::with_openmetrics_rules`]).
     rules: Option<Box<rules::OpenMetricsRules<'a>>>,
+    /// Prometheus format: a raw line feed inside a label value continues the
+    /// sample on the next line, as Prometheus' lexer reads it (a value runs to
+    /// its closing quote), though the format says to write it as `\n`.
+    /// Scrapes take it; validation (`validate`) refuses it, as promtool does.
+    line_feeds_in_values: bool,
 }
 
 impl<'a> Parser<'a> {
@@ -479,6 +485,7 @@ impl<'a> Parser<'a> {
             scratch: Vec::new(),
             expected: None,
             rules: None,
+            line_feeds_in_values: true,
         }
     }
 
@@ -549,7 +556,12 @@ impl<'a> Parser<'a> {
             self.line_no += 1;
             self.last_line_len = line.len();
             let r = match self.format {
-                Format::Prometheus => self.prom_line(line),
+                Format::Prometheus => match self.prom_line(line) {
+                    Err(e) if e.reason == UNTERMINATED_VALUE && self.line_feeds_in_values => {
+                        self.prom_line_with_line_feeds_in_values()
+                    }
+                    r => r,
+                },
                 Format::OpenMetrics => self.om_line(line),
             };
             match r {
@@ -612,6 +624,21 @@ impl<'a> Parser<'a> {
                 self.sample(s, start).map(Some)
             }
         }
+    }
+
+    /// The current sample again, read as one line up to the first line feed
+    /// outside a quoted string, after its physical line ended inside a label
+    /// value. Errors name the line the sample starts on.
+    #[cold]
+    fn prom_line_with_line_feeds_in_values(&mut self) -> Result<Option<Sample<'a>>, ParseError> {
+        let input = self.input;
+        let end = end_of_line_outside_quotes(input, self.line_start);
+        let raw = &input[self.line_start..end];
+        self.pos = (end + 1).min(input.len());
+        let result = self.prom_line(raw);
+        self.line_no += memchr::memchr_iter(b'\n', raw).count();
+        self.last_line_len = raw.len() - memrchr(b'\n', raw).map_or(0, |p| p + 1);
+        result
     }
 
     /// `raw[hash] == b'#'`, trailing whitespace already removed.
@@ -1255,7 +1282,7 @@ impl<'a> Parser<'a> {
             i = vs;
             loop {
                 match memchr2(b'"', b'\\', &b[i..]) {
-                    None => return Err(self.err(vs, "unterminated label value")),
+                    None => return Err(self.err(vs, UNTERMINATED_VALUE)),
                     Some(off) => {
                         let p = i + off;
                         if b[p] == b'"' {
@@ -1263,7 +1290,9 @@ impl<'a> Parser<'a> {
                             break;
                         }
                         match b.get(p + 1) {
-                            None => return Err(self.err(vs, "unterminated label value")),
+                            // A line feed is never escaped, not even where
+                            // a value may hold one raw.
+                            None | Some(b'\n') => return Err(self.err(vs, UNTERMINATED_VALUE)),
                             // Any character may follow a backslash, in
                             // both formats; unknown escapes are kept as
                             // written (`RawValue::unescape_into`).
@@ -1430,6 +1459,7 @@ impl std::iter::FusedIterator for Parser<'_> {}
 /// of samples or the first error.
 pub fn validate(input: &[u8], format: Format) -> Result<usize, ParseError> {
     let mut p = Parser::new(input, format).with_openmetrics_rules();
+    p.line_feeds_in_values = false;
     let mut n = 0;
     while let Some(r) = p.next_sample() {
         r?;
@@ -1521,6 +1551,33 @@ fn token_end(b: &[u8], mut i: usize, om: bool) -> usize {
         i += 1;
     }
     i
+}
+
+const UNTERMINATED_VALUE: &str = "unterminated label value";
+
+/// Index of the first line feed at or after `start` that is not inside a
+/// quoted string (`b.len()` if none). One forward pass, so a payload with an
+/// unclosed quote costs a scan of the rest of it, once.
+fn end_of_line_outside_quotes(b: &[u8], start: usize) -> usize {
+    let mut in_quotes = false;
+    let mut i = start;
+    while let Some(off) = b
+        .get(i..)
+        .and_then(|rest| memchr3(b'"', b'\\', b'\n', rest))
+    {
+        let p = i + off;
+        match b[p] {
+            b'\n' if !in_quotes => return p,
+            b'"' => in_quotes = !in_quotes,
+            b'\\' if in_quotes && b.get(p + 1) != Some(&b'\n') => {
+                i = p + 2;
+                continue;
+            }
+            _ => {}
+        }
+        i = p + 1;
+    }
+    b.len()
 }
 
 /// Index of the closing quote of a quoted string whose contents start at `i`.

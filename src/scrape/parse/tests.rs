@@ -875,3 +875,56 @@ fn a_quoted_label_name_may_follow_without_a_comma_in_text_format() {
     let e = scrape_err("m{a=\"1\"\"b.c\"=\"2\"} 1\n# EOF\n", Format::OpenMetrics);
     assert!(e.reason.contains("expected ','"), "{e}");
 }
+
+/// Prometheus (2.42, compared on 2026-12-03) keeps a sample whose label
+/// value holds a raw line feed, and the samples after it; a scrape does too.
+#[test]
+fn raw_line_feed_in_a_label_value_continues_the_sample_when_scraping() {
+    let s = prom("foo{a=\"x\ny\",b=\"z\"} 1\nbar 2\n");
+    assert_eq!(s.len(), 2);
+    assert_eq!(labels_of(&s[0]), pairs(&[("a", "x\ny"), ("b", "z")]));
+    assert_eq!((s[0].value, s[0].line), (1.0, 1));
+    assert_eq!((s[1].name, s[1].value, s[1].line), ("bar", 2.0, 3));
+    // Several line feeds, in more than one value, with escapes beside them.
+    let s = prom("m{a=\"1\n2\n\\\"3\",b=\"\n\"} 4 1000\r\n");
+    assert_eq!(labels_of(&s[0]), pairs(&[("a", "1\n2\n\"3"), ("b", "\n")]));
+    assert_eq!(s[0].timestamp_ms, Some(1000));
+    // Lines after it keep their numbers in errors.
+    let mut p = Parser::new(b"a{x=\"1\n2\"} 1\nb 2\nc{ 3\n", Format::Prometheus);
+    assert_eq!(p.next_sample().map(|r| r.is_ok()), Some(true));
+    assert_eq!(p.next_sample().map(|r| r.is_ok()), Some(true));
+    let e = p
+        .next_sample()
+        .and_then(Result::err)
+        .expect("error on line 4");
+    assert_eq!(e.line, 4);
+}
+
+#[test]
+fn line_feeds_in_label_values_are_refused_where_prometheus_refuses_them() {
+    let scrape_error = |input: &str, format: Format| {
+        Parser::new(input.as_bytes(), format)
+            .find_map(Result::err)
+            .unwrap_or_else(|| panic!("expected an error for {input:?}"))
+    };
+    // A backslash does not escape a line feed.
+    let e = scrape_error("foo{a=\"x\\\ny\"} 1\n", Format::Prometheus);
+    assert_eq!(
+        (e.line, e.column, e.reason.as_str()),
+        (1, 7, "unterminated label value")
+    );
+    // OpenMetrics' values never hold one.
+    let e = scrape_error("g{a=\"x\ny\"} 1\n# EOF\n", Format::OpenMetrics);
+    assert_eq!((e.line, e.column), (1, 5));
+    // A quote never closed is an error on the line it opened on, after one
+    // scan of the rest of the payload.
+    let unclosed = format!("ok 1\nm{{a=\"x\n{}", "n 1\n".repeat(100_000));
+    let e = scrape_error(&unclosed, Format::Prometheus);
+    assert_eq!(
+        (e.line, e.column, e.reason.as_str()),
+        (2, 5, "unterminated label value")
+    );
+    // Validating holds the format to its letter, as promtool does.
+    let e = validate(b"foo{a=\"x\ny\"} 1\n", Format::Prometheus).expect_err("raw line feed");
+    assert_eq!((e.line, e.column), (1, 7));
+}
