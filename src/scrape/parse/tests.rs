@@ -928,3 +928,10 @@ fn line_feeds_in_label_values_are_refused_where_prometheus_refuses_them() {
     let e = validate(b"foo{a=\"x\ny\"} 1\n", Format::Prometheus).expect_err("raw line feed");
     assert_eq!((e.line, e.column), (1, 7));
 }
+
+#[test]
+fn an_escaped_backslash_before_a_raw_line_feed_is_a_value_when_scraping() {
+    // `\\` is a backslash; the line feed after it is raw, as Prometheus' lexer reads it.
+    let s = prom("m{a=\"x\\\\\ny\"} 1\n");
+    assert_eq!(labels_of(&s[0]), pairs(&[("a", "x\\\ny")]));
+}
