@@ -10,6 +10,10 @@
 #      STEADY_FROM (s after start; CPU per sample is also reported from here on,
 #      past the start-up in which every series is new)
 #      SYSTEMS="fleetscope prometheus" PROMETHEUS=/usr/bin/prometheus KEEP=1
+#      ROUNDS (default 1: each system once; with more, the systems take turns
+#      in ABBA order, round 2 reversed, so a drift of this VM's speed over
+#      the run falls on both alike; CPU per sample is then printed per round
+#      and pooled; the main table is each system's last run)
 #      LOADGEN_NICE (nice value of the generator, default 0: with 19 the system
 #      under test gets the CPU first, as if the fleet ran on other machines)
 #      PYTHON (a python with the duckdb package, same version as the store:
@@ -226,9 +230,17 @@ run_system() {
   R[$sys,duration]=$((end - start))
 }
 
-for sys in $SYSTEMS; do
-  echo "running $sys for ${DURATION}s ..." >&2
-  run_system "$sys"
+ROUNDS=${ROUNDS:-1}
+ROUND_KEYS=(cpu samples cpu_steady samples_steady hwm series)
+for round in $(seq 1 "$ROUNDS"); do
+  order=$SYSTEMS
+  ((round % 2 == 0)) && order=$(tr ' ' '\n' <<<"$SYSTEMS" | tac | tr '\n' ' ')
+  for sys in $order; do
+    echo "round $round/$ROUNDS: running $sys for ${DURATION}s ($(date -u +%H:%M:%S) UTC) ..." >&2
+    run_system "$sys"
+    for k in "${ROUND_KEYS[@]}"; do R[$sys,r${round}_$k]=${R[$sys,$k]:-nan}; done
+    R[$sys,r${round}_at]=$(date -u +%H:%M)
+  done
 done
 
 # --- report ----------------------------------------------------------------
@@ -244,7 +256,7 @@ echo "          load generator at nice $LOADGEN_NICE"
 echo
 for k in "${!R[@]}"; do echo "$k=${R[$k]}"; done >"$WORK/results.txt"
 RETAIN_1M_DAYS=${RETAIN_1M_DAYS:-2} RETAIN_5M_DAYS=${RETAIN_5M_DAYS:-30} RETAIN_1H_DAYS=${RETAIN_1H_DAYS:-400} \
-python3 - "$SYSTEMS" "$WORK/results.txt" "$INTERVAL" <<'EOF'
+ROUNDS=$ROUNDS python3 - "$SYSTEMS" "$WORK/results.txt" "$INTERVAL" <<'EOF'
 import os, sys
 R = dict(l.rstrip("\n").split("=", 1) for l in open(sys.argv[2]) if "=" in l)
 systems = sys.argv[1].split()
@@ -295,6 +307,28 @@ for k in keys:
     else:
         ratio = " |"
     print(f"| {k:<{w}} | {cells}{ratio}")
+rounds = int(os.environ.get("ROUNDS", "1"))
+if rounds > 1 and len(systems) == 2:
+    a, b = systems
+    print(f"\nCPU s per 1 M samples, round by round (ABBA order; ended at, UTC)")
+    print(f"| round | {a} | {b} | {a}/{b} | {a}, steady | {b}, steady | {a}/{b}, steady |")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
+    tot = {s: [0.0, 0.0, 0.0, 0.0] for s in systems}
+    for r in range(1, rounds + 1):
+        row = []
+        for key, skey in (("cpu", "samples"), ("cpu_steady", "samples_steady")):
+            v = [f(s, f"r{r}_{key}") / f(s, f"r{r}_{skey}") * 1e6 for s in systems]
+            row.append(v)
+        for s in systems:
+            t = tot[s]
+            t[0] += f(s, f"r{r}_cpu"); t[1] += f(s, f"r{r}_samples")
+            t[2] += f(s, f"r{r}_cpu_steady"); t[3] += f(s, f"r{r}_samples_steady")
+        at = " / ".join(R.get(f"{s},r{r}_at", "?") for s in systems)
+        (wa, wb), (sa, sb) = row
+        print(f"| {r} ({at}) | {wa:.3f} | {wb:.3f} | **{wa / wb:.3f}** | {sa:.3f} | {sb:.3f} | **{sa / sb:.3f}** |")
+    pa, pb = (tot[s][0] / tot[s][1] * 1e6 for s in systems)
+    qa, qb = (tot[s][2] / tot[s][3] * 1e6 if tot[s][3] else float("nan") for s in systems)
+    print(f"| pooled | {pa:.3f} | {pb:.3f} | **{pa / pb:.3f}** | {qa:.3f} | {qb:.3f} | **{qa / qb:.3f}** |")
 if len(systems) == 2 and "prometheus" in systems and "fleetscope" in systems:
     ours = m["fleetscope"]["disk bytes per series per day (growth)"]
     blocks = m["prometheus"]["disk bytes per series per day (compacted chunks)"]
