@@ -32,7 +32,7 @@ pub fn check_metrics(
         return crate::scrape::parse::validate(input, format);
     };
     let mut count = 0;
-    for sample in Parser::new(input, format).with_openmetrics_rules() {
+    for sample in Parser::new(input, format).validating() {
         let s = sample?;
         count += 1;
         let printed = PrintedSample {

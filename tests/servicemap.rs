@@ -343,6 +343,20 @@ async fn bad_span_bodies_are_rejected_clearly() {
     .await
     .expect("req");
     assert_eq!(r.status(), 400);
+    // Zipkin v1 spans on the v2 endpoint: refused whole, as Zipkin's own
+    // collector refuses them, so the sender learns to switch encoders.
+    let r = post(
+        "/api/v2/spans",
+        "application/json",
+        br#"[{"traceId":"463ac35c9f6413ad","id":"a2fb4a1d1a96d312","name":"get","timestamp":1,
+             "annotations":[{"timestamp":1,"value":"sr","endpoint":{"serviceName":"web"}}]}]"#
+            .to_vec(),
+    )
+    .await
+    .expect("req");
+    assert_eq!(r.status(), 400);
+    let why = r.text().await.expect("body");
+    assert!(why.contains("Zipkin v1"), "{why}");
     // 2 MiB over a 1 MiB limit; and a gzip body that inflates past it. The
     // server answers 413 from Content-Length without reading the body, so
     // the client may still be writing when the connection closes: a 413 or

@@ -34,7 +34,8 @@
 //! SDKs), `k8s.namespace.name` else `service.namespace`, `k8s.cluster.name`.
 //! Span: `db.system` else `db.system.name`; `db.name` else `db.namespace`;
 //! `server.address` else `net.peer.name` else `network.peer.address` else
-//! `http.host` else the host of `url.full` / `http.url`; `peer.service` (or
+//! `http.host` else the host of `url.full` / `http.url` else the older
+//! `net.sock.peer.addr` / `net.peer.ip`; `peer.service` (or
 //! `service.peer.name`); `messaging.system`; `messaging.destination.name` else
 //! `messaging.destination`; `messaging.operation.type` else
 //! `messaging.operation`. Kind 0..=5 map to [`SpanKind`]; an unknown kind
@@ -63,7 +64,11 @@
 //! whose high half is zero). `timestamp`/`duration` are microseconds; a span
 //! without a `timestamp` is an incomplete fragment and is rejected
 //! ([`REJECT_MISSING_TIMESTAMP`]); a missing `duration` is 0. `kind` absent or
-//! unknown -> `None`. Service: `localEndpoint.serviceName` kept as sent (not
+//! unknown -> `None`, but absent with both endpoints' service names -> a
+//! client's call, as Zipkin's dependency linker reads it. A body of v1 spans
+//! only ([`is_zipkin_v1`]) is a [`DecodeError::ZipkinV1`] (Zipkin's own
+//! collector refuses it on v2 too); a v1 span among v2 ones is rejected
+//! ([`REJECT_ZIPKIN_V1`]). Service: `localEndpoint.serviceName` kept as sent (not
 //! lowercased), missing/empty -> `"unknown"`. `remoteEndpoint.serviceName` ->
 //! `peer_service` (else tag `peer.service`). `server_address`: tags
 //! `server.address`, `net.peer.name`, `network.peer.address`, `peer.hostname`,
@@ -78,6 +83,7 @@
 //! system):
 //! - `db_system`: `db.system`, `db.system.name`, `db.type` (OpenTracing:
 //!   `sql`, `redis`, `cassandra`...), else inferred: `sql.query`/`jdbc.query`
+//!   (and `jdbc.query[N]` of Spring Boot 3's datasource-micrometer)
 //!   -> `"sql"` (Brave's MySQL/p6spy and Sleuth's JDBC do not name the engine;
 //!   the engine is usually `remoteEndpoint.serviceName`, e.g. "mysql", which
 //!   lands in `peer_service`), `cassandra.*` -> `"cassandra"`, `mongodb.*` ->
@@ -122,7 +128,9 @@ pub const REJECT_TIMESTAMP: &str = "invalid timestamp";
 pub const REJECT_MISSING_TIMESTAMP: &str = "missing timestamp";
 /// A JSON array element where a span object was expected.
 pub const REJECT_NOT_OBJECT: &str = "span is not an object";
-/// A Zipkin v1 span (`binaryAnnotations`) sent to the v2 decoder.
+/// A Zipkin v1 span (`binaryAnnotations`, or annotations that carry an
+/// `endpoint`) among v2 spans; a body of v1 spans alone is a
+/// [`DecodeError::ZipkinV1`].
 pub const REJECT_ZIPKIN_V1: &str = "zipkin v1 span";
 
 /// `service.name` default, as the OTel SDKs use.
@@ -353,7 +361,20 @@ pub fn zipkin_v2_json(body: &[u8]) -> Result<Decoded, DecodeError> {
     for span in &spans {
         zipkin_span(&mut out, span);
     }
+    if !spans.is_empty() && out.rejected == [(REJECT_ZIPKIN_V1, spans.len() as u64)] {
+        return Err(DecodeError::ZipkinV1);
+    }
     Ok(out)
+}
+
+/// The v1 model's marks: `binaryAnnotations`, or annotations that name
+/// their own endpoint (v2 annotations are a timestamp and a value).
+fn is_zipkin_v1(span: &Map<String, Value>) -> bool {
+    span.contains_key("binaryAnnotations")
+        || span
+            .get("annotations")
+            .and_then(Value::as_array)
+            .is_some_and(|a| a.iter().any(|an| an.get("endpoint").is_some()))
 }
 
 /// Zipkin's proto3 encoding (`zipkin.proto3.ListOfSpans`), the messages
@@ -606,6 +627,9 @@ impl<'a> SpanPicks<'a> {
             "server.address" => self.server_address.offer(0, v.as_str()),
             "net.peer.name" => self.server_address.offer(1, v.as_str()),
             "network.peer.address" => self.server_address.offer(2, v.as_str()),
+            // Older names of `network.peer.address`; an address alone, so
+            // after a host name from a URL.
+            "net.sock.peer.addr" | "net.peer.ip" => self.server_address.offer(7, v.as_str()),
             // Older HTTP client conventions name the server only in the
             // Host header or the URL (`http.url`, now `url.full`).
             "http.host" => self.server_address.offer(4, v.as_str()),
@@ -635,6 +659,9 @@ impl<'a> SpanPicks<'a> {
             "peer.hostname" => self.server_address.offer(3, s),
             "message_bus.destination" => self.messaging_destination.offer(2, s),
             "sql.query" | "jdbc.query" => self.db_system.offer(5, Some("sql")),
+            // datasource-micrometer (Spring Boot 3's JDBC observations)
+            // numbers the statements of a batch: `jdbc.query[0]`, ...
+            k if k.starts_with("jdbc.query[") => self.db_system.offer(5, Some("sql")),
             "cassandra.keyspace" => {
                 self.db_system.offer(5, Some("cassandra"));
                 self.db_name.offer(3, s);
@@ -1121,7 +1148,7 @@ fn zipkin_span(out: &mut Decoded, span: &Value) {
         out.reject(REJECT_NOT_OBJECT);
         return;
     };
-    if o.contains_key("binaryAnnotations") {
+    if is_zipkin_v1(o) {
         out.reject(REJECT_ZIPKIN_V1);
         return;
     }
@@ -1161,7 +1188,22 @@ fn zipkin_span(out: &mut Decoded, span: &Value) {
         out.reject(REJECT_MISSING_TIMESTAMP);
         return;
     }
-    let kind = zipkin_kind(o.get("kind"));
+    let local_service = o
+        .get("localEndpoint")
+        .and_then(Value::as_object)
+        .and_then(|ep| str_field(ep, "serviceName"))
+        .filter(|s| !s.is_empty());
+    let service = local_service.unwrap_or(ZIPKIN_UNKNOWN_SERVICE);
+    let remote = o.get("remoteEndpoint").and_then(Value::as_object);
+    let remote_service = remote
+        .and_then(|ep| str_field(ep, "serviceName"))
+        .filter(|s| !s.is_empty());
+    // Zipkin's own dependency linker reads a span without a kind that names
+    // both services as a client's call (instrumentation that reports only
+    // local and remote endpoints, e.g. of a database driver).
+    let kind = zipkin_kind(o.get("kind")).or_else(|| {
+        (local_service.is_some() && remote_service.is_some()).then_some(SpanKind::Client)
+    });
     let shared = o.get("shared").and_then(Value::as_bool) == Some(true);
     let (span_id, parent_span_id) = if shared && kind == Some(SpanKind::Server) {
         (zipkin_shared_server_span_id(id), Some(id))
@@ -1169,21 +1211,11 @@ fn zipkin_span(out: &mut Decoded, span: &Value) {
         (id, parent)
     };
 
-    let service = o
-        .get("localEndpoint")
-        .and_then(Value::as_object)
-        .and_then(|ep| str_field(ep, "serviceName"))
-        .filter(|s| !s.is_empty())
-        .unwrap_or(ZIPKIN_UNKNOWN_SERVICE);
-
     let mut picks = SpanPicks::default();
     let mut res = ResourcePicks::default();
     let mut error_tag = false;
     let mut otel_error = false;
-    let remote = o.get("remoteEndpoint").and_then(Value::as_object);
-    if let Some(ep) = remote {
-        picks.peer_service.offer(0, str_field(ep, "serviceName"));
-    }
+    picks.peer_service.offer(0, remote_service);
     if let Some(tags) = o.get("tags").and_then(Value::as_object) {
         for (k, v) in tags {
             let v = match v {
@@ -1747,6 +1779,57 @@ mod tests {
             otlp_protobuf(&[0x0a, 0xff]),
             Err(DecodeError::Protobuf(_))
         ));
+    }
+
+    /// A Zipkin v1 body (Brave's or zipkin-go's v1 encoders pointed at the
+    /// v2 endpoint) is refused whole, as Zipkin's collector refuses it, so
+    /// the sender sees a 400 rather than a 202 for spans that were dropped.
+    #[test]
+    fn zipkin_v1_bodies_are_refused() {
+        let with_binary_annotations = br#"[{"traceId":"463ac35c9f6413ad","id":"a2fb4a1d1a96d312",
+            "name":"get","timestamp":1000,"duration":5,
+            "binaryAnnotations":[{"key":"http.path","value":"/","endpoint":{"serviceName":"web"}}]}]"#;
+        let core_annotations_only = br#"[{"traceId":"463ac35c9f6413ad","id":"a2fb4a1d1a96d312",
+            "name":"get","timestamp":1000,"duration":5,
+            "annotations":[{"timestamp":1000,"value":"sr","endpoint":{"serviceName":"web","ipv4":"10.0.0.1"}},
+                           {"timestamp":1005,"value":"ss","endpoint":{"serviceName":"web","ipv4":"10.0.0.1"}}]}]"#;
+        for body in [&with_binary_annotations[..], &core_annotations_only[..]] {
+            let e = zipkin_v2_json(body).expect_err("v1 body");
+            assert!(matches!(e, DecodeError::ZipkinV1), "{e}");
+            assert!(e.to_string().contains("send Zipkin v2"), "{e}");
+        }
+        // v2 annotations (a timestamp and a value) are not v1's.
+        let v2 = br#"[{"traceId":"463ac35c9f6413ad","id":"a2fb4a1d1a96d312","kind":"SERVER",
+            "timestamp":1000,"duration":5,"localEndpoint":{"serviceName":"web"},
+            "annotations":[{"timestamp":1001,"value":"wr"}]}]"#;
+        assert_eq!(zipkin_v2_json(v2).expect("v2").spans.len(), 1);
+    }
+
+    /// Kind-less spans naming both services are a client's call (Zipkin's
+    /// dependency linker); Spring Boot 3's numbered JDBC query tags and the
+    /// older peer address attributes are read.
+    #[test]
+    fn zipkin_kindless_calls_and_sender_dialects() {
+        let body = br#"[
+          {"traceId":"463ac35c9f6413ad","id":"0000000000000001","timestamp":1000,"duration":5,
+           "localEndpoint":{"serviceName":"orders"},"remoteEndpoint":{"serviceName":"mysql","port":3306},
+           "tags":{"jdbc.query[0]":"select 1"}},
+          {"traceId":"463ac35c9f6413ad","id":"0000000000000002","timestamp":1000,"duration":5,
+           "localEndpoint":{"serviceName":"orders"}},
+          {"traceId":"463ac35c9f6413ad","id":"0000000000000003","timestamp":1000,"duration":5,
+           "remoteEndpoint":{"serviceName":"mysql"}},
+          {"traceId":"463ac35c9f6413ad","id":"0000000000000004","kind":"CLIENT","timestamp":1000,
+           "localEndpoint":{"serviceName":"orders"},"tags":{"net.sock.peer.addr":"10.1.2.3"}}
+        ]"#;
+        let d = zipkin_v2_json(body).expect("v2");
+        let [call, local, no_local, old_addr] = &d.spans[..] else {
+            panic!("{d:?}")
+        };
+        assert_eq!(call.kind, Some(SpanKind::Client));
+        assert_eq!(call.peer_service.as_deref(), Some("mysql"));
+        assert_eq!(call.db_system.as_deref(), Some("sql"));
+        assert_eq!((local.kind, no_local.kind), (None, None));
+        assert_eq!(old_addr.server_address.as_deref(), Some("10.1.2.3"));
     }
 
     #[test]

@@ -83,4 +83,9 @@ pub enum DecodeError {
     ZipkinProtobuf(String),
     #[error("malformed JSON: {0}")]
     Json(String),
+    /// Every span of a Zipkin body is in the v1 model, which Zipkin's own
+    /// collector refuses on its v2 endpoint too; accepting it would drop
+    /// every span behind a 202.
+    #[error("Zipkin v1 JSON (binaryAnnotations, annotations with an endpoint): send Zipkin v2 (JSON or proto3) to /api/v2/spans")]
+    ZipkinV1,
 }

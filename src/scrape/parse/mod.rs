@@ -27,7 +27,7 @@
 //!   escape any character (`BS normal-char`); unknown escapes are kept.
 //!   What samples mean (histogram buckets, counter values, metric point
 //!   grouping, name clashes) is checked only when asked for, by
-//!   [`Parser::with_openmetrics_rules`] (see `rules`), as scrapers do not.
+//!   [`Parser::validating`] (see `rules`), as scrapers do not.
 //!   Without it, OpenMetrics is read as Prometheus scrapes it (2.42,
 //!   compared case by case on 2026-12-03): interleaved families, repeated or
 //!   late metadata, a typed family's bare sample name and exemplars over
@@ -455,12 +455,13 @@ pub struct Parser<'a> {
     /// Key the caller expects on the next sample line.
     expected: Option<ExpectedKey>,
     /// OpenMetrics' rules on what samples mean, when asked for (see
-    /// [`Parser::with_openmetrics_rules`]).
+    /// [`Parser::validating`]).
     rules: Option<Box<rules::OpenMetricsRules<'a>>>,
     /// Prometheus format: a raw line feed inside a label value continues the
     /// sample on the next line, as Prometheus' lexer reads it (a value runs to
     /// its closing quote), though the format says to write it as `\n`.
-    /// Scrapes take it; validation (`validate`) refuses it, as promtool does.
+    /// Scrapes take it; validation ([`Parser::validating`]) refuses it, as
+    /// promtool does.
     line_feeds_in_values: bool,
 }
 
@@ -489,13 +490,15 @@ impl<'a> Parser<'a> {
         }
     }
 
-    /// Also applies OpenMetrics' rules on what samples mean (see `rules`):
-    /// for validating an exposition, not for scraping. No effect on the
-    /// Prometheus format, which has no such rules.
-    pub fn with_openmetrics_rules(mut self) -> Self {
+    /// Holds the payload to its format's letter, as a validator (and
+    /// promtool) does and a scrape does not: OpenMetrics' rules on what
+    /// samples mean (see `rules`), and no raw line feed in a Prometheus
+    /// format label value (see `line_feeds_in_values`).
+    pub fn validating(mut self) -> Self {
         if self.format == Format::OpenMetrics {
             self.rules = Some(Box::default());
         }
+        self.line_feeds_in_values = false;
         self
     }
 
@@ -625,11 +628,12 @@ impl<'a> Parser<'a> {
         }
     }
 
-    /// After a line failed: the current sample again, read as one line up to
-    /// the first line feed outside a quoted string, when its physical line
-    /// ended inside a label value of the Prometheus format (see
-    /// `line_feeds_in_values`); any other error as it is. Errors name the
-    /// line the sample starts on.
+    /// After a line failed: when its physical line ended inside a label
+    /// value of the Prometheus format, the sample is read again as one line
+    /// up to the first line feed outside quotes, so a value may hold raw line
+    /// feeds as Prometheus' lexer allows (see `line_feeds_in_values`); any
+    /// other error stands. Kept out of `next_sample_expecting`'s hot loop,
+    /// which it is called from on errors only.
     #[cold]
     #[inline(never)]
     fn retry_across_line_feeds(&mut self, e: ParseError) -> Result<Option<Sample<'a>>, ParseError> {
@@ -654,7 +658,8 @@ impl<'a> Parser<'a> {
         let start = skip_ws(raw, 0);
         let result = self
             .utf8(&raw[..end])
-            .and_then(|s| self.sample(s, start).map(Some));
+            .and_then(|s| self.sample(s, start).map(Some))
+            .map_err(|e| position_in_joined_line(e, raw));
         self.line_no += memchr::memchr_iter(b'\n', raw).count();
         self.last_line_len = raw.len() - memrchr(b'\n', raw).map_or(0, |p| p + 1);
         result
@@ -770,7 +775,7 @@ impl<'a> Parser<'a> {
     }
 
     /// Whether OpenMetrics is held to the letter (validating, see
-    /// [`Parser::with_openmetrics_rules`]), or read as Prometheus scrapes
+    /// [`Parser::validating`]), or read as Prometheus scrapes
     /// it: interleaved families, repeated or late metadata, a typed family's
     /// bare name and oversized exemplars are accepted then.
     fn strict(&self) -> bool {
@@ -1309,8 +1314,6 @@ impl<'a> Parser<'a> {
                             break;
                         }
                         match b.get(p + 1) {
-                            // A line feed is never escaped, not even where
-                            // a value may hold one raw.
                             None => return Err(self.err(vs, UNTERMINATED_VALUE)),
                             // Any character may follow a backslash, in
                             // both formats; unknown escapes are kept as
@@ -1430,8 +1433,13 @@ impl<'a> Parser<'a> {
     fn quoted_name(&self, s: &'a str, open: usize) -> Result<(&'a str, usize), ParseError> {
         let b = s.as_bytes();
         let start = open + 1;
-        let close = match memchr2(b'"', b'\\', &b[start..]) {
+        // A line feed can only be here in a sample read across line feeds
+        // (see `retry_across_line_feeds`), which allows them in values only.
+        let close = match memchr3(b'"', b'\\', b'\n', &b[start..]) {
             None => return Err(self.err(open + 1, "unterminated quoted name")),
+            Some(off) if b[start + off] == b'\n' => {
+                return Err(self.err(open + 1, "unterminated quoted name"))
+            }
             Some(off) if b[start + off] == b'\\' => {
                 return Err(self.err(
                     start + off + 1,
@@ -1474,11 +1482,10 @@ impl<'a> Iterator for Parser<'a> {
 
 impl std::iter::FusedIterator for Parser<'_> {}
 
-/// Validates a whole payload (OpenMetrics held to all its rules): the number
-/// of samples or the first error.
+/// Validates a whole payload, held to its format's letter (see
+/// [`Parser::validating`]): the number of samples or the first error.
 pub fn validate(input: &[u8], format: Format) -> Result<usize, ParseError> {
-    let mut p = Parser::new(input, format).with_openmetrics_rules();
-    p.line_feeds_in_values = false;
+    let mut p = Parser::new(input, format).validating();
     let mut n = 0;
     while let Some(r) = p.next_sample() {
         r?;
@@ -1573,6 +1580,17 @@ fn token_end(b: &[u8], mut i: usize, om: bool) -> usize {
 }
 
 const UNTERMINATED_VALUE: &str = "unterminated label value";
+
+/// An error found in a sample read across line feeds names the line and
+/// column its byte is on, not an offset into the joined text.
+fn position_in_joined_line(mut e: ParseError, raw: &[u8]) -> ParseError {
+    let before = &raw[..e.column.saturating_sub(1).min(raw.len())];
+    if let Some(last) = memrchr(b'\n', before) {
+        e.line += memchr::memchr_iter(b'\n', before).count();
+        e.column = before.len() - last;
+    }
+    e
+}
 
 /// Index of the first line feed at or after `start` that is not inside a
 /// quoted string (`b.len()` if none), or `None` where a backslash inside one

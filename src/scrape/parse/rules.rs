@@ -257,11 +257,7 @@ mod tests {
     fn check(body: &str, rules: bool) -> Result<usize, ParseError> {
         let text = format!("{body}# EOF\n");
         let parser = Parser::new(text.as_bytes(), Format::OpenMetrics);
-        let parser = if rules {
-            parser.with_openmetrics_rules()
-        } else {
-            parser
-        };
+        let parser = if rules { parser.validating() } else { parser };
         let mut n = 0;
         for s in parser {
             s?;

@@ -14,9 +14,9 @@ fn om(input: &str) -> Vec<Sample<'_>> {
     all(input, Format::OpenMetrics)
 }
 
-/// The first error, OpenMetrics held to all its rules (as `check-metrics`).
+/// The first error of a payload held to its format's letter (as `check-metrics`).
 fn err(input: &str, format: Format) -> ParseError {
-    let mut p = Parser::new(input.as_bytes(), format).with_openmetrics_rules();
+    let mut p = Parser::new(input.as_bytes(), format).validating();
     loop {
         match p.next_sample() {
             Some(Ok(_)) => continue,
@@ -902,31 +902,60 @@ fn raw_line_feed_in_a_label_value_continues_the_sample_when_scraping() {
 
 #[test]
 fn line_feeds_in_label_values_are_refused_where_prometheus_refuses_them() {
-    let scrape_error = |input: &str, format: Format| {
-        Parser::new(input.as_bytes(), format)
-            .find_map(Result::err)
-            .unwrap_or_else(|| panic!("expected an error for {input:?}"))
-    };
     // A backslash does not escape a line feed.
-    let e = scrape_error("foo{a=\"x\\\ny\"} 1\n", Format::Prometheus);
+    let e = scrape_err("foo{a=\"x\\\ny\"} 1\n", Format::Prometheus);
     assert_eq!(
         (e.line, e.column, e.reason.as_str()),
         (1, 7, "unterminated label value")
     );
     // OpenMetrics' values never hold one.
-    let e = scrape_error("g{a=\"x\ny\"} 1\n# EOF\n", Format::OpenMetrics);
+    let e = scrape_err("g{a=\"x\ny\"} 1\n# EOF\n", Format::OpenMetrics);
     assert_eq!((e.line, e.column), (1, 5));
     // A quote never closed is an error on the line it opened on, after one
     // scan of the rest of the payload.
     let unclosed = format!("ok 1\nm{{a=\"x\n{}", "n 1\n".repeat(100_000));
-    let e = scrape_error(&unclosed, Format::Prometheus);
+    let e = scrape_err(&unclosed, Format::Prometheus);
     assert_eq!(
         (e.line, e.column, e.reason.as_str()),
         (2, 5, "unterminated label value")
     );
-    // Validating holds the format to its letter, as promtool does.
-    let e = validate(b"foo{a=\"x\ny\"} 1\n", Format::Prometheus).expect_err("raw line feed");
+    // Validating holds the format to its letter, as promtool does, with or
+    // without the samples printed (check-metrics --print).
+    let raw = "foo{a=\"x\ny\"} 1\n";
+    let e = validate(raw.as_bytes(), Format::Prometheus).expect_err("raw line feed");
     assert_eq!((e.line, e.column), (1, 7));
+    let e = err(raw, Format::Prometheus);
+    assert_eq!((e.line, e.column), (1, 7));
+    let mut printed = Vec::new();
+    let e =
+        crate::check::check_metrics(raw.as_bytes(), Some(Format::Prometheus), Some(&mut printed))
+            .expect_err("raw line feed, printing");
+    assert_eq!((e.line, e.column, printed.len()), (1, 7, 0));
+    // Names never hold one, quoted or not, even in a sample read across
+    // line feeds for its values.
+    let e = scrape_err("{a=\"\n\",\"na\nme\"} 1\n", Format::Prometheus);
+    assert_eq!((e.line, e.reason.as_str()), (2, "unterminated quoted name"));
+    let e = scrape_err("m{z=\"\n\",\"a\nb\"=\"1\"} 1\n", Format::Prometheus);
+    assert_eq!((e.line, e.reason.as_str()), (2, "unterminated quoted name"));
+}
+
+/// An error after a line feed in a value names the line and column its
+/// byte is on.
+#[test]
+fn errors_in_a_sample_across_line_feeds_name_their_own_line() {
+    let e = scrape_err("ok 1\nm{a=\"x\ny\"} bad\n", Format::Prometheus);
+    assert_eq!((e.line, e.column), (3, 5), "{e}");
+    let e = scrape_err("m{a=\"x\ny\",b=\"1\n\" 1\n", Format::Prometheus);
+    assert_eq!(e.line, 3, "{e}");
+    let mut bad_utf8 = b"m{a=\"x\n".to_vec();
+    bad_utf8.extend_from_slice(b"y\xff\"} 1\n");
+    let e = Parser::new(&bad_utf8, Format::Prometheus)
+        .find_map(Result::err)
+        .expect("invalid UTF-8");
+    assert_eq!(
+        (e.line, e.column, e.reason.as_str()),
+        (2, 2, "invalid UTF-8")
+    );
 }
 
 #[test]
