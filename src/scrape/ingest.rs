@@ -57,6 +57,9 @@ pub struct IngestStats {
     pub samples: usize,
     pub duplicates: usize,
     pub new_series: usize,
+    /// Known series found in the series cache because they were not near
+    /// where the last scrape had them.
+    pub out_of_order: usize,
 }
 
 #[derive(Clone, Copy)]
@@ -133,13 +136,57 @@ const POSITION_LOOKAHEAD: usize = 4;
 /// it is allocated again at its exact length.
 const PREVIOUS_SLACK: usize = 64;
 
+/// Scratch for the scrape being ingested on this thread. An `ingest` call
+/// runs to its end without yielding, so one area per thread serves every
+/// target: kept per target it cost ~40 B for every series of the fleet,
+/// allocated per scrape it cost a trip through the allocator for every
+/// scrape. Bounded by `samples_per_scrape`.
+#[derive(Default)]
+struct ThreadScratch {
+    staged: Vec<Staged>,
+    last_positions: LastPositions,
+}
+
 thread_local! {
-    /// The staging area of the scrape being ingested on this thread. An
-    /// `ingest` call runs to its end without yielding, so one area per
-    /// thread serves every target: kept per target it cost ~40 B for every
-    /// series of the fleet, allocated per scrape it cost a trip through the
-    /// allocator for every scrape. Bounded by `samples_per_scrape`.
-    static STAGING: RefCell<Vec<Staged>> = const { RefCell::new(Vec::new()) };
+    static SCRATCH: RefCell<ThreadScratch> = RefCell::new(ThreadScratch::default());
+}
+
+/// Where each slot's series stood in the last scrape, built at the first
+/// sample of a scrape found out of order. Without it, the samples after a
+/// gap wider than [`POSITION_LOOKAHEAD`] (a rescheduled pod's five
+/// `kube_pod_status_phase` series replaced by its successor's) all went
+/// through the series cache, a cache miss each at fleet scale; and
+/// exporters that write objects in map order (kube-state-metrics) write an
+/// object's several series together, so finding the first puts the rest
+/// back in order.
+#[derive(Default)]
+struct LastPositions {
+    built: bool,
+    by_slot: Vec<u32>,
+}
+
+const NOT_IN_LAST_SCRAPE: u32 = u32::MAX;
+
+impl LastPositions {
+    /// Where `slot` held `raw_key` in `previous`, if it did.
+    fn find(&mut self, previous: &[Previous], slot: Slot, raw_key: u64) -> Option<usize> {
+        if !self.built {
+            self.built = true;
+            self.by_slot.clear();
+            for (i, p) in previous.iter().enumerate() {
+                let s = p.slot as usize;
+                if s >= self.by_slot.len() {
+                    self.by_slot.resize(s + 1, NOT_IN_LAST_SCRAPE);
+                }
+                self.by_slot[s] = u32::try_from(i).unwrap_or(NOT_IN_LAST_SCRAPE);
+            }
+        }
+        let at = *self.by_slot.get(slot as usize)? as usize;
+        previous
+            .get(at)
+            .is_some_and(|p| p.raw_key == raw_key)
+            .then_some(at)
+    }
 }
 
 /// Counters get a reset-corrected increase. Federation often serves
@@ -253,9 +300,10 @@ impl Ingestor {
         format: Format,
         new_series: &mut Vec<SeriesRow>,
     ) -> Result<IngestStats, IngestError> {
-        STAGING.with_borrow_mut(|staged| {
-            staged.clear();
-            self.ingest_staged(body, format, new_series, staged)
+        SCRATCH.with_borrow_mut(|scratch| {
+            scratch.staged.clear();
+            scratch.last_positions.built = false;
+            self.ingest_staged(body, format, new_series, scratch)
         })
     }
 
@@ -264,10 +312,11 @@ impl Ingestor {
         body: &[u8],
         format: Format,
         new_series: &mut Vec<SeriesRow>,
-        staged: &mut Vec<Staged>,
+        scratch: &mut ThreadScratch,
     ) -> Result<IngestStats, IngestError> {
         let first_new = new_series.len();
-        let result = self.stage(body, format, new_series, staged);
+        let result = self.stage(body, format, new_series, scratch);
+        let staged = &scratch.staged;
         // The new-series duplicate check is scratch for one scrape, and
         // allocates only when a scrape has new series.
         self.seen = HashSet::default();
@@ -318,7 +367,10 @@ impl Ingestor {
         body: &[u8],
         format: Format,
         new_series: &mut Vec<SeriesRow>,
-        staged: &mut Vec<Staged>,
+        ThreadScratch {
+            staged,
+            last_positions,
+        }: &mut ThreadScratch,
     ) -> Result<IngestStats, IngestError> {
         let Ingestor {
             target_values,
@@ -374,7 +426,13 @@ impl Ingestor {
                     expected += ahead + 1;
                     Some(window[ahead].slot)
                 }
-                None => cache.get(&raw_key).map(|c| c.slot),
+                None => cache.get(&raw_key).map(|c| {
+                    stats.out_of_order += 1;
+                    if let Some(at) = last_positions.find(previous, c.slot, raw_key) {
+                        expected = at + 1;
+                    }
+                    c.slot
+                }),
             };
             // Not live: staged as new earlier in this scrape (a duplicate,
             // found as such on the full path).
@@ -760,6 +818,52 @@ mod tests {
         ];
         want.sort_by_key(|r| r.0);
         assert_eq!(minute_rows(&mut ing, 60), want);
+    }
+
+    /// A gap wider than the lookahead (a pod's five phase series replaced by
+    /// its successor's) or objects written in another order (as
+    /// kube-state-metrics writes them, in map order) cost one series-cache
+    /// lookup per jump, after which the samples are found by position again.
+    #[test]
+    fn samples_after_a_jump_are_found_by_position_again() {
+        let phases = ["Pending", "Running", "Succeeded", "Failed", "Unknown"];
+        let family = |pods: &[&str], value: f64| {
+            let mut text = String::new();
+            for pod in pods {
+                for phase in phases {
+                    text.push_str(&format!(
+                        "kube_pod_status_phase{{pod=\"{pod}\",phase=\"{phase}\"}} {value}\n"
+                    ));
+                }
+            }
+            text
+        };
+        let mut ing = Ingestor::new(&target(false), Limits::default());
+        let (mut new, mut rows) = (Vec::new(), Vec::new());
+        ing.begin(0, &mut rows);
+        let first = family(&["a", "b", "c", "d", "e", "f"], 1.0);
+        ing.ingest(first.as_bytes(), Format::Prometheus, &mut new)
+            .unwrap();
+        assert_eq!(new.len(), 30);
+
+        // b rescheduled as b2, in b's place.
+        let replaced = family(&["a", "b2", "c", "d", "e", "f"], 2.0);
+        let stats = ing
+            .ingest(replaced.as_bytes(), Format::Prometheus, &mut new)
+            .unwrap();
+        assert_eq!((stats.new_series, stats.out_of_order), (5, 1));
+
+        // The same objects in another order: one lookup per object.
+        let shuffled = family(&["e", "a", "f", "c", "b2", "d"], 3.0);
+        let stats = ing
+            .ingest(shuffled.as_bytes(), Format::Prometheus, &mut new)
+            .unwrap();
+        assert_eq!((stats.new_series, stats.out_of_order), (0, 6));
+        let stats = ing
+            .ingest(shuffled.as_bytes(), Format::Prometheus, &mut new)
+            .unwrap();
+        assert_eq!((stats.new_series, stats.out_of_order), (0, 0));
+        assert_eq!(minute_rows(&mut ing, 60).len(), 35);
     }
 
     /// A series idle past the eviction horizon is forgotten (its slot may go

@@ -286,22 +286,62 @@ struct Gathered {
     quiet: Duration,
 }
 
-/// Whether the writer waits for more rows before committing what it has
-/// gathered: a larger fleet's whole minute (the burst in which its targets
-/// hand the minute over, up to [`MAX_GATHER_ROWS`]), for at most
+/// How long the writer waits for more rows before committing what it has
+/// gathered, if nothing else arrives: None to commit now. It waits for a
+/// larger fleet's whole minute (the burst in which its targets hand the
+/// minute over, up to [`MAX_GATHER_ROWS`]), for at most
 /// [`GROUP_COMMIT_MAX_WAIT`]; past [`GROUP_COMMIT_WINDOW`], only while the
 /// rate so far fills a row group by then, since waiting longer would only
 /// delay a fleet that can never fill one.
-fn keep_gathering(g: Gathered) -> bool {
+fn gathering_wait(g: Gathered) -> Option<Duration> {
     if is_full(g.rows, g.series, g.series_cap) || g.waited >= GROUP_COMMIT_MAX_WAIT {
-        return false;
+        return None;
     }
     if g.waited < GROUP_COMMIT_WINDOW {
-        return true;
+        return Some(GROUP_COMMIT_WINDOW - g.waited);
     }
-    let projected =
-        (g.rows + g.series) as f64 * GROUP_COMMIT_MAX_WAIT.as_secs_f64() / g.waited.as_secs_f64();
-    projected >= ROW_GROUP_ROWS as f64 && g.quiet < HANDOVER_QUIET
+    // The rate so far fills a row group by GROUP_COMMIT_MAX_WAIT while the
+    // time waited is at most this.
+    let fills_while =
+        GROUP_COMMIT_MAX_WAIT.mul_f64((g.rows + g.series) as f64 / ROW_GROUP_ROWS as f64);
+    if g.waited > fills_while || g.quiet >= HANDOVER_QUIET {
+        return None;
+    }
+    Some(
+        (fills_while - g.waited)
+            .min(HANDOVER_QUIET - g.quiet)
+            .min(GROUP_COMMIT_MAX_WAIT - g.waited),
+    )
+}
+
+/// Waits up to `timeout` for the next message, parked until a sender wakes
+/// the thread: a sleep-and-poll loop woke the writer 50 times a second for
+/// the whole of every gathering, a measurable share of a large fleet's CPU.
+/// None when the time passed or every sender is gone.
+fn recv_within<T>(rx: &mut mpsc::Receiver<T>, timeout: Duration) -> Option<T> {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let deadline = Instant::now() + timeout;
+    let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = std::task::Context::from_waker(&waker);
+    loop {
+        match rx.poll_recv(&mut cx) {
+            std::task::Poll::Ready(msg) => return msg,
+            std::task::Poll::Pending => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return None;
+                }
+                // Returns when woken, when `left` passed, or spuriously;
+                // each is checked by polling again.
+                std::thread::park_timeout(left);
+            }
+        }
+    }
 }
 
 /// Whether a transaction holds the most it takes, of rows or new series.
@@ -378,17 +418,18 @@ impl Writer {
                 while next.is_none() && !is_full(rows, series, series_cap) {
                     match rx.try_recv() {
                         Ok(msg) => next = Some(msg),
-                        Err(mpsc::error::TryRecvError::Empty)
-                            if gather
-                                && keep_gathering(Gathered {
-                                    rows,
-                                    series,
-                                    series_cap,
-                                    waited: gathering_since.elapsed(),
-                                    quiet: latest_batch.elapsed(),
-                                }) =>
-                        {
-                            std::thread::sleep(Duration::from_millis(20));
+                        Err(mpsc::error::TryRecvError::Empty) if gather => {
+                            let wait = gathering_wait(Gathered {
+                                rows,
+                                series,
+                                series_cap,
+                                waited: gathering_since.elapsed(),
+                                quiet: latest_batch.elapsed(),
+                            });
+                            match wait {
+                                Some(wait) => next = recv_within(&mut rx, wait),
+                                None => break,
+                            }
                         }
                         Err(_) => break,
                     }
@@ -883,28 +924,61 @@ mod tests {
             quiet: secs(quiet),
         };
         // Within the window everyone waits, quiet or not...
-        assert!(keep_gathering(gathered(10, 0, 1, 1)));
-        assert!(keep_gathering(gathered(100_000, 0, 4, 3)));
+        assert!(gathering_wait(gathered(10, 0, 1, 1)).is_some());
+        assert!(gathering_wait(gathered(100_000, 0, 4, 3)).is_some());
         // ...until the most one transaction takes.
-        assert!(!keep_gathering(gathered(MAX_GATHER_ROWS, 0, 1, 0)));
-        assert!(!keep_gathering(gathered(400_000, MAX_GATHER_SERIES, 1, 0)));
+        assert!(gathering_wait(gathered(MAX_GATHER_ROWS, 0, 1, 0)).is_none());
+        assert!(gathering_wait(gathered(400_000, MAX_GATHER_SERIES, 1, 0)).is_none());
         // 2,000 rows/s cannot fill a row group in the longest wait: commit
         // at the end of the window.
-        assert!(!keep_gathering(gathered(10_000, 0, 5, 0)));
+        assert!(gathering_wait(gathered(10_000, 0, 5, 0)).is_none());
         // A larger fleet's minute arrives in a burst: gather while batches
         // keep coming, commit when they stop, and never wait past the limit.
-        assert!(keep_gathering(gathered(100_000, 0, 5, 0)));
-        assert!(keep_gathering(gathered(900_000, 0, 15, 1)));
-        assert!(!keep_gathering(gathered(900_000, 0, 15, 2)));
-        assert!(!keep_gathering(gathered(900_000, 0, 40, 0)));
+        assert!(gathering_wait(gathered(100_000, 0, 5, 0)).is_some());
+        assert!(gathering_wait(gathered(900_000, 0, 15, 1)).is_some());
+        assert!(gathering_wait(gathered(900_000, 0, 15, 2)).is_none());
+        assert!(gathering_wait(gathered(900_000, 0, 40, 0)).is_none());
         // New series alone are worth gathering: a fleet's first scrape.
-        assert!(keep_gathering(gathered(0, 30_000, 6, 0)));
-        assert!(!keep_gathering(gathered(0, MAX_GATHER_SERIES, 1, 0)));
+        assert!(gathering_wait(gathered(0, 30_000, 6, 0)).is_some());
+        assert!(gathering_wait(gathered(0, MAX_GATHER_SERIES, 1, 0)).is_none());
         let behind = Gathered {
             series_cap: series_cap(true, 0),
             ..gathered(0, 90_000, 6, 0)
         };
-        assert!(keep_gathering(behind));
+        assert!(gathering_wait(behind).is_some());
+        // Nothing arriving, the wait ends where the decision would change:
+        // the window's end, the quiet limit, the rate's last chance.
+        assert_eq!(gathering_wait(gathered(10, 0, 1, 1)), Some(secs(4)));
+        assert_eq!(gathering_wait(gathered(900_000, 0, 15, 1)), Some(secs(1)));
+        assert_eq!(
+            gathering_wait(gathered(ROW_GROUP_ROWS / 4, 0, 8, 0)),
+            Some(secs(2))
+        );
+        let one_eighth_late = gathering_wait(gathered(ROW_GROUP_ROWS / 8, 0, 5, 1));
+        assert_eq!(one_eighth_late, Some(Duration::ZERO));
+    }
+
+    /// The writer sleeps through a gathering, woken by the next batch, not
+    /// by a clock.
+    #[test]
+    fn a_gathering_writer_wakes_for_a_message_and_at_its_deadline() {
+        let (tx, mut rx) = mpsc::channel::<u32>(4);
+        let sender = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            tx.blocking_send(7).unwrap();
+            tx
+        });
+        let started = Instant::now();
+        assert_eq!(recv_within(&mut rx, Duration::from_secs(30)), Some(7));
+        assert!(started.elapsed() < Duration::from_secs(20));
+        let tx = sender.join().unwrap();
+
+        let started = Instant::now();
+        assert_eq!(recv_within(&mut rx, Duration::from_millis(30)), None);
+        assert!(started.elapsed() >= Duration::from_millis(30));
+
+        drop(tx);
+        assert_eq!(recv_within(&mut rx, Duration::from_secs(30)), None);
     }
 
     #[test]
