@@ -595,6 +595,60 @@ async fn loadgen_trace_stream_builds_the_shop_graph() {
     );
 }
 
+/// Zipkin server spans that reuse their client's id without
+/// `"shared": true` (B3 instrumentation inconsistent about the flag, as
+/// Zipkin's own trace merge allows for) make one client-to-server edge,
+/// whichever half is posted first, not a call from an unknown user.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zipkin_unflagged_shared_spans_pair_with_their_client() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fs = Fleetscope::start(
+        dir.path(),
+        "self_scrape = false\n[graph]\npairing_wait = \"2s\"\n",
+    )
+    .await;
+    let micros = unix_now() * 1_000_000;
+    let span = |trace: &str, kind: &str, service: &str| {
+        json!({
+            "traceId": trace, "id": "a2fb4a1d1a96d312", "parentId": "0020000000000001",
+            "kind": kind, "name": "get /cart", "timestamp": micros, "duration": 2_000,
+            "localEndpoint": {"serviceName": service}
+        })
+    };
+    let client = http();
+    let post = |spans: Value| {
+        client
+            .post(fs.url("/api/v2/spans"))
+            .header("Content-Type", "application/json")
+            .body(spans.to_string())
+            .send()
+    };
+    // Client first in one trace, server first in the other.
+    for spans in [
+        json!([span("463ac35c9f6413ad", "CLIENT", "frontend")]),
+        json!([span("463ac35c9f6413ad", "SERVER", "cart")]),
+        json!([span("5af7183fb1d4cf5f", "SERVER", "cart")]),
+        json!([span("5af7183fb1d4cf5f", "CLIENT", "frontend")]),
+    ] {
+        let r = post(spans).await.expect("post");
+        assert_eq!(r.status(), 202);
+    }
+    let call = ("//frontend".to_string(), "//cart".to_string());
+    let got = eventually(Duration::from_secs(90), "frontend -> cart", || {
+        let (fs, call) = (&fs, &call);
+        async move {
+            let got = edges(fs).await;
+            got.contains_key(call).then_some(got)
+        }
+    })
+    .await;
+    assert_eq!(got[&call], (2, 0, false), "{got:?}");
+    // Nothing waits on: no unpaired half becomes another edge.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let got = edges(&fs).await;
+    assert_eq!(got.len(), 1, "{got:?}");
+}
+
 /// OTLP/gRPC answers in gRPC statuses: a message that is not protobuf is
 /// INVALID_ARGUMENT (not retried); one that inflates past the limit, or is
 /// over it as sent, is refused with a status that names the limit; an empty

@@ -716,6 +716,8 @@ struct Core {
     start: u64,
     end: u64,
     status_error: bool,
+    /// See [`SpanRecord::may_share_client_id`].
+    may_share_client_id: bool,
 }
 
 fn push(
@@ -750,6 +752,7 @@ fn push(
         messaging_system: p.messaging_system.owned(),
         messaging_destination: p.messaging_destination.owned(),
         messaging_operation: p.messaging_operation.owned(),
+        may_share_client_id: core.may_share_client_id,
     });
 }
 
@@ -872,6 +875,7 @@ fn pb_span(out: &mut Decoded, res: &Resource, span: &lite::Span) {
             .status
             .as_ref()
             .is_some_and(|s| s.code == OTLP_STATUS_ERROR),
+        may_share_client_id: false,
     };
     push(
         out,
@@ -1016,6 +1020,7 @@ fn json_otlp_span(out: &mut Decoded, res: &Resource, span: &Value) {
         start,
         end,
         status_error: json_otlp_status_error(o.get("status")),
+        may_share_client_id: false,
     };
     push(
         out,
@@ -1267,6 +1272,7 @@ fn zipkin_span(out: &mut Decoded, span: &Value) {
         start,
         end,
         status_error: otel_error || (error_tag && !client_fault),
+        may_share_client_id: kind == Some(SpanKind::Server) && !shared,
     };
     push(
         out,
@@ -1862,6 +1868,15 @@ mod tests {
         assert_eq!(sv.parent_span_id, Some(c.span_id));
         assert_ne!(sv.span_id, c.span_id);
         assert!(sv.error);
+        // Flagged shared, its id is its own already; only an unflagged
+        // server span may still turn out to share its client's.
+        assert!(!sv.may_share_client_id && !c.may_share_client_id);
+        let unflagged = br#"[{"traceId":"463ac35c9f6413ad","id":"a2fb4a1d1a96d312",
+            "parentId":"0000000000000001","kind":"SERVER","timestamp":1010,"duration":30,
+            "localEndpoint":{"serviceName":"backend"}}]"#;
+        let d2 = zipkin_v2_json(unflagged).unwrap();
+        assert!(d2.spans[0].may_share_client_id);
+        assert_eq!(d2.spans[0].span_id, c.span_id);
         assert_eq!(p.kind, Some(SpanKind::Producer));
         assert_eq!(p.service, ZIPKIN_UNKNOWN_SERVICE);
         assert_eq!(p.span_id, [0, 0, 0, 0, 0, 0, 0, 0xb]);

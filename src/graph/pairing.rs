@@ -122,6 +122,10 @@ pub struct Pairer {
     config: PairingConfig,
     clients: FastMap<Key, Waiting>,
     servers: FastMap<Key, Waiting>,
+    /// Waiting servers that may share their client's id
+    /// ([`SpanRecord::may_share_client_id`]): (trace, own id) -> their key
+    /// in `servers`. At most one entry per waiting server.
+    servers_by_own_id: FastMap<Key, Key>,
     /// Arrival order for expiry and eviction; entries may be stale (already paired).
     order: VecDeque<(u64, Key, bool)>,
     nodes: Interner,
@@ -227,26 +231,45 @@ impl Pairer {
                     return;
                 }
                 let key = (span.trace_id, span.span_id);
-                match self.servers.remove(&key) {
+                match self.take_server_of(key) {
                     Some(server) => self.pair(&span, &server.span, out),
                     None => self.wait(key, span, true, now_ns, out),
                 }
             }
-            Some(SpanKind::Server) => match span.parent_span_id {
-                None => out.push(seen_by_callee(
-                    self.nodes.user(),
-                    self.nodes.service(&span),
-                    EdgeKind::Sync,
-                    &span,
-                )),
-                Some(parent) => {
-                    let key = (span.trace_id, parent);
-                    match self.clients.remove(&key) {
-                        Some(client) => self.pair(&client.span, &span, out),
-                        None => self.wait(key, span, false, now_ns, out),
+            Some(SpanKind::Server) => {
+                if span.may_share_client_id {
+                    // A client span of this trace with the server's own id
+                    // is the other half of a shared span, as Zipkin's trace
+                    // merge reads it.
+                    if let Some(client) = self.clients.remove(&(span.trace_id, span.span_id)) {
+                        self.pair(&client.span, &span, out);
+                        return;
                     }
                 }
-            },
+                match span.parent_span_id {
+                    None => out.push(seen_by_callee(
+                        self.nodes.user(),
+                        self.nodes.service(&span),
+                        EdgeKind::Sync,
+                        &span,
+                    )),
+                    Some(parent) => {
+                        let key = (span.trace_id, parent);
+                        match self.clients.remove(&key) {
+                            Some(client) => self.pair(&client.span, &span, out),
+                            None => {
+                                let own_id = span
+                                    .may_share_client_id
+                                    .then_some((span.trace_id, span.span_id));
+                                self.wait(key, span, false, now_ns, out);
+                                if let Some(own_id) = own_id {
+                                    self.servers_by_own_id.insert(own_id, key);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
             Some(SpanKind::Producer) => match (&span.messaging_system, &span.messaging_destination)
             {
                 (Some(system), Some(dest)) => out.push(seen_by_caller(
@@ -268,6 +291,28 @@ impl Pairer {
                 _ => self.stats.ignored += 1,
             },
             _ => self.stats.ignored += 1,
+        }
+    }
+
+    /// The waiting server span that answers the client span `key`: the
+    /// client's child, or a server span that shares the client's id.
+    fn take_server_of(&mut self, key: Key) -> Option<Waiting> {
+        if let Some(server) = self.servers.remove(&key) {
+            self.forget_own_id(&server.span);
+            return Some(server);
+        }
+        let waits_under = self.servers_by_own_id.remove(&key)?;
+        match self.servers.get(&waits_under) {
+            Some(w) if w.span.span_id == key.1 => self.servers.remove(&waits_under),
+            _ => None,
+        }
+    }
+
+    /// Drops the own-id entry of a server span that stopped waiting.
+    fn forget_own_id(&mut self, server: &SpanRecord) {
+        if server.may_share_client_id {
+            self.servers_by_own_id
+                .remove(&(server.trace_id, server.span_id));
         }
     }
 
@@ -313,13 +358,16 @@ impl Pairer {
         } else {
             &mut self.servers
         };
-        map.insert(
+        let replaced = map.insert(
             key,
             Waiting {
                 span,
                 arrived_ns: now_ns,
             },
         );
+        if let Some(replaced) = replaced.filter(|_| !client) {
+            self.forget_own_id(&replaced.span);
+        }
         self.order.push_back((now_ns, key, client));
     }
 
@@ -351,6 +399,9 @@ impl Pairer {
     /// names, if any; a server span whose caller never reported is called
     /// by a "user" (an uninstrumented client or ingress).
     fn unpaired(&mut self, span: SpanRecord, client: bool, out: &mut Vec<EdgeObservation>) {
+        if !client {
+            self.forget_own_id(&span);
+        }
         if client {
             let Some(peer) = span
                 .peer_service
@@ -516,5 +567,61 @@ mod tests {
         }
         assert_eq!(p.waiting(), 2);
         assert_eq!(p.stats.dropped, 1);
+    }
+
+    /// Zipkin server spans without `"shared": true` that reuse their
+    /// client's id pair with that client in either order, as Zipkin's trace
+    /// merge reads them; one that is the client's child still pairs by its
+    /// parent; and what waits for a shared half is let go with the span.
+    #[test]
+    fn unflagged_shared_server_spans_pair_with_the_client_of_their_id() {
+        let mut p = Pairer::new(PairingConfig::default());
+        let mut out = Vec::new();
+        let unflagged = |service: &str, id: u8, parent: Option<u8>| SpanRecord {
+            may_share_client_id: true,
+            ..span(SpanKind::Server, service, id, parent)
+        };
+        // Client first: the server (id 2, the client's parent 1) joins it.
+        p.add(span(SpanKind::Client, "frontend", 2, Some(1)), 0, &mut out);
+        p.add(unflagged("checkout", 2, Some(1)), 1, &mut out);
+        // Server first, then its client.
+        p.add(unflagged("payment", 4, Some(3)), 2, &mut out);
+        p.add(span(SpanKind::Client, "checkout", 4, Some(3)), 3, &mut out);
+        // A server without a propagated parent still joins a client before it.
+        p.add(span(SpanKind::Client, "checkout", 6, Some(5)), 4, &mut out);
+        p.add(unflagged("stock", 6, None), 5, &mut out);
+        // An unflagged server that is its client's child pairs as usual.
+        p.add(unflagged("mail", 8, Some(7)), 6, &mut out);
+        p.add(span(SpanKind::Client, "checkout", 7, Some(3)), 7, &mut out);
+        let pairs: Vec<(&str, &str)> = out
+            .iter()
+            .map(|o| (o.source.name.as_str(), o.target.name.as_str()))
+            .collect();
+        assert_eq!(
+            pairs,
+            vec![
+                ("frontend", "checkout"),
+                ("checkout", "payment"),
+                ("checkout", "stock"),
+                ("checkout", "mail"),
+            ]
+        );
+        assert_eq!(p.stats.paired, 4);
+        assert_eq!((p.waiting(), p.servers_by_own_id.len()), (0, 0));
+
+        // One that never meets its client expires as a callee of a user and
+        // leaves nothing behind; a later client of its id waits alone.
+        out.clear();
+        p.add(unflagged("ledger", 10, Some(9)), 0, &mut out);
+        assert_eq!(p.servers_by_own_id.len(), 1);
+        p.expire(11_000_000_000, &mut out);
+        assert_eq!((p.waiting(), p.servers_by_own_id.len()), (0, 0));
+        assert_eq!(out[0].source.id, "user");
+        p.add(
+            span(SpanKind::Client, "checkout", 10, Some(9)),
+            12_000_000_000,
+            &mut out,
+        );
+        assert_eq!((p.waiting(), p.stats.paired), (1, 4));
     }
 }

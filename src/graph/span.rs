@@ -45,6 +45,12 @@ pub struct SpanRecord {
     /// `messaging.operation.type` (or `messaging.operation`): "send",
     /// "receive", "process"...; says which way a CLIENT messaging span goes.
     pub messaging_operation: Option<String>,
+    /// A Zipkin SERVER span without `"shared": true`. Some B3
+    /// instrumentation reuses its client's span id without the flag (and
+    /// Zipkin's v1 converter cannot set it for a server reported alone);
+    /// Zipkin's own trace merge reads a server span with a CLIENT span's id
+    /// as shared, and so does the pairing.
+    pub may_share_client_id: bool,
 }
 
 impl SpanRecord {
