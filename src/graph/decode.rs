@@ -105,7 +105,10 @@
 //! [`zipkin_shared_server_span_id`]`(id)` (the id with its top bit flipped).
 //! Its own `parentId` (the client's parent) is dropped. Children of the
 //! server side that were reported with `parentId = id` will point at the
-//! client span; for service-to-service edges that is the same caller.
+//! client span; for service-to-service edges that is the same caller. A
+//! SERVER span without the flag keeps its ids and is marked
+//! [`SpanRecord::may_share_client_id`]: the pairing joins it to a CLIENT
+//! span of the same trace and id, as Zipkin's trace merge backfills the flag.
 
 use prost::bytes::Bytes;
 use prost::Message;
