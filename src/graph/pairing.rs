@@ -399,9 +399,6 @@ impl Pairer {
     /// names, if any; a server span whose caller never reported is called
     /// by a "user" (an uninstrumented client or ingress).
     fn unpaired(&mut self, span: SpanRecord, client: bool, out: &mut Vec<EdgeObservation>) {
-        if !client {
-            self.forget_own_id(&span);
-        }
         if client {
             let Some(peer) = span
                 .peer_service
@@ -417,6 +414,7 @@ impl Pairer {
                 &span,
             ));
         } else {
+            self.forget_own_id(&span);
             out.push(seen_by_callee(
                 self.nodes.user(),
                 self.nodes.service(&span),
