@@ -31,18 +31,13 @@ ROUNDS=${ROUNDS:-2}
 source scripts/env.sh
 # shellcheck source=common.sh
 source benches/common.sh
-LOADGEN=${LOADGEN:-$CARGO_TARGET_DIR/release/fleetscope-loadgen}
 PORT=$(free_port)
 WORK=$(mktemp -d /tmp/ab.XXXXXX)
 PIDS=()
 trap cleanup_run EXIT
 status_mb() { awk -v k="$2:" '$1 == k { printf "%.0f", $2 / 1024 }' "/proc/$1/status"; }
 
-"$LOADGEN" --clusters "$CLUSTERS" --nodes "$NODES" --seed 1 --port 0 --interval "${INTERVAL}s" \
-  --write-configs "$WORK/cfg" --fleetscope-listen "127.0.0.1:$PORT" \
-  --fleetscope-data-dir "$WORK/data" >"$WORK/loadgen.log" 2>&1 &
-PIDS+=($!)
-wait_loadgen "$WORK/loadgen.log" || exit 1
+start_ab_fleet "$PORT" "$WORK/data" || exit 1
 
 # One run: prints "cpu_per_1M_samples peak_rss_per_1M_series
 # steady_peak_rss_per_1M_series end_rss_per_1M_series disk_bytes_per_1m_row".

@@ -27,12 +27,7 @@ WORK=$(mktemp -d /tmp/ab-together.XXXXXX)
 PIDS=()
 trap cleanup_run EXIT
 PORT_A=$(free_port); PORT_B=$(free_port)
-"$CARGO_TARGET_DIR/release/fleetscope-loadgen" --clusters "$CLUSTERS" --nodes "$NODES" \
-  --seed 1 --port 0 --interval "${INTERVAL}s" --write-configs "$WORK/cfg" \
-  --fleetscope-listen "127.0.0.1:$PORT_A" --fleetscope-data-dir "$WORK/data-a" \
-  >"$WORK/loadgen.log" 2>&1 &
-PIDS+=("$!")
-wait_loadgen "$WORK/loadgen.log"
+start_ab_fleet "$PORT_A" "$WORK/data-a"
 sed -e "s/127.0.0.1:$PORT_A/127.0.0.1:$PORT_B/" -e "s#$WORK/data-a#$WORK/data-b#" \
   "$WORK/cfg/fleetscope.toml" >"$WORK/cfg/fleetscope-b.toml"
 "$A" serve --config "$WORK/cfg/fleetscope.toml" >"$WORK/a.log" 2>&1 &

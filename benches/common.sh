@@ -21,3 +21,14 @@ cleanup_run() {
   wait 2>/dev/null || true
   [[ ${KEEP:-0} == 1 ]] || rm -rf "$WORK"
 }
+# Starts the loadgen fleet the A/B scripts share (CLUSTERS x NODES at
+# INTERVAL s, seed 1; LOADGEN overrides the binary) in the background, its
+# configs in $WORK/cfg for a fleetscope listening on 127.0.0.1:$1 with its
+# data in $2; adds it to PIDS and waits until it serves.
+start_ab_fleet() {
+  "${LOADGEN:-$CARGO_TARGET_DIR/release/fleetscope-loadgen}" --clusters "$CLUSTERS" \
+    --nodes "$NODES" --seed 1 --port 0 --interval "${INTERVAL}s" --write-configs "$WORK/cfg" \
+    --fleetscope-listen "127.0.0.1:$1" --fleetscope-data-dir "$2" >"$WORK/loadgen.log" 2>&1 &
+  PIDS+=($!)
+  wait_loadgen "$WORK/loadgen.log"
+}
