@@ -176,6 +176,7 @@ pub async fn serve(
         view_cache: api::new_view_cache(),
         graph,
         graph_max_body: config.graph.max_body_bytes,
+        alert_firing_lease: config.graph.alert_firing_lease,
         completion_lag_secs: 60 + longest.as_secs() as i64,
     };
     let app = api::router(state);

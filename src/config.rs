@@ -203,6 +203,13 @@ pub struct GraphSettings {
     pub degraded_error_rate: f64,
     /// Incoming error rate above which a node is failing.
     pub failing_error_rate: f64,
+    /// How long a firing alert counts as firing after its last notification
+    /// when no resolution comes. Alertmanager repeats a firing alert every
+    /// `repeat_interval` (12h in kube-prometheus-stack, 4h by default) and
+    /// sends no end time with it: set this to the receiver's
+    /// `repeat_interval` plus its `group_interval`.
+    #[serde(with = "humantime_serde")]
+    pub alert_firing_lease: std::time::Duration,
 }
 
 impl Default for GraphSettings {
@@ -214,6 +221,7 @@ impl Default for GraphSettings {
             queue_batches: 1024,
             degraded_error_rate: 0.001,
             failing_error_rate: 0.10,
+            alert_firing_lease: std::time::Duration::from_secs(12 * 3600 + 600),
         }
     }
 }

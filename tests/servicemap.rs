@@ -440,16 +440,20 @@ async fn bad_span_bodies_are_rejected_clearly() {
     assert!(fs.proc.terminate().success());
 }
 
-/// A real Alertmanager (Debian's prometheus-alertmanager) sends an alert to
-/// fleetscope's events endpoint through its webhook receiver; the alert is
-/// attached to the service its labels name.
+/// A real Alertmanager (Debian's prometheus-alertmanager) sends alerts to
+/// fleetscope's events endpoint through its webhook receiver: each is
+/// attached to the workload its labels name (a kube-state-metrics alert to
+/// its pod's workload, not to kube-state-metrics), one that names none is
+/// no failed notification, an alert that fired hours ago and still fires
+/// is in a view of the last minutes, and its resolution ends it: the
+/// notifications of one alert read back as one event.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alertmanager_webhook_attaches_alerts_to_services() {
     let dir = tempfile::tempdir().expect("tempdir");
     let fs = Fleetscope::start(dir.path(), "self_scrape = false\n").await;
     let am_port = free_port();
     let config = format!(
-        "route:\n  receiver: fleetscope\n  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\nreceivers:\n  - name: fleetscope\n    webhook_configs:\n      - url: '{}'\n        send_resolved: true\n",
+        "route:\n  receiver: fleetscope\n  group_by: ['alertname']\n  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\nreceivers:\n  - name: fleetscope\n    webhook_configs:\n      - url: '{}'\n        send_resolved: true\n",
         fs.url("/api/v1/events")
     );
     let am_dir = tempfile::tempdir().expect("tempdir");
@@ -470,38 +474,60 @@ async fn alertmanager_webhook_attaches_alerts_to_services() {
     let _am = Proc::spawn("prometheus-alertmanager", &mut cmd);
     let am = format!("http://127.0.0.1:{am_port}");
     wait_http_ok(&format!("{am}/-/ready")).await;
-    let alert = json!([{
-        "labels": {"alertname": "PaymentErrorBudgetBurn", "severity": "critical", "service": "payment", "namespace": "shop", "cluster": "dc-01"},
-        "annotations": {"summary": "payment 5xx above 10% for 5m"},
-        "startsAt": chrono_like(unix_now() - 30)
-    }]);
-    let r = http()
-        .post(format!("{am}/api/v2/alerts"))
-        .json(&alert)
-        .send()
-        .await
-        .expect("post alert");
-    assert!(r.status().is_success(), "{}", r.status());
-    let events = eventually(Duration::from_secs(30), "the alert to arrive", || {
+    let started = chrono_like(unix_now() - 30);
+    let burn_labels = json!({"alertname": "PaymentErrorBudgetBurn", "severity": "critical", "service": "payment", "namespace": "shop", "cluster": "dc-01"});
+    let crashloop_labels = json!({"alertname": "KubePodCrashLooping", "severity": "warning",
+        "namespace": "shop", "cluster": "dc-01", "pod": "cart-7d9f8c6b5-x2x9z", "container": "cart",
+        "job": "kube-state-metrics", "service": "kube-prometheus-stack-kube-state-metrics"});
+    let post_alerts = |alerts: Value| {
+        let am = am.clone();
+        async move {
+            let r = http()
+                .post(format!("{am}/api/v2/alerts"))
+                .json(&alerts)
+                .send()
+                .await
+                .expect("post alert");
+            assert!(r.status().is_success(), "{}", r.status());
+        }
+    };
+    post_alerts(json!([
+        {"labels": burn_labels, "annotations": {"summary": "payment 5xx above 10% for 5m"}, "startsAt": started},
+        // Firing for three hours already.
+        {"labels": crashloop_labels, "annotations": {"description": "cart restarts"},
+         "startsAt": chrono_like(unix_now() - 3 * 3600)},
+        {"labels": {"alertname": "Watchdog", "severity": "none"}, "startsAt": started},
+    ]))
+    .await;
+    let events_of = |node: &'static str| {
         let fs = &fs;
         async move {
             let now = unix_now();
             let v = fs
                 .get_json(&format!(
-                    "/api/v1/views/service_events?node=dc-01/shop/payment&start={}&end={}",
+                    "/api/v1/views/service_events?node={node}&start={}&end={}",
                     now - 600,
                     now + 60
                 ))
                 .await;
-            let rows = v["rows"].as_array().cloned().unwrap_or_default();
-            (!rows.is_empty()).then_some(rows)
+            v["rows"].as_array().cloned().unwrap_or_default()
         }
+    };
+    let events = eventually(Duration::from_secs(30), "the alert to arrive", || async {
+        let rows = events_of("dc-01/shop/payment").await;
+        (!rows.is_empty()).then_some(rows)
     })
     .await;
+    assert_eq!(events.len(), 1, "{events:?}");
     assert_eq!(events[0]["reason"], "PaymentErrorBudgetBurn");
     assert_eq!(events[0]["source"], "alert");
     assert_eq!(events[0]["severity"], "critical");
     assert_eq!(events[0]["message"], "payment 5xx above 10% for 5m");
+    assert!(events[0]["end_ms"].is_null(), "still firing: {events:?}");
+    let cart = events_of("dc-01/shop/cart").await;
+    assert_eq!(cart.len(), 1, "the pod's alert, on its workload: {cart:?}");
+    assert_eq!(cart[0]["reason"], "KubePodCrashLooping");
+    assert_eq!(cart[0]["message"], "cart restarts");
     // The same alert through the plugin's legacy annotations endpoint.
     let now = unix_now();
     let annotations: Vec<Value> = http()
@@ -518,6 +544,43 @@ async fn alertmanager_webhook_attaches_alerts_to_services() {
         .expect("json");
     assert_eq!(annotations.len(), 1, "{annotations:?}");
     assert_eq!(annotations[0]["title"], "PaymentErrorBudgetBurn");
+
+    // Resolved in Alertmanager: the resolution ends the one event.
+    post_alerts(json!([{"labels": burn_labels, "startsAt": started,
+        "endsAt": chrono_like(unix_now() - 1)}]))
+    .await;
+    let resolved = eventually(
+        Duration::from_secs(30),
+        "the resolution to arrive",
+        || async {
+            let rows = events_of("dc-01/shop/payment").await;
+            rows.iter().any(|r| !r["end_ms"].is_null()).then_some(rows)
+        },
+    )
+    .await;
+    assert_eq!(
+        resolved.len(),
+        1,
+        "one alert, not a row per notification: {resolved:?}"
+    );
+    assert_eq!(resolved[0]["severity"], "critical");
+    // Every notification (the Watchdog's included) was taken.
+    let metrics = http()
+        .get(format!("{am}/metrics"))
+        .send()
+        .await
+        .expect("alertmanager metrics")
+        .text()
+        .await
+        .expect("text");
+    let failed: f64 = metrics
+        .lines()
+        .filter(|l| {
+            l.starts_with("alertmanager_notifications_failed_total{") && l.contains("webhook")
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert_eq!(failed, 0.0, "failed webhook notifications");
     assert!(fs.proc.terminate().success());
 }
 

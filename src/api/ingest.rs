@@ -402,9 +402,12 @@ fn time_ms(v: Option<&Value>) -> Option<i64> {
     }
 }
 
+/// The first of `keys` that holds a non-empty string (senders write empty
+/// fields rather than leave them out: kubernetes-event-exporter always
+/// sends `clusterName`).
 fn text(v: &Value, keys: &[&str]) -> String {
     keys.iter()
-        .find_map(|k| v.get(*k).and_then(Value::as_str))
+        .find_map(|k| v.get(*k).and_then(Value::as_str).filter(|s| !s.is_empty()))
         .unwrap_or_default()
         .to_string()
 }
@@ -415,6 +418,19 @@ fn text(v: &Value, keys: &[&str]) -> String {
 fn event_of(v: &Value) -> Result<Event, &'static str> {
     if v.get("involvedObject").is_some() || v.get("regarding").is_some() {
         return kubernetes_event_of(v);
+    }
+    // An item of a watch (`{"type": "ADDED", "object": {...}}`), as
+    // `kubectl get events --watch -o json` and watch-based exporters
+    // write them.
+    if let (Some(kind), Some(object)) = (
+        v.get("type").and_then(Value::as_str),
+        v.get("object").filter(|o| o.is_object()),
+    ) {
+        return match kind {
+            "ADDED" | "MODIFIED" => event_of(object),
+            "DELETED" => Err("a watch's DELETED item (the event expired; nothing happened)"),
+            _ => Err("a watch item that is neither ADDED nor MODIFIED"),
+        };
     }
     let time_ms = time_ms(v.get("time")).ok_or("missing or bad `time`")?;
     let service = text(v, &["service", "workload", "object"]);
@@ -437,6 +453,7 @@ fn event_of(v: &Value) -> Result<Event, &'static str> {
             s if s.is_empty() => "Normal".into(),
             s => s,
         },
+        fingerprint: None,
     })
 }
 
@@ -489,6 +506,7 @@ fn kubernetes_event_of(v: &Value) -> Result<Event, &'static str> {
             s if s.is_empty() => "Normal".into(),
             s => s,
         },
+        fingerprint: None,
     })
 }
 
@@ -496,27 +514,41 @@ fn time_ms_end(v: Option<&Value>) -> Option<i64> {
     time_ms(v).filter(|t| *t > 0)
 }
 
-/// An Alertmanager webhook alert: the service is taken from the first of
-/// the labels `service`, `app`, `workload`, `deployment`, `job`, `pod`.
-fn alert_of(v: &Value) -> Result<Event, &'static str> {
+/// An Alertmanager webhook alert, attached to the workload it is about:
+/// the `deployment`, `statefulset` or `daemonset` label, else the workload
+/// of its `pod` (see `workload_of`), else `app`, `workload`, `service` or
+/// `job`. The workload comes first because kube-state-metrics' alerts
+/// (KubePodCrashLooping, KubeDeploymentReplicasMismatch) also carry the
+/// `service` and `job` of kube-state-metrics itself.
+///
+/// Alertmanager sends a firing alert with a zero `endsAt`, repeats it every
+/// `repeat_interval`, and sends it once more when resolved; the three share
+/// the alert's `fingerprint` and `startsAt`, which `graph::query` reads
+/// back as one event. A firing notification counts for `firing_lease` past
+/// `now_ms`, so an alert whose resolution never comes does not stay on
+/// for good.
+fn alert_of(v: &Value, now_ms: i64, firing_lease_ms: i64) -> Result<Event, &'static str> {
     let labels = v.get("labels").ok_or("alert without labels")?;
-    let annotations = v.get("annotations").cloned().unwrap_or(json!({}));
-    let service = text(
-        labels,
-        &["service", "app", "workload", "deployment", "job", "pod"],
-    );
+    let service = match text(labels, &["deployment", "statefulset", "daemonset"]) {
+        s if !s.is_empty() => s,
+        _ => match text(labels, &["pod"]) {
+            pod if !pod.is_empty() => crate::kube_names::workload_of(&pod).unwrap_or(pod),
+            _ => text(labels, &["app", "workload", "service", "job"]),
+        },
+    };
     if service.is_empty() {
-        return Err("alert names no service");
+        return Err("alert names no workload or service (labels deployment, statefulset, daemonset, pod, app, workload, service, job)");
     }
     let time_ms = time_ms(v.get("startsAt")).ok_or("alert without startsAt")?;
     let resolved = v.get("status").and_then(Value::as_str) == Some("resolved");
+    let annotations = v.get("annotations").cloned().unwrap_or(json!({}));
     Ok(Event {
         time_ms,
-        end_ms: if resolved {
-            time_ms_end(v.get("endsAt"))
+        end_ms: Some(if resolved {
+            time_ms_end(v.get("endsAt")).unwrap_or(now_ms)
         } else {
-            None
-        },
+            now_ms.saturating_add(firing_lease_ms)
+        }),
         cluster: text(labels, &["cluster"]),
         namespace: text(labels, &["namespace"]),
         service,
@@ -528,11 +560,35 @@ fn alert_of(v: &Value) -> Result<Event, &'static str> {
         } else {
             text(labels, &["severity"])
         },
+        fingerprint: Some(match text(v, &["fingerprint"]) {
+            f if !f.is_empty() => f,
+            _ => labels_fingerprint(labels),
+        }),
     })
 }
 
-/// `POST /api/v1/events`: a JSON array of events, `{"events": [...]}`, or an
-/// Alertmanager webhook body (`{"alerts": [...]}`).
+/// A stand-in for Alertmanager's fingerprint (senders before 0.20 do not
+/// send one): a hash of the sorted label pairs, which identify an alert.
+fn labels_fingerprint(labels: &Value) -> String {
+    let mut pairs: Vec<(&str, &str)> = labels
+        .as_object()
+        .map(|o| {
+            o.iter()
+                .filter_map(|(k, v)| Some((k.as_str(), v.as_str()?)))
+                .collect()
+        })
+        .unwrap_or_default();
+    pairs.sort_unstable();
+    let mut key = Vec::new();
+    for (k, v) in pairs {
+        key.extend_from_slice(k.as_bytes());
+        key.push(0xff);
+        key.extend_from_slice(v.as_bytes());
+        key.push(0xfe);
+    }
+    format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&key))
+}
+
 /// The array under `key`; none when it is missing or not an array.
 fn array_at<'a>(o: &'a serde_json::Map<String, Value>, key: &str) -> &'a [Value] {
     o.get(key)
@@ -548,42 +604,33 @@ pub struct EventsQuery {
     cluster: Option<String>,
 }
 
+/// `POST /api/v1/events` (gzip or not): one event, a JSON array of them,
+/// `{"events": [...]}`, a Kubernetes EventList or watch stream, or an
+/// Alertmanager webhook body (`{"alerts": [...]}`).
 pub async fn events(
     State(state): State<ApiState>,
     axum::extract::Query(query): axum::extract::Query<EventsQuery>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let v: Value = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::BadRequest(format!("request body is not valid JSON: {e}")))?;
-    type Parse = fn(&Value) -> Result<Event, &'static str>;
-    let (items, parse): (&[Value], Parse) = match &v {
-        Value::Array(a) => (a, event_of),
-        // An EventList (`kubectl get events -o json`).
-        Value::Object(o) if o.get("items").is_some_and(Value::is_array) => {
-            (array_at(o, "items"), event_of)
-        }
-        Value::Object(o) if o.contains_key("alerts") => (array_at(o, "alerts"), alert_of),
-        Value::Object(o) if o.contains_key("events") => (array_at(o, "events"), event_of),
-        Value::Object(_) => (std::slice::from_ref(&v), event_of),
-        _ => return Err(ApiError::BadRequest(
-            "expected an event, an array of events, {\"events\": [...]}, a Kubernetes EventList or an Alertmanager webhook"
-                .into(),
-        )),
-    };
-    let mut accepted = Vec::new();
-    let mut rejected: Vec<String> = Vec::new();
-    for (i, item) in items.iter().enumerate() {
-        match parse(item) {
-            Ok(mut e) => {
-                if e.cluster.is_empty() {
-                    e.cluster = query.cluster.clone().unwrap_or_default();
-                }
-                accepted.push(e)
-            }
-            Err(reason) => rejected.push(format!("item {i}: {reason}")),
+    let limit = state.graph_max_body;
+    let lease_ms = i64::try_from(state.alert_firing_lease.as_millis()).unwrap_or(i64::MAX);
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    // Inflating and parsing megabytes of JSON is work: off the async workers.
+    let read = tokio::task::spawn_blocking(move || {
+        events_in(&body_bytes(&headers, body, limit)?, now_ms, lease_ms)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))??;
+    let (mut accepted, rejected) = (read.accepted, read.rejected);
+    for e in &mut accepted {
+        if e.cluster.is_empty() {
+            e.cluster = query.cluster.clone().unwrap_or_default();
         }
     }
-    if accepted.is_empty() && !rejected.is_empty() {
+    // Alertmanager counts a 4xx as a failed notification and alerts on
+    // it: a group of alerts about no workload (Watchdog) is not an error.
+    if accepted.is_empty() && !rejected.is_empty() && !read.from_alertmanager {
         return Err(ApiError::BadRequest(rejected.join("; ")));
     }
     let n = accepted.len();
@@ -597,4 +644,167 @@ pub async fn events(
         axum::Json(json!({"accepted": n, "rejected": rejected})),
     )
         .into_response())
+}
+
+/// What a body of `POST /api/v1/events` held.
+struct EventsBody {
+    accepted: Vec<Event>,
+    /// Why each other item was not read, by its place.
+    rejected: Vec<String>,
+    from_alertmanager: bool,
+}
+
+/// Reads the events of a body. A body of several JSON documents one after
+/// another (`kubectl get events --watch -o json`) is read as an array of
+/// them.
+fn events_in(bytes: &[u8], now_ms: i64, lease_ms: i64) -> Result<EventsBody, ApiError> {
+    let mut documents = serde_json::Deserializer::from_slice(bytes)
+        .into_iter::<Value>()
+        .collect::<Result<Vec<Value>, _>>()
+        .map_err(|e| ApiError::BadRequest(format!("request body is not valid JSON: {e}")))?;
+    let v = match documents.len() {
+        0 => return Err(ApiError::BadRequest("empty request body".into())),
+        1 => documents.pop().unwrap_or(Value::Null),
+        _ => Value::Array(documents),
+    };
+    let (items, from_alertmanager): (&[Value], bool) = match &v {
+        Value::Array(a) => (a, false),
+        // An EventList (`kubectl get events -o json`).
+        Value::Object(o) if o.get("items").is_some_and(Value::is_array) => {
+            (array_at(o, "items"), false)
+        }
+        Value::Object(o) if o.contains_key("alerts") => (array_at(o, "alerts"), true),
+        Value::Object(o) if o.contains_key("events") => (array_at(o, "events"), false),
+        Value::Object(_) => (std::slice::from_ref(&v), false),
+        _ => return Err(ApiError::BadRequest(
+            "expected an event, an array of events, {\"events\": [...]}, a Kubernetes EventList or an Alertmanager webhook"
+                .into(),
+        )),
+    };
+    let mut accepted = Vec::new();
+    let mut rejected = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let read = if from_alertmanager {
+            alert_of(item, now_ms, lease_ms)
+        } else {
+            event_of(item)
+        };
+        match read {
+            Ok(e) => accepted.push(e),
+            Err(reason) => rejected.push(format!("item {i}: {reason}")),
+        }
+    }
+    Ok(EventsBody {
+        accepted,
+        rejected,
+        from_alertmanager,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_700_000_000_000;
+    const LEASE: i64 = 3_600_000;
+
+    fn read(body: &str) -> EventsBody {
+        match events_in(body.as_bytes(), NOW, LEASE) {
+            Ok(read) => read,
+            Err(e) => panic!("{body}: {e:?}"),
+        }
+    }
+
+    #[test]
+    fn a_watch_stream_is_read_item_by_item() {
+        let event = |name: &str| {
+            json!({"involvedObject": {"kind": "Pod", "name": name, "namespace": "shop"},
+                   "reason": "BackOff", "type": "Warning", "lastTimestamp": null,
+                   "eventTime": "2024-05-01T10:00:00.123456Z"})
+        };
+        // `kubectl get events --watch -o json`: documents one after another.
+        let body = format!(
+            "{}\n{}\n{}",
+            json!({"type": "ADDED", "object": event("cart-7d9f8c6b5-x2x9z")}),
+            json!({"type": "MODIFIED", "object": event("web-0")}),
+            json!({"type": "DELETED", "object": event("web-1")}),
+        );
+        let got = read(&body);
+        let services: Vec<&str> = got.accepted.iter().map(|e| e.service.as_str()).collect();
+        assert_eq!(services, ["cart", "web"]);
+        assert_eq!(got.accepted[0].time_ms, 1_714_557_600_123);
+        assert_eq!(got.rejected.len(), 1, "{:?}", got.rejected);
+        assert!(got.rejected[0].starts_with("item 2: a watch's DELETED item"));
+    }
+
+    #[test]
+    fn an_empty_field_does_not_hide_the_next() {
+        let got = read(
+            r#"{"clusterName": "", "cluster": "dc-02", "message": "", "note": "pulled",
+                "regarding": {"kind": "Deployment", "name": "web"},
+                "eventTime": "2024-05-01T10:00:00Z"}"#,
+        );
+        assert_eq!(got.accepted[0].cluster, "dc-02");
+        assert_eq!(got.accepted[0].message, "pulled");
+    }
+
+    fn alert(labels: Value, status: &str) -> Value {
+        json!({"status": status, "labels": labels, "annotations": {},
+               "startsAt": "2024-05-01T10:00:00.123456789+08:00",
+               "endsAt": if status == "resolved" { "2024-05-01T10:30:00Z" } else { "0001-01-01T00:00:00Z" }})
+    }
+
+    #[test]
+    fn an_alert_lands_on_the_workload_it_is_about() {
+        let ksm = json!({"alertname": "KubePodCrashLooping", "pod": "cart-7d9f8c6b5-x2x9z",
+                         "job": "kube-state-metrics", "service": "ksm"});
+        let deployment = json!({"alertname": "KubeDeploymentReplicasMismatch",
+                                "deployment": "web", "pod": "x-1", "service": "ksm"});
+        let app = json!({"alertname": "HighLatency", "service": "payment", "job": "payment"});
+        let body = json!({"version": "4", "status": "firing",
+                          "alerts": [alert(ksm, "firing"), alert(deployment, "firing"), alert(app, "firing")]});
+        let got = read(&body.to_string());
+        let services: Vec<&str> = got.accepted.iter().map(|e| e.service.as_str()).collect();
+        assert_eq!(services, ["cart", "web", "payment"]);
+        assert_eq!(
+            got.accepted[0].time_ms, 1_714_528_800_123,
+            "+08:00 and nanoseconds"
+        );
+    }
+
+    #[test]
+    fn an_alerts_notifications_share_a_fingerprint_and_firing_ones_a_lease() {
+        let labels = json!({"alertname": "Burn", "service": "payment", "severity": "critical"});
+        let reordered = json!({"severity": "critical", "service": "payment", "alertname": "Burn"});
+        let body = json!({"alerts": [alert(labels, "firing"), alert(reordered, "resolved")]});
+        let got = read(&body.to_string());
+        let (firing, resolved) = (&got.accepted[0], &got.accepted[1]);
+        assert_eq!(firing.end_ms, Some(NOW + LEASE));
+        assert_eq!(firing.severity, "critical");
+        assert_eq!(resolved.end_ms, Some(1_714_559_400_000));
+        assert_eq!(resolved.severity, "resolved");
+        assert!(firing.fingerprint.is_some());
+        assert_eq!(firing.fingerprint, resolved.fingerprint);
+        // Alertmanager's own fingerprint, when sent, is the one kept.
+        let mut sent = alert(json!({"alertname": "Burn", "service": "payment"}), "firing");
+        sent["fingerprint"] = json!("3f1a2b4c5d6e7f80");
+        let got = read(&json!({"alerts": [sent]}).to_string());
+        assert_eq!(
+            got.accepted[0].fingerprint.as_deref(),
+            Some("3f1a2b4c5d6e7f80")
+        );
+    }
+
+    #[test]
+    fn alerts_about_no_workload_are_noted_not_refused() {
+        let body = json!({"alerts": [alert(json!({"alertname": "Watchdog"}), "firing")]});
+        let got = read(&body.to_string());
+        assert!(got.accepted.is_empty());
+        assert!(got.from_alertmanager);
+        assert_eq!(got.rejected.len(), 1);
+        // A flat event without a service is still an error of the sender's.
+        let got = read(r#"[{"time": 1700000000, "reason": "x"}]"#);
+        assert!(!got.from_alertmanager);
+        assert_eq!(got.rejected, ["item 0: missing `service`"]);
+    }
 }

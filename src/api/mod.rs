@@ -51,8 +51,10 @@ pub struct ApiState {
     pub ready: Arc<AtomicBool>,
     pub view_cache: Arc<cache::ViewCache>,
     pub graph: crate::graph::GraphService,
-    /// Bytes of one span batch, decompressed.
+    /// Bytes of one span batch, decompressed (and of one events body).
     pub graph_max_body: usize,
+    /// See `GraphSettings::alert_firing_lease`.
+    pub alert_firing_lease: std::time::Duration,
     /// Seconds after a minute ends until every target has committed it
     /// (longest scrape interval + timeout + the minute roll).
     pub completion_lag_secs: i64,
@@ -93,7 +95,6 @@ pub fn router(state: ApiState) -> Router {
             get(servicemap::blast_radius),
         )
         .route("/api/v1/servicemap/stats", get(servicemap::stats))
-        .route("/api/v1/events", post(ingest::events))
         .nest(&state.api.grafana_prefix, grafana::routes())
         .route(
             &format!("{}/", state.api.grafana_prefix),
@@ -107,6 +108,8 @@ pub fn router(state: ApiState) -> Router {
     let spans = Router::new()
         .route("/v1/traces", post(ingest::otlp_traces))
         .route("/api/v2/spans", post(ingest::zipkin_spans))
+        // A cluster's `kubectl get events -A -o json` is megabytes.
+        .route("/api/v1/events", post(ingest::events))
         .route_layer(auth())
         .layer(DefaultBodyLimit::max(state.graph_max_body))
         .layer(RequestBodyLimitLayer::new(state.graph_max_body));

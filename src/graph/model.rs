@@ -292,4 +292,9 @@ pub struct Event {
     pub message: String,
     /// Normal / Warning for events; info / warning / critical for alerts.
     pub severity: String,
+    /// Alerts only: Alertmanager's fingerprint of the alert's labels. The
+    /// notifications of one alert (firing, repeated, resolved) share it
+    /// and its `time_ms` (`startsAt`), and read back as one event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
 }

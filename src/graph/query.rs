@@ -97,6 +97,32 @@ fn histogram(v: Value) -> Histogram {
     }
 }
 
+/// The events of `[$2, $1)` (Unix seconds), newest first, at most 10,000.
+/// An alert's notifications (firing, each repeat, resolved: rows with one
+/// fingerprint and `startsAt`) read as one event: `end_ms` is when it was
+/// resolved (NULL while firing), its severity the firing one, and it counts
+/// in every range from `startsAt` to its resolution, or while its last
+/// firing notification's lease lasts (the stored `end_ms` of a firing row).
+const EVENTS_IN_RANGE: &str = "
+    SELECT time_ms, end_ms, cluster, namespace, service, source, reason, message, severity,
+        fingerprint
+    FROM (
+        SELECT time_ms, end_ms, cluster, namespace, service, source, reason, message,
+            severity, fingerprint, coalesce(end_ms, time_ms) AS until
+        FROM events WHERE fingerprint IS NULL AND time_ms < $1 * 1000
+        UNION ALL
+        SELECT time_ms, min(end_ms) FILTER (WHERE severity = 'resolved'),
+            any_value(cluster), any_value(namespace), any_value(service), 'alert',
+            any_value(reason), arg_max(message, end_ms),
+            coalesce(arg_max(severity, end_ms) FILTER (WHERE severity <> 'resolved'), 'resolved'),
+            fingerprint,
+            coalesce(min(end_ms) FILTER (WHERE severity = 'resolved'), max(end_ms), time_ms)
+        FROM events WHERE fingerprint IS NOT NULL AND time_ms < $1 * 1000
+        GROUP BY fingerprint, time_ms
+    )
+    WHERE until >= $2 * 1000
+    ORDER BY time_ms DESC LIMIT 10000";
+
 /// Reads the range `[start, end)` (Unix seconds) from the store and the live
 /// minutes still in memory.
 pub async fn load(
@@ -149,11 +175,8 @@ pub async fn load(
                     })
                 })?
                 .collect::<Result<Vec<_>, _>>()?;
-            let mut stmt = conn.prepare(
-                "SELECT time_ms, end_ms, cluster, namespace, service, source, reason, message, severity
-                 FROM events WHERE time_ms < ? * 1000 AND coalesce(end_ms, time_ms) >= ? * 1000 ORDER BY time_ms LIMIT 10000",
-            )?;
-            let events = stmt
+            let mut stmt = conn.prepare(EVENTS_IN_RANGE)?;
+            let mut events = stmt
                 .query_map(duckdb::params![end, start], |r| {
                     Ok(Event {
                         time_ms: r.get(0)?,
@@ -165,9 +188,11 @@ pub async fn load(
                         reason: r.get::<_, Option<String>>(6)?.unwrap_or_default(),
                         message: r.get::<_, Option<String>>(7)?.unwrap_or_default(),
                         severity: r.get::<_, Option<String>>(8)?.unwrap_or_default(),
+                        fingerprint: r.get(9)?,
                     })
                 })?
                 .collect::<Result<Vec<_>, _>>()?;
+            events.reverse();
             Ok((edges, nodes, events))
         })
         .await?;

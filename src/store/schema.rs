@@ -194,6 +194,9 @@ const MIGRATIONS: &[&str] = &[
     // columns over it (`store::read::labels_of_row`). They are not
     // rewritten, which would cost a large store minutes at start-up.
     "ALTER TABLE series RENAME COLUMN labels TO other_labels;",
+    // 9: an alert's notifications (firing, repeated, resolved) are rows of
+    // one alert, found by Alertmanager's fingerprint (see `graph::query`).
+    "ALTER TABLE events ADD COLUMN fingerprint VARCHAR;",
 ];
 
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;

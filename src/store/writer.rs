@@ -769,7 +769,10 @@ fn write_graph<'a>(
             list(&s.server.counts)
         ])?;
     }
-    let mut event_stmt = conn.prepare("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")?;
+    let mut event_stmt = conn.prepare(
+        "INSERT INTO events (time_ms, end_ms, cluster, namespace, service, source, reason,
+             message, severity, fingerprint) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )?;
     for e in events {
         event_stmt.execute(params![
             e.time_ms,
@@ -780,7 +783,8 @@ fn write_graph<'a>(
             e.source,
             e.reason,
             e.message,
-            e.severity
+            e.severity,
+            e.fingerprint
         ])?;
     }
     Ok(())
