@@ -5,23 +5,30 @@
 
 /// The workload a pod name belongs to, from Kubernetes' naming rules:
 /// Deployment pods are `<name>-<replicaset hash>-<5 chars>`, DaemonSet and
-/// Job pods `<name>-<5 chars>`, StatefulSet pods `<name>-<ordinal>`.
+/// Job pods `<name>-<5 chars>`, a CronJob's pods `<name>-<scheduled minute,
+/// 8+ digits>-<5 chars>`, StatefulSet pods `<name>-<ordinal>`.
 pub fn workload_of(pod: &str) -> Option<String> {
     fn is_suffix(s: &str) -> bool {
         generated(s, 5..=5)
+    }
+    fn is_number(s: &str) -> bool {
+        !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
     }
     let mut parts: Vec<&str> = pod.split('-').collect();
     if parts.len() < 2 {
         return Some(pod.to_string());
     }
     let last = parts[parts.len() - 1];
-    if last.bytes().all(|b| b.is_ascii_digit()) {
+    // A generated suffix can be all digits (2, 4-9): one in a few hundred
+    // Deployment pods. A StatefulSet does not reach ordinal 20000.
+    if is_suffix(last) {
         parts.pop();
-    } else if is_suffix(last) {
-        parts.pop();
-        if parts.len() >= 2 && is_rs_hash(parts[parts.len() - 1]) {
+        let before = parts[parts.len() - 1];
+        if parts.len() >= 2 && (is_rs_hash(before) || (is_number(before) && before.len() >= 8)) {
             parts.pop();
         }
+    } else if is_number(last) {
+        parts.pop();
     }
     Some(parts.join("-"))
 }
@@ -71,6 +78,21 @@ mod tests {
             Some("node-exporter")
         );
         assert_eq!(workload_of("standalone").as_deref(), Some("standalone"));
+        assert_eq!(
+            workload_of("web-7d9f8c6b5-24568").as_deref(),
+            Some("web"),
+            "a generated suffix of digits"
+        );
+        assert_eq!(
+            workload_of("backup-28577280-x2x9q").as_deref(),
+            Some("backup"),
+            "a CronJob's pod"
+        );
+        assert_eq!(
+            workload_of("migrate-2024-x2x9q").as_deref(),
+            Some("migrate-2024")
+        );
+        assert_eq!(workload_of("kafka-12").as_deref(), Some("kafka"));
         assert_eq!(deployment_of_replicaset("checkout-7d9f8b6c4"), "checkout");
         assert_eq!(
             deployment_of_replicaset("order-api-5f7b9c8d4f"),
