@@ -529,12 +529,14 @@ fn time_ms_end(v: Option<&Value>) -> Option<i64> {
 /// for good.
 fn alert_of(v: &Value, now_ms: i64, firing_lease_ms: i64) -> Result<Event, &'static str> {
     let labels = v.get("labels").ok_or("alert without labels")?;
-    let service = match text(labels, &["deployment", "statefulset", "daemonset"]) {
-        s if !s.is_empty() => s,
-        _ => match text(labels, &["pod"]) {
-            pod if !pod.is_empty() => crate::kube_names::workload_of(&pod).unwrap_or(pod),
-            _ => text(labels, &["app", "workload", "service", "job"]),
-        },
+    let workload = text(labels, &["deployment", "statefulset", "daemonset"]);
+    let pod = text(labels, &["pod"]);
+    let service = if !workload.is_empty() {
+        workload
+    } else if !pod.is_empty() {
+        crate::kube_names::workload_of(&pod).unwrap_or(pod)
+    } else {
+        text(labels, &["app", "workload", "service", "job"])
     };
     if service.is_empty() {
         return Err("alert names no workload or service (labels deployment, statefulset, daemonset, pod, app, workload, service, job)");

@@ -137,6 +137,11 @@ impl Derivation {
         self.target.secs()
     }
 
+    /// Start of the window `t` (Unix seconds) falls in.
+    fn window_of(&self, t: i64) -> i64 {
+        t.div_euclid(self.width()) * self.width()
+    }
+
     /// `watermarks` entry: start of the first window not fully derived.
     fn watermark_name(&self) -> &'static str {
         self.target.table()
@@ -299,7 +304,7 @@ impl Maintenance {
 
     fn derive_logged(&mut self, d: &Derivation, horizon: i64, paced: bool) {
         let name = d.watermark_name();
-        let complete_until = horizon.div_euclid(d.width()) * d.width();
+        let complete_until = d.window_of(horizon);
         if self
             .up_to_date
             .get(name)
@@ -408,8 +413,7 @@ fn derive(
     yield_to: Option<&Published>,
     stop: &AtomicBool,
 ) -> Result<Derived, (u64, StoreError)> {
-    let width = d.width();
-    let end = horizon.div_euclid(width) * width;
+    let end = d.window_of(horizon);
     let mut written = 0u64;
     let mut successes = 0u32;
     while !stop.load(Ordering::Relaxed) {
@@ -588,7 +592,7 @@ fn derive_step_in_transaction(
             let sql = format!("SELECT min(ts) FROM {source}");
             let first: Option<i64> = conn.query_row(&sql, [], |r| r.get(0))?;
             match first {
-                Some(t) => UpToDate::NothingBefore(t.div_euclid(width) * width),
+                Some(t) => UpToDate::NothingBefore(d.window_of(t)),
                 None => return Ok(Step::NoSourceRows),
             }
         }
@@ -602,7 +606,7 @@ fn derive_step_in_transaction(
         let sql = format!("SELECT min(ts) FROM {source} WHERE ts >= ? AND ts < ?");
         let next: Option<i64> = conn.query_row(&sql, params![start, end], |r| r.get(0))?;
         match next {
-            Some(t) => t.div_euclid(width) * width,
+            Some(t) => d.window_of(t),
             None => {
                 set_progress(conn, d, end, 0)?;
                 return Ok(Step::Derived(0));
