@@ -950,5 +950,41 @@ async fn kubernetes_event_objects_attach_to_their_workloads() {
     })
     .await;
     assert_eq!(inventory[0]["reason"], "ScalingReplicaSet", "{inventory:?}");
+
+    // The list posted again a minute later (a cron job's next `kubectl get
+    // events`), the BackOff object updated in place by the kubelet: the
+    // same uid and first occurrence, a higher count and a later last one.
+    // Each object still reads as one event, lasting until its last
+    // occurrence.
+    let mut again = event_list.clone();
+    again["items"][0]["count"] = json!(9);
+    again["items"][0]["lastTimestamp"] = json!(chrono_like(now - 5));
+    for _ in 0..2 {
+        let r = http()
+            .post(fs.url("/api/v1/events?cluster=dc-01"))
+            .json(&again)
+            .send()
+            .await
+            .expect("post EventList again");
+        assert_eq!(r.status(), 202);
+    }
+    let checkout = eventually(Duration::from_secs(30), "the updated BackOff", || {
+        let rows = rows_of("dc-01/shop/checkout");
+        async move {
+            rows.await
+                .filter(|rows| rows[0]["end_ms"] == json!((now - 5) * 1000))
+        }
+    })
+    .await;
+    let reasons: Vec<&str> = checkout
+        .iter()
+        .filter_map(|r| r["reason"].as_str())
+        .collect();
+    assert_eq!(reasons, ["BackOff", "SuccessfulCreate"], "{checkout:?}");
+    assert_eq!(
+        checkout[0]["time_ms"],
+        json!((now - 300) * 1000),
+        "first occurrence"
+    );
     assert!(fs.proc.terminate().success());
 }

@@ -462,6 +462,13 @@ fn event_of(v: &Value) -> Result<Event, &'static str> {
 /// from the pod's name (see `workload_of`), a ReplicaSet's Deployment, any
 /// other object by its own name. The cluster is `clusterName` when the
 /// sender adds it (kubernetes-event-exporter does), else the request's.
+///
+/// Kubernetes folds repeats of an event into one object (`count` and
+/// `lastTimestamp`, or `series`), so an event lasts from its first
+/// occurrence to its last. Each update of the object is sent again (by an
+/// exporter, or by the next `kubectl get events` posted); they share the
+/// object's `uid` and first occurrence, which `graph::query` reads back as
+/// one event, as it does an alert's notifications.
 fn kubernetes_event_of(v: &Value) -> Result<Event, &'static str> {
     let object = v
         .get("involvedObject")
@@ -478,24 +485,44 @@ fn kubernetes_event_of(v: &Value) -> Result<Event, &'static str> {
         _ => name,
     };
     let metadata = v.get("metadata").cloned().unwrap_or(Value::Null);
-    let time_ms = [
+    let first_ms = [
+        v.get("firstTimestamp"),
+        v.get("deprecatedFirstTimestamp"),
+        v.get("eventTime"),
         v.get("lastTimestamp"),
         v.get("series").and_then(|s| s.get("lastObservedTime")),
-        v.get("eventTime"),
         v.get("deprecatedLastTimestamp"),
-        v.get("firstTimestamp"),
         metadata.get("creationTimestamp"),
     ]
     .into_iter()
     .find_map(time_ms)
     .ok_or("event without a time (lastTimestamp, eventTime, firstTimestamp)")?;
+    let last_ms = [
+        v.get("lastTimestamp"),
+        v.get("series").and_then(|s| s.get("lastObservedTime")),
+        v.get("deprecatedLastTimestamp"),
+    ]
+    .into_iter()
+    .find_map(time_ms)
+    .filter(|last| *last > first_ms);
     let namespace = match text(object, &["namespace"]) {
-        ns if ns.is_empty() => text(&metadata, &["namespace"]),
+        ns if ns.is_empty()
+            && !CLUSTER_SCOPED_KINDS.contains(&text(object, &["kind"]).as_str()) =>
+        {
+            text(&metadata, &["namespace"])
+        }
         ns => ns,
     };
+    // Without a uid (a hand-written or trimmed object), the Event's own
+    // name, unique in its namespace, identifies it as well.
+    let identity = match (text(&metadata, &["uid"]), text(&metadata, &["name"])) {
+        (uid, _) if !uid.is_empty() => uid,
+        (_, name) if !name.is_empty() => format!("{}/{name}", text(&metadata, &["namespace"])),
+        _ => String::new(),
+    };
     Ok(Event {
-        time_ms,
-        end_ms: None,
+        time_ms: first_ms,
+        end_ms: last_ms,
         cluster: text(v, &["clusterName", "cluster"]),
         namespace,
         service,
@@ -506,9 +533,22 @@ fn kubernetes_event_of(v: &Value) -> Result<Event, &'static str> {
             s if s.is_empty() => "Normal".into(),
             s => s,
         },
-        fingerprint: None,
+        fingerprint: (!identity.is_empty()).then_some(identity),
     })
 }
+
+/// Kinds without a namespace. Their events are filed in `default` (the
+/// Event object needs one), which is not where the object lives.
+const CLUSTER_SCOPED_KINDS: [&str; 8] = [
+    "Node",
+    "Namespace",
+    "PersistentVolume",
+    "StorageClass",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "CustomResourceDefinition",
+    "CertificateSigningRequest",
+];
 
 fn time_ms_end(v: Option<&Value>) -> Option<i64> {
     time_ms(v).filter(|t| *t > 0)
@@ -808,5 +848,50 @@ mod tests {
         let got = read(r#"[{"time": 1700000000, "reason": "x"}]"#);
         assert!(!got.from_alertmanager);
         assert_eq!(got.rejected, ["item 0: missing `service`"]);
+    }
+
+    #[test]
+    fn a_kubernetes_event_lasts_from_its_first_occurrence_to_its_last() {
+        let body = json!({
+            "metadata": {"name": "node-3.1820f3a9c2b1d4e5", "namespace": "default",
+                         "uid": "9a1f2b3c-0000-4000-8000-000000000001"},
+            "involvedObject": {"kind": "Node", "name": "node-3", "uid": "node-3"},
+            "reason": "NodeNotReady", "type": "Normal", "count": 4,
+            "firstTimestamp": "2024-05-01T10:00:00Z", "lastTimestamp": "2024-05-01T10:30:00Z"
+        });
+        let node = &read(&body.to_string()).accepted[0];
+        assert_eq!(node.time_ms, 1_714_557_600_000);
+        assert_eq!(node.end_ms, Some(1_714_559_400_000));
+        assert_eq!(node.namespace, "", "a Node lives in no namespace");
+        assert_eq!(
+            node.fingerprint.as_deref(),
+            Some("9a1f2b3c-0000-4000-8000-000000000001")
+        );
+        // events.k8s.io/v1: the series' last observation; no uid, so the
+        // Event's namespace and name identify it.
+        let series = json!({
+            "metadata": {"name": "web-0.17f", "namespace": "shop"},
+            "regarding": {"kind": "Pod", "name": "web-0", "namespace": "shop"},
+            "reason": "Unhealthy", "type": "Warning",
+            "eventTime": "2024-05-01T10:00:00.250000Z",
+            "series": {"count": 12, "lastObservedTime": "2024-05-01T10:05:00.500000Z"}
+        });
+        let pod = &read(&series.to_string()).accepted[0];
+        assert_eq!(
+            (pod.time_ms, pod.end_ms),
+            (1_714_557_600_250, Some(1_714_557_900_500))
+        );
+        assert_eq!(pod.namespace, "shop");
+        assert_eq!(pod.service, "web");
+        assert_eq!(pod.fingerprint.as_deref(), Some("shop/web-0.17f"));
+        // Seen once: a point in time.
+        let once = json!({
+            "involvedObject": {"kind": "Deployment", "name": "web", "namespace": "shop"},
+            "reason": "ScalingReplicaSet", "count": 1,
+            "firstTimestamp": "2024-05-01T10:00:00Z", "lastTimestamp": "2024-05-01T10:00:00Z"
+        });
+        let once = &read(&once.to_string()).accepted[0];
+        assert_eq!((once.time_ms, once.end_ms), (1_714_557_600_000, None));
+        assert_eq!(once.fingerprint, None);
     }
 }

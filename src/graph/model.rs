@@ -292,9 +292,12 @@ pub struct Event {
     pub message: String,
     /// Normal / Warning for events; info / warning / critical for alerts.
     pub severity: String,
-    /// Alerts only: Alertmanager's fingerprint of the alert's labels. The
-    /// notifications of one alert (firing, repeated, resolved) share it
-    /// and its `time_ms` (`startsAt`), and read back as one event.
+    /// What identifies one event sent several times: an alert's
+    /// Alertmanager fingerprint (its notifications, firing, repeated and
+    /// resolved, share it and `time_ms`, its `startsAt`), or a Kubernetes
+    /// Event object's `uid` (else its namespace/name: its updates share it
+    /// and `time_ms`, the first occurrence). Rows sharing both, in one
+    /// cluster, read back as one event.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fingerprint: Option<String>,
 }

@@ -98,11 +98,16 @@ fn histogram(v: Value) -> Histogram {
 }
 
 /// The events of `[$2, $1)` (Unix seconds), newest first, at most 10,000.
-/// An alert's notifications (firing, each repeat, resolved: rows with one
-/// fingerprint and `startsAt`) read as one event: `end_ms` is when it was
-/// resolved (NULL while firing), its severity the firing one, and it counts
-/// in every range from `startsAt` to its resolution, or while its last
-/// firing notification's lease lasts (the stored `end_ms` of a firing row).
+/// Rows sharing a fingerprint and a start are one event sent several
+/// times, read back as one:
+/// - an alert's notifications (firing, each repeat, resolved: one
+///   fingerprint and `startsAt`): `end_ms` is when it was resolved (NULL
+///   while firing), its severity the firing one, and it counts in every
+///   range from `startsAt` to its resolution, or while its last firing
+///   notification's lease lasts (the stored `end_ms` of a firing row);
+/// - the updates of one Kubernetes Event object (one `uid`, or namespace
+///   and name, and first occurrence): it lasts until the latest update's
+///   last occurrence, and reads as that update.
 const EVENTS_IN_RANGE: &str = "
     SELECT time_ms, end_ms, cluster, namespace, service, source, reason, message, severity,
         fingerprint
@@ -111,14 +116,18 @@ const EVENTS_IN_RANGE: &str = "
             severity, fingerprint, coalesce(end_ms, time_ms) AS until
         FROM events WHERE fingerprint IS NULL AND time_ms < $1 * 1000
         UNION ALL
-        SELECT time_ms, min(end_ms) FILTER (WHERE severity = 'resolved'),
-            any_value(cluster), any_value(namespace), any_value(service), 'alert',
-            any_value(reason), arg_max(message, end_ms),
-            coalesce(arg_max(severity, end_ms) FILTER (WHERE severity <> 'resolved'), 'resolved'),
+        SELECT time_ms,
+            CASE WHEN source = 'alert' THEN min(end_ms) FILTER (WHERE severity = 'resolved')
+                ELSE max(end_ms) END,
+            cluster, any_value(namespace), any_value(service), source,
+            any_value(reason), arg_max(message, coalesce(end_ms, time_ms)),
+            coalesce(
+                arg_max(severity, coalesce(end_ms, time_ms)) FILTER (WHERE severity <> 'resolved'),
+                'resolved'),
             fingerprint,
             coalesce(min(end_ms) FILTER (WHERE severity = 'resolved'), max(end_ms), time_ms)
         FROM events WHERE fingerprint IS NOT NULL AND time_ms < $1 * 1000
-        GROUP BY fingerprint, time_ms
+        GROUP BY fingerprint, time_ms, source, cluster
     )
     WHERE until >= $2 * 1000
     ORDER BY time_ms DESC LIMIT 10000";
@@ -239,6 +248,8 @@ impl GraphScope {
     }
 }
 
+/// Kubernetes event reasons that mean the workload is down or restarting,
+/// whatever the event's type says.
 const FAILING_REASONS: [&str; 6] = [
     "CrashLoopBackOff",
     "OOMKilled",
@@ -253,6 +264,67 @@ const DEGRADED_REASONS: [&str; 4] = [
     "ProbeWarning",
     "FailedMount",
 ];
+
+/// Severities as alerting rules spell them (kube-prometheus' critical /
+/// warning / info, PagerDuty's critical / error / warning / info, P1-P5,
+/// sev0-sev4, syslog's levels, Zabbix' disaster / high / average),
+/// compared without case.
+const FAILING_SEVERITIES: [&str; 16] = [
+    "critical",
+    "crit",
+    "fatal",
+    "emergency",
+    "emerg",
+    "alert",
+    "page",
+    "error",
+    "err",
+    "high",
+    "major",
+    "disaster",
+    "p0",
+    "p1",
+    "sev0",
+    "sev1",
+];
+const DEGRADED_SEVERITIES: [&str; 11] = [
+    "warning", "warn", "average", "medium", "moderate", "minor", "low", "p2", "p3", "sev2", "sev3",
+];
+
+/// Severities of alerts that report rather than warn, and a resolution.
+const QUIET_SEVERITIES: [&str; 11] = [
+    "resolved",
+    "info",
+    "informational",
+    "information",
+    "notice",
+    "none",
+    "debug",
+    "ok",
+    "p4",
+    "p5",
+    "sev4",
+];
+
+/// What one event says of its node's health: its reason first (a
+/// CrashLoopBackOff fails the node whatever the event's type), then its
+/// severity. A Kubernetes event of type Normal says nothing; an alert says
+/// something fired, so one whose severity is missing or unknown degrades
+/// its node, and only info-like severities (info, none, notice, P4...)
+/// and a lone resolution leave it healthy.
+fn health_of_event(e: &Event) -> Health {
+    let reason = e.reason.as_str();
+    let is = |list: &[&str]| list.iter().any(|s| e.severity.eq_ignore_ascii_case(s));
+    let an_alert_that_fired = e.source == "alert" && !is(&QUIET_SEVERITIES);
+    if FAILING_REASONS.contains(&reason) || is(&FAILING_SEVERITIES) {
+        Health::Failing
+    } else if DEGRADED_REASONS.contains(&reason) || is(&DEGRADED_SEVERITIES) || an_alert_that_fired
+    {
+        Health::Degraded
+    } else {
+        Health::Healthy
+    }
+}
 
 impl Loaded {
     fn node(&self, id: &str) -> Node {
@@ -336,18 +408,7 @@ impl Loaded {
                     Health::Healthy
                 };
                 for e in &events {
-                    let from_event = if FAILING_REASONS.contains(&e.reason.as_str())
-                        || e.severity.eq_ignore_ascii_case("critical")
-                    {
-                        Health::Failing
-                    } else if DEGRADED_REASONS.contains(&e.reason.as_str())
-                        || e.severity.eq_ignore_ascii_case("warning")
-                    {
-                        Health::Degraded
-                    } else {
-                        Health::Healthy
-                    };
-                    health = health.max(from_event);
+                    health = health.max(health_of_event(e));
                 }
                 let latency = if inc.server.count() > 0 {
                     &inc.server
@@ -732,5 +793,48 @@ mod tests {
             ids(&collapsed).contains(&"mysql://mysql.shop.svc"),
             "middleware stays itself"
         );
+    }
+
+    #[test]
+    fn alerts_and_events_set_health_as_their_senders_spell_severity() {
+        let health_with = |source: &str, reason: &str, severity: &str| {
+            let mut g = shop();
+            g.events.push(Event {
+                time_ms: 0,
+                end_ms: None,
+                cluster: "dc-01".into(),
+                namespace: "shop".into(),
+                service: "inventory".into(),
+                source: source.into(),
+                reason: reason.into(),
+                message: String::new(),
+                severity: severity.into(),
+                fingerprint: None,
+            });
+            let map = g.service_map(&GraphScope::default(), 100);
+            let inventory = map.nodes.iter().find(|n| n.node.name == "inventory");
+            inventory.map(|n| (n.health, n.events))
+        };
+        let cases = [
+            ("kubernetes", "Pulled", "Normal", Health::Healthy),
+            ("kubernetes", "Unhealthy", "Warning", Health::Degraded),
+            ("kubernetes", "BackOff", "Warning", Health::Failing),
+            ("alert", "ErrorBudgetBurn", "page", Health::Failing),
+            ("alert", "ErrorBudgetBurn", "P1", Health::Failing),
+            ("alert", "ErrorBudgetBurn", "Error", Health::Failing),
+            ("alert", "QueueGrowing", "P3", Health::Degraded),
+            ("alert", "QueueGrowing", "", Health::Degraded),
+            ("alert", "QueueGrowing", "ticket", Health::Degraded),
+            ("alert", "CapacityReport", "info", Health::Healthy),
+            ("alert", "CapacityReport", "none", Health::Healthy),
+            ("alert", "QueueGrowing", "resolved", Health::Healthy),
+        ];
+        for (source, reason, severity, health) in cases {
+            assert_eq!(
+                health_with(source, reason, severity),
+                Some((health, 1)),
+                "{source} {reason} {severity:?}"
+            );
+        }
     }
 }
