@@ -243,6 +243,8 @@ pub struct Ingestor {
     scrape_seq: u32,
     key: Vec<u8>,
     scratch: String,
+    /// TYPE lines in the last scrape's payload: the parser's room for them.
+    families: usize,
 }
 
 impl Ingestor {
@@ -262,6 +264,7 @@ impl Ingestor {
             scrape_seq: 0,
             key: Vec::with_capacity(256),
             scratch: String::new(),
+            families: 0,
         }
     }
 
@@ -383,6 +386,7 @@ impl Ingestor {
             scrape_seq,
             key,
             scratch,
+            families,
         } = self;
         // 0 is the mark of a slot no scrape has staged yet.
         *scrape_seq = scrape_seq.wrapping_add(1).max(1);
@@ -391,7 +395,7 @@ impl Ingestor {
         let mut labels: Vec<(&str, LabelValue<'_>)> = Vec::with_capacity(16);
         let mut metric_names: HashMap<&str, Arc<str>> = HashMap::new();
         let mut expected = 0usize;
-        let mut parser = Parser::new(body, format);
+        let mut parser = Parser::new(body, format).scraping(*families);
         loop {
             let hint = previous.get(expected).map(|p| ExpectedKey {
                 len: p.key_len,
@@ -499,6 +503,7 @@ impl Ingestor {
                 value: sample.value,
             });
         }
+        *families = parser.families_typed();
         Ok(stats)
     }
 

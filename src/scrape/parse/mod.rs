@@ -448,6 +448,8 @@ pub struct Parser<'a> {
     /// Prometheus: last family lookup (sample name, family, kind).
     cache: Option<(&'a str, &'a str, MetricKind)>,
     helps: Vec<(&'a str, &'a str)>,
+    /// Whether `helps` is kept (see [`Parser::scraping`]).
+    keep_help: bool,
     /// OpenMetrics: families already finished (to reject interleaving).
     seen: HashSet<&'a str>,
     /// Reused per label set: (label name, 1-based column).
@@ -482,6 +484,7 @@ impl<'a> Parser<'a> {
             types_indexed: 0,
             cache: None,
             helps: Vec::new(),
+            keep_help: true,
             seen: HashSet::new(),
             scratch: Vec::new(),
             expected: None,
@@ -500,6 +503,21 @@ impl<'a> Parser<'a> {
         }
         self.line_feeds_in_values = false;
         self
+    }
+
+    /// For a scrape: HELP texts are not kept (nothing reads them), and room
+    /// for `families` TYPE lines (the target's last scrape's count, see
+    /// [`Parser::families_typed`]) is made at once rather than by doubling
+    /// through the payload, which cost ~3 % of the scrape workers' CPU.
+    pub fn scraping(mut self, families: usize) -> Self {
+        self.keep_help = false;
+        self.types.reserve(families);
+        self
+    }
+
+    /// How many TYPE lines the payload had so far.
+    pub fn families_typed(&self) -> usize {
+        self.types.len()
     }
 
     /// The dialect this parser was created for.
@@ -688,7 +706,9 @@ impl<'a> Parser<'a> {
             Some(_) => return Err(self.err(ne + 1, "invalid character in metric name")),
         };
         if is_help {
-            self.helps.push((name, text));
+            if self.keep_help {
+                self.helps.push((name, text));
+            }
             return Ok(());
         }
         if text.is_empty() {
@@ -847,7 +867,9 @@ impl<'a> Parser<'a> {
                 self.fam.has_help = true;
                 // Any character may follow a backslash (`BS normal-char` in
                 // the ABNF); unknown escapes are kept as written.
-                self.helps.push((name, text));
+                if self.keep_help {
+                    self.helps.push((name, text));
+                }
             }
             1 => {
                 if self.fam.has_type {

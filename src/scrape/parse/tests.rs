@@ -250,6 +250,21 @@ fn help_type_unit() {
         .is_some_and(|r| r.is_ok_and(|s| s.kind == MetricKind::Counter)));
     assert_eq!(p.help("a"), Some("spaced help"));
 
+    // A scrape's parser reads the same samples and keeps no HELP text.
+    let input = b"# HELP a x\n# TYPE a counter\na_total 1\n# HELP b y\n# TYPE b gauge\nb 2\n";
+    let mut p = Parser::new(input, Format::Prometheus).scraping(1);
+    let kinds: Vec<_> = std::iter::from_fn(|| p.next_sample())
+        .map(|r| r.map(|s| (s.name, s.kind, s.value)))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            Ok(("a_total", MetricKind::Counter, 1.0)),
+            Ok(("b", MetricKind::Gauge, 2.0))
+        ]
+    );
+    assert_eq!((p.help("a"), p.families_typed()), (None, 2));
+
     // Prometheus: untyped -> Unknown; UNIT is just a comment.
     let s = prom("# TYPE u untyped\n# UNIT u seconds\nu 1\n");
     assert_eq!(s[0].kind, MetricKind::Unknown);
