@@ -508,7 +508,7 @@ impl<'a> Parser<'a> {
     /// For a scrape: HELP texts are not kept (nothing reads them), and room
     /// for `families` TYPE lines (the target's last scrape's count, see
     /// [`Parser::families_typed`]) is made at once rather than by doubling
-    /// through the payload, which cost ~3 % of the scrape workers' CPU.
+    /// through the payload (1.7 % of the scrape workers' CPU, 2026-12-03).
     pub fn scraping(mut self, families: usize) -> Self {
         self.keep_help = false;
         self.types.reserve(families);
