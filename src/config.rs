@@ -141,6 +141,13 @@ pub struct Retention {
     pub five_minutes: Duration,
     #[serde(rename = "1h", with = "humantime_serde")]
     pub one_hour: Duration,
+    /// The service graph's 1 m edge rows.
+    #[serde(with = "humantime_serde")]
+    pub graph: Duration,
+    /// Events and alert notifications, from when they last counted: an
+    /// alert still firing, or an event still recurring, is kept.
+    #[serde(with = "humantime_serde")]
+    pub events: Duration,
 }
 
 impl Default for Retention {
@@ -149,6 +156,8 @@ impl Default for Retention {
             one_minute: Duration::from_secs(2 * 86_400),
             five_minutes: Duration::from_secs(30 * 86_400),
             one_hour: Duration::from_secs(400 * 86_400),
+            graph: Duration::from_secs(30 * 86_400),
+            events: Duration::from_secs(30 * 86_400),
         }
     }
 }
@@ -339,6 +348,11 @@ impl Config {
             return invalid(
                 "retention must not shrink with coarser resolution (1m <= 5m <= 1h)".into(),
             );
+        }
+        for (name, keep) in [("graph", r.graph), ("events", r.events)] {
+            if keep < Duration::from_secs(3600) {
+                return invalid(format!("retention.{name} must be at least 1h"));
+            }
         }
         if let Some(token) = &self.api.bearer_token {
             if token.trim().is_empty() {
@@ -575,5 +589,13 @@ match = ['{job=~"node|kubelet"}']
         let threads = Config::from_toml_str("duckdb_threads = 0", Path::new("x.toml")).unwrap();
         let e = threads.validate().unwrap_err().to_string();
         assert!(e.contains("duckdb_threads"), "{e}");
+        let events = Config::from_toml_str(
+            "[retention]\nevents = \"10m\"\ngraph = \"90days\"",
+            Path::new("x.toml"),
+        )
+        .unwrap();
+        assert_eq!(events.retention.graph, Duration::from_secs(90 * 86_400));
+        let e = events.validate().unwrap_err().to_string();
+        assert!(e.contains("retention.events"), "{e}");
     }
 }

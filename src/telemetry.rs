@@ -225,7 +225,7 @@ impl Telemetry {
         );
         counter(
             "fleetscope_store_retention_deleted_rows_total",
-            "Rollup rows deleted by retention.",
+            "Rows deleted by retention: rollups, service graph edges, events.",
             self.rows_deleted_by_retention.load(Relaxed),
         );
         counter(

@@ -362,6 +362,26 @@ impl Maintenance {
                 Err(e) => tracing::error!(error = %e, table, "retention failed"),
             }
         }
+        // The service graph's edges by their minute (Unix seconds); events
+        // by when they last counted (Unix milliseconds), so an alert still
+        // firing (its lease renewed by each notification) keeps its rows.
+        for (table, sql, cutoff) in [
+            (
+                "graph_edges_1m",
+                "DELETE FROM graph_edges_1m WHERE ts < ?",
+                now - r.graph.as_secs() as i64,
+            ),
+            (
+                "events",
+                "DELETE FROM events WHERE coalesce(end_ms, time_ms) < ?",
+                (now - r.events.as_secs() as i64).saturating_mul(1000),
+            ),
+        ] {
+            match self.conn.execute(sql, [cutoff]) {
+                Ok(n) => self.telemetry.retention_deleted(n as u64),
+                Err(e) => tracing::error!(error = %e, table, "retention failed"),
+            }
+        }
     }
 }
 
@@ -982,17 +1002,7 @@ mod tests {
             queue: Arc::new(Semaphore::new(1)),
             busy_below_free: 0,
         });
-        let mut maintenance = Maintenance {
-            conn,
-            options: StoreOptions::new("/nonexistent", Default::default()),
-            telemetry: Arc::new(Telemetry::default()),
-            generations: Arc::new(Generations::default()),
-            published,
-            stop: Arc::new(AtomicBool::new(false)),
-            group_budget: GROUP_BUDGET,
-            last_retention: Some(Instant::now()),
-            up_to_date: HashMap::new(),
-        };
+        let mut maintenance = maintenance_of(conn, published);
         // The horizon is the clock's: 1140 + 60 - 180 = 1020 -> 600..900.
         maintenance.options.derive_lateness_secs = 180;
         maintenance.pass(false);
@@ -1014,6 +1024,78 @@ mod tests {
             .store(1320, Ordering::Release);
         maintenance.pass(false);
         assert_eq!(rows_5m(&probe).len(), 2);
+    }
+
+    /// Maintenance on `conn`, its retention not yet due.
+    fn maintenance_of(conn: Connection, published: Arc<Published>) -> Maintenance {
+        Maintenance {
+            conn,
+            options: StoreOptions::new("/nonexistent", Default::default()),
+            telemetry: Arc::new(Telemetry::default()),
+            generations: Arc::new(Generations::default()),
+            published,
+            stop: Arc::new(AtomicBool::new(false)),
+            group_budget: GROUP_BUDGET,
+            last_retention: Some(Instant::now()),
+            up_to_date: HashMap::new(),
+        }
+    }
+
+    /// The service graph's edges and events are kept for their own
+    /// retention (30 days by default), not forever; an alert that has
+    /// fired for longer than that, its lease renewed by each notification,
+    /// stays.
+    #[test]
+    fn retention_removes_old_graph_edges_and_events_but_not_a_firing_alert() {
+        let conn = store();
+        let probe = conn.try_clone().unwrap();
+        let day = 86_400i64;
+        let now = 100 * day;
+        conn.execute_batch(&format!(
+            "INSERT INTO graph_edges_1m (ts, source, target, kind, requests, errors, paired)
+                 VALUES ({old}, 'a', 'b', 'sync', 1, 0, 0), ({recent}, 'a', 'b', 'sync', 1, 0, 0);
+             INSERT INTO events (time_ms, end_ms, source, reason, severity, fingerprint) VALUES
+                 ({old}000, NULL, 'kubernetes', 'BackOff', 'Warning', NULL),
+                 ({old}000, {recent}000, 'kubernetes', 'BackOff', 'Warning', 'uid-1'),
+                 ({old}000, {old}000, 'alert', 'Burn', 'critical', 'f1'),
+                 ({old}000, {lease}000, 'alert', 'Burn', 'critical', 'f1'),
+                 ({recent}000, NULL, 'kubernetes', 'Pulled', 'Normal', NULL);",
+            old = now - 31 * day,
+            recent = now - day,
+            lease = now + day / 2,
+        ))
+        .unwrap();
+        let published = Arc::new(Published {
+            newest_minute: AtomicI64::new(i64::MIN),
+            queue: Arc::new(Semaphore::new(1)),
+            busy_below_free: 0,
+        });
+        let mut maintenance = maintenance_of(conn, published);
+        maintenance.apply_retention(now);
+        let edges: Vec<i64> = probe
+            .prepare("SELECT ts FROM graph_edges_1m")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(edges, [now - day]);
+        let mut events: Vec<(String, Option<i64>)> = probe
+            .prepare("SELECT reason, end_ms FROM events")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        events.sort();
+        assert_eq!(
+            events,
+            [
+                ("BackOff".to_string(), Some((now - day) * 1000)),
+                ("Burn".to_string(), Some((now + day / 2) * 1000)),
+                ("Pulled".to_string(), None),
+            ]
+        );
     }
 
     #[test]
