@@ -808,12 +808,26 @@ async fn grpc_failures_are_grpc_statuses() {
     );
 }
 
+/// POSTs `body` to `/api/v1/events{query}`; the answer of its 202.
+async fn post_events(fs: &Fleetscope, query: &str, body: &Value) -> Value {
+    let r = http()
+        .post(fs.url(&format!("/api/v1/events{query}")))
+        .json(body)
+        .send()
+        .await
+        .expect("post events");
+    assert_eq!(r.status(), 202);
+    r.json().await.expect("json")
+}
+
 /// Kubernetes Event objects as Kubernetes writes them: an EventList as
 /// `kubectl get events -o json` prints it (core/v1, with one events.k8s.io/v1
 /// event as newer components record them) and one event as
 /// kubernetes-event-exporter's webhook posts it (with `clusterName`). Each
-/// is attached to the workload of the object it is about. Written by hand
-/// after the API's field names (no API server runs here).
+/// is attached to the workload of the object it is about. The list posted
+/// again, one object updated, still reads as one event per object, lasting
+/// from its first occurrence to its last. Written by hand after the API's
+/// field names (no API server runs here).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubernetes_event_objects_attach_to_their_workloads() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -874,14 +888,7 @@ async fn kubernetes_event_objects_attach_to_their_workloads() {
             }
         ]
     });
-    let r = http()
-        .post(fs.url("/api/v1/events?cluster=dc-01"))
-        .json(&event_list)
-        .send()
-        .await
-        .expect("post EventList");
-    assert_eq!(r.status(), 202);
-    let answer: Value = r.json().await.expect("json");
+    let answer = post_events(&fs, "?cluster=dc-01", &event_list).await;
     assert_eq!(answer["accepted"], 3, "{answer}");
     assert!(
         answer["rejected"][0]
@@ -900,13 +907,7 @@ async fn kubernetes_event_objects_attach_to_their_workloads() {
         "involvedObject": {"kind": "Deployment", "namespace": "shop", "name": "inventory", "apiVersion": "apps/v1"},
         "clusterName": "dc-02"
     });
-    let r = http()
-        .post(fs.url("/api/v1/events"))
-        .json(&exported)
-        .send()
-        .await
-        .expect("post event");
-    assert_eq!(r.status(), 202);
+    post_events(&fs, "", &exported).await;
 
     let rows_of = |node: &'static str| {
         let fs = &fs;
@@ -960,13 +961,7 @@ async fn kubernetes_event_objects_attach_to_their_workloads() {
     again["items"][0]["count"] = json!(9);
     again["items"][0]["lastTimestamp"] = json!(chrono_like(now - 5));
     for _ in 0..2 {
-        let r = http()
-            .post(fs.url("/api/v1/events?cluster=dc-01"))
-            .json(&again)
-            .send()
-            .await
-            .expect("post EventList again");
-        assert_eq!(r.status(), 202);
+        post_events(&fs, "?cluster=dc-01", &again).await;
     }
     let checkout = eventually(Duration::from_secs(30), "the updated BackOff", || {
         let rows = rows_of("dc-01/shop/checkout");
