@@ -344,41 +344,42 @@ impl Maintenance {
 
     fn apply_retention(&mut self, now: i64) {
         let r = &self.options.retention;
-        for (resolution, keep) in [
+        let rollups = [
             (Resolution::OneMinute, r.one_minute),
             (Resolution::FiveMinutes, r.five_minutes),
             (Resolution::OneHour, r.one_hour),
-        ] {
+        ]
+        .map(|(resolution, keep)| {
             let table = resolution.stored_table();
-            let cutoff = now - keep.as_secs() as i64;
             let sql = format!("DELETE FROM {table} WHERE ts < ?");
-            match self.conn.execute(&sql, [cutoff]) {
-                Ok(n) => {
-                    self.telemetry.retention_deleted(n as u64);
-                    if n > 0 {
-                        self.generations.bump(resolution);
-                    }
-                }
-                Err(e) => tracing::error!(error = %e, table, "retention failed"),
-            }
-        }
+            (table, sql, now - keep.as_secs() as i64, Some(resolution))
+        });
         // The service graph's edges by their minute (Unix seconds); events
         // by when they last counted (Unix milliseconds), so an alert still
         // firing (its lease renewed by each notification) keeps its rows.
-        for (table, sql, cutoff) in [
+        // Neither is read through a generation.
+        let others = [
             (
                 "graph_edges_1m",
-                "DELETE FROM graph_edges_1m WHERE ts < ?",
+                "DELETE FROM graph_edges_1m WHERE ts < ?".to_string(),
                 now - r.graph.as_secs() as i64,
+                None,
             ),
             (
                 "events",
-                "DELETE FROM events WHERE coalesce(end_ms, time_ms) < ?",
+                "DELETE FROM events WHERE coalesce(end_ms, time_ms) < ?".to_string(),
                 (now - r.events.as_secs() as i64).saturating_mul(1000),
+                None,
             ),
-        ] {
-            match self.conn.execute(sql, [cutoff]) {
-                Ok(n) => self.telemetry.retention_deleted(n as u64),
+        ];
+        for (table, sql, cutoff, resolution) in rollups.into_iter().chain(others) {
+            match self.conn.execute(&sql, [cutoff]) {
+                Ok(n) => {
+                    self.telemetry.retention_deleted(n as u64);
+                    if let Some(resolution) = resolution.filter(|_| n > 0) {
+                        self.generations.bump(resolution);
+                    }
+                }
                 Err(e) => tracing::error!(error = %e, table, "retention failed"),
             }
         }
@@ -997,12 +998,7 @@ mod tests {
         )
         .unwrap();
         let probe = conn.try_clone().unwrap();
-        let published = Arc::new(Published {
-            newest_minute: AtomicI64::new(1140),
-            queue: Arc::new(Semaphore::new(1)),
-            busy_below_free: 0,
-        });
-        let mut maintenance = maintenance_of(conn, published);
+        let mut maintenance = maintenance_of(conn, 1140);
         // The horizon is the clock's: 1140 + 60 - 180 = 1020 -> 600..900.
         maintenance.options.derive_lateness_secs = 180;
         maintenance.pass(false);
@@ -1026,14 +1022,19 @@ mod tests {
         assert_eq!(rows_5m(&probe).len(), 2);
     }
 
-    /// Maintenance on `conn`, its retention not yet due.
-    fn maintenance_of(conn: Connection, published: Arc<Published>) -> Maintenance {
+    /// Maintenance on `conn` whose writer has committed up to
+    /// `newest_minute`, its retention not yet due.
+    fn maintenance_of(conn: Connection, newest_minute: i64) -> Maintenance {
         Maintenance {
             conn,
             options: StoreOptions::new("/nonexistent", Default::default()),
             telemetry: Arc::new(Telemetry::default()),
             generations: Arc::new(Generations::default()),
-            published,
+            published: Arc::new(Published {
+                newest_minute: AtomicI64::new(newest_minute),
+                queue: Arc::new(Semaphore::new(1)),
+                busy_below_free: 0,
+            }),
             stop: Arc::new(AtomicBool::new(false)),
             group_budget: GROUP_BUDGET,
             last_retention: Some(Instant::now()),
@@ -1065,12 +1066,7 @@ mod tests {
             lease = now + day / 2,
         ))
         .unwrap();
-        let published = Arc::new(Published {
-            newest_minute: AtomicI64::new(i64::MIN),
-            queue: Arc::new(Semaphore::new(1)),
-            busy_below_free: 0,
-        });
-        let mut maintenance = maintenance_of(conn, published);
+        let mut maintenance = maintenance_of(conn, i64::MIN);
         maintenance.apply_retention(now);
         let edges: Vec<i64> = probe
             .prepare("SELECT ts FROM graph_edges_1m")
