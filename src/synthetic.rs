@@ -116,7 +116,9 @@ fn build(shape: &FleetShape) -> Builder {
     for c in 0..shape.clusters {
         let cluster = format!("dc-{:02}", c + 1);
         let nodes: Vec<String> = (0..shape.nodes_per_cluster.max(1))
-            .map(|n| format!("{cluster}-node-{:02}", n + 1))
+            // Fully qualified, as most clouds name nodes: dots in a name
+            // are what Grafana's regex-formatted variables escape.
+            .map(|n| format!("node-{:02}.{cluster}.internal", n + 1))
             .collect();
         for (n, node) in nodes.iter().enumerate() {
             let seed = (c * 1000 + n) as u64;

@@ -155,7 +155,9 @@ async fn topology_is_the_graph(protocol: Otlp) {
         "range": {"from": chrono_like(now - 900), "to": chrono_like(now + 120)},
         "targets": [
             {"refId": "A", "target": "service_map", "payload": {"namespace": "shop"}},
-            {"refId": "B", "target": "blast_radius", "payload": {"node": "mysql://mysql.shop.svc/orders"}},
+            // As the plugin sends `"node": "$node"` in builder mode: the
+            // value in Grafana's regex format (`escapeRegex`).
+            {"refId": "B", "target": "blast_radius", "payload": {"node": r"mysql:\/\/mysql\.shop\.svc\/orders"}},
             {"refId": "C", "target": "service_focus", "payload": {"node": "dc-01/shop/inventory", "hops": 1}}
         ]
     });
@@ -376,11 +378,16 @@ async fn bad_span_bodies_are_rejected_clearly() {
         .await
         .expect("req");
     assert_eq!(r.status(), 413);
-    // Spans with missing ids are dropped and reported; the valid one counts.
+    // Spans with missing ids or start times, or that start an hour ahead of
+    // the clock (a skewed host, or microseconds sent as nanoseconds), are
+    // dropped and reported; the valid one counts.
+    let hour_ahead = ((unix_now() + 3600) as u64 * 1_000_000_000).to_string();
     let body = json!({"resourceSpans": [{
         "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "a"}}]},
         "scopeSpans": [{"spans": [
             {"traceId": "", "spanId": "0102030405060708", "kind": 2, "startTimeUnixNano": "1", "endTimeUnixNano": "2"},
+            {"traceId": "0102030405060708090a0b0c0d0e0f10", "spanId": "0102030405060709", "kind": 2},
+            {"traceId": "0102030405060708090a0b0c0d0e0f10", "spanId": "010203040506070a", "kind": 2, "startTimeUnixNano": hour_ahead, "endTimeUnixNano": hour_ahead},
             {"traceId": "0102030405060708090a0b0c0d0e0f10", "spanId": "0102030405060708", "kind": 2, "startTimeUnixNano": "1", "endTimeUnixNano": "2"}
         ]}]
     }]});
@@ -393,7 +400,15 @@ async fn bad_span_bodies_are_rejected_clearly() {
     .expect("req");
     assert_eq!(r.status(), 200);
     let v: Value = r.json().await.expect("json");
-    assert_eq!(v["partialSuccess"]["rejectedSpans"], "1", "{v}");
+    assert_eq!(v["partialSuccess"]["rejectedSpans"], "3", "{v}");
+    let why = v["partialSuccess"]["errorMessage"].as_str().unwrap_or("");
+    for reason in [
+        "invalid trace id",
+        "missing timestamp",
+        "ahead of the collector's clock",
+    ] {
+        assert!(why.contains(reason), "{reason:?} in {why:?}");
+    }
     let metrics = fs.self_metrics().await;
     assert!(
         metrics.contains("fleetscope_spans_received_total 1"),

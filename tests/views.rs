@@ -15,6 +15,8 @@ use fleetscope::views::{
 
 const MINUTES: i64 = 10;
 const DEADLINE: Duration = Duration::from_secs(10);
+/// `api.max_points`' default.
+const MAX_POINTS: usize = 1_000_000;
 
 struct Fleet {
     writer: StoreWriter,
@@ -369,7 +371,9 @@ async fn nodes_series_and_derived_resolution_agree() {
         limit: 10,
         ..Default::default()
     };
-    let by_cluster = views::timeseries(&f.reader, &q, r, DEADLINE).await.unwrap();
+    let by_cluster = views::timeseries(&f.reader, &q, r, MAX_POINTS, DEADLINE)
+        .await
+        .unwrap();
     assert_eq!(by_cluster.series.len(), 2);
     assert!(
         by_cluster.series[0].values.iter().all(|v| close(*v, 0.7)),
@@ -395,9 +399,21 @@ async fn nodes_series_and_derived_resolution_agree() {
                 limit: 100,
                 ..Default::default()
             };
-            let in_store = views::timeseries(&f.reader, &q, r, DEADLINE).await.unwrap();
+            let in_store = views::timeseries(&f.reader, &q, r, MAX_POINTS, DEADLINE)
+                .await
+                .unwrap();
             q.selector = Some(views::selector::Selector::parse(r#"{cluster=~".*"}"#).unwrap());
-            let general = views::timeseries(&f.reader, &q, r, DEADLINE).await.unwrap();
+            let general = views::timeseries(&f.reader, &q, r, MAX_POINTS, DEADLINE)
+                .await
+                .unwrap();
+            // Series held one by one cost a value per step each: past the
+            // budget the query is refused, not evaluated.
+            let below_one_series = r.buckets().len() - 1;
+            let tight = views::timeseries(&f.reader, &q, r, below_one_series, DEADLINE).await;
+            assert!(
+                matches!(&tight, Err(views::ViewError::BadRequest(m)) if m.contains("api.max_points")),
+                "{agg:?} by {by:?}: {tight:?}"
+            );
             assert!(in_store.series.len() >= 2, "{agg:?} by {by:?}");
             assert_eq!(in_store.total, general.total, "{agg:?} by {by:?}");
             for (a, b) in in_store.series.iter().zip(&general.series) {
@@ -420,7 +436,7 @@ async fn nodes_series_and_derived_resolution_agree() {
     f.writer.sync().await.unwrap();
     let r5 = range(&f, 300);
     assert_eq!(r5.resolution.as_str(), "5m");
-    let derived = views::timeseries(&f.reader, &q, r5, DEADLINE)
+    let derived = views::timeseries(&f.reader, &q, r5, MAX_POINTS, DEADLINE)
         .await
         .unwrap();
     assert_eq!(derived.times.len(), 2);

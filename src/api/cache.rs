@@ -59,6 +59,14 @@ impl ViewCache {
                 .map_err(|_| ApiError::Internal("view cache poisoned".into()))?;
             inner.cells.entry(key.clone()).or_default().clone()
         };
+        // An entry whose computation failed or was abandoned (the client
+        // went away, the request timed out) goes, unless another caller
+        // still waits on it.
+        let _unfinished = ForgetUnfinished {
+            cache: self,
+            key: &key,
+            cell: &cell,
+        };
         let mut computed_here = false;
         let result = cell
             .get_or_try_init(|| async {
@@ -71,24 +79,44 @@ impl ViewCache {
             .inner
             .lock()
             .map_err(|_| ApiError::Internal("view cache poisoned".into()))?;
-        match &result {
-            Ok(answer) if computed_here => {
-                inner.order.push_back((key, answer.len()));
-                inner.bytes += answer.len();
-                while inner.bytes > self.max_bytes {
-                    let Some((old, size)) = inner.order.pop_front() else {
-                        break;
-                    };
-                    inner.bytes -= size;
-                    inner.cells.remove(&old);
-                }
+        if let (Ok(answer), true) = (&result, computed_here) {
+            inner.order.push_back((key.clone(), answer.len()));
+            inner.bytes += answer.len();
+            while inner.bytes > self.max_bytes {
+                let Some((old, size)) = inner.order.pop_front() else {
+                    break;
+                };
+                inner.bytes -= size;
+                inner.cells.remove(&old);
             }
-            Err(_) if !cell.initialized() => {
-                inner.cells.remove(&key);
-            }
-            _ => {}
         }
+        drop(inner);
         result
+    }
+}
+
+struct ForgetUnfinished<'a> {
+    cache: &'a ViewCache,
+    key: &'a str,
+    cell: &'a Cell,
+}
+
+impl Drop for ForgetUnfinished<'_> {
+    fn drop(&mut self) {
+        if self.cell.initialized() {
+            return;
+        }
+        let Ok(mut inner) = self.cache.inner.lock() else {
+            return;
+        };
+        // Held by the map and by this caller alone: nobody else waits.
+        let ours = inner
+            .cells
+            .get(self.key)
+            .is_some_and(|c| Arc::ptr_eq(c, self.cell) && Arc::strong_count(c) == 2);
+        if ours {
+            inner.cells.remove(self.key);
+        }
     }
 }
 
@@ -140,5 +168,24 @@ mod tests {
         let inner = cache.inner.lock().unwrap();
         assert!(inner.bytes <= 10);
         assert!(!inner.cells.contains_key("k"), "oldest entry evicted");
+    }
+
+    #[tokio::test]
+    async fn an_abandoned_computation_leaves_no_entry() {
+        let cache = ViewCache::new(1 << 20);
+        let abandoned = tokio::time::timeout(
+            std::time::Duration::from_millis(20),
+            cache.get_or_compute("k".into(), || async {
+                tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+                Ok("late".to_string())
+            }),
+        )
+        .await;
+        assert!(abandoned.is_err(), "timed out");
+        assert!(cache.inner.lock().unwrap().cells.is_empty());
+        let again = cache
+            .get_or_compute("k".into(), || async { Ok("now".to_string()) })
+            .await;
+        assert_eq!(again.unwrap().as_str(), "now");
     }
 }

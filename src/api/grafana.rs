@@ -223,13 +223,19 @@ fn request_range(req: &Value) -> Result<(i64, i64), ApiError> {
     let range = req.get("range");
     let from = time_ms(range.and_then(|r| r.get("from"))).map(|ms| ms.div_euclid(1000));
     let to = time_ms(range.and_then(|r| r.get("to"))).map(|ms| ms.div_euclid(1000));
-    if range.is_some_and(|r| r.get("from").is_some()) && from.is_none() {
-        return Err(ApiError::BadRequest(
-            "range.from is not an RFC 3339 time".into(),
-        ));
+    for (name, parsed) in [("from", from), ("to", to)] {
+        if range.is_some_and(|r| r.get(name).is_some()) && parsed.is_none() {
+            return Err(ApiError::BadRequest(format!(
+                "range.{name} is not an RFC 3339 time"
+            )));
+        }
     }
     let to = to.unwrap_or(now);
-    Ok((from.unwrap_or(to - 3600), to))
+    let from = from.unwrap_or(to.saturating_sub(3600));
+    if from > to {
+        return Err(ApiError::BadRequest("range.from is after range.to".into()));
+    }
+    Ok((from, to))
 }
 
 /// Ad hoc filters on the fleet dimensions; others become label matchers
@@ -876,16 +882,19 @@ async fn variable(
         })
         .unwrap_or_default();
     // The variable query is a dimension name, "metrics", or a JSON object
-    // {"target": "namespace", "cluster": "$cluster"} narrowing it.
-    let (what, args) = match serde_json::from_str::<Value>(&target) {
-        Ok(o @ Value::Object(_)) => (
+    // {"target": "namespace", "cluster": "$cluster"} narrowing it. The plugin
+    // sends a query in string format as that text (variables in Grafana's
+    // regex format) under `target`, and one in JSON format as the object
+    // itself.
+    let (what, args) = match parse_interpolated_object(&target) {
+        Some(o) => (
             o.get("target")
                 .and_then(Value::as_str)
                 .unwrap_or("")
                 .to_string(),
             ViewArgs::from_json(&o),
         ),
-        _ => (target.trim().to_string(), ViewArgs::default()),
+        None => (target.trim().to_string(), ViewArgs::from_json(&payload)),
     };
     let deadline = state.query_deadline();
     let values = if let Some(dim) = Dim::parse(&what) {
@@ -903,6 +912,34 @@ async fn variable(
             .map(|v| json!({"__text": v, "__value": v}))
             .collect(),
     )))
+}
+
+/// A JSON object written in a variable query, after Grafana put variables
+/// into it in its regex format: `"cluster":"eu\.prod"` is not JSON (`\.` is
+/// no JSON escape), so such escapes are doubled to reach the value as
+/// Grafana wrote it (`ViewArgs` undoes the regex format).
+fn parse_interpolated_object(text: &str) -> Option<Value> {
+    let parsed = serde_json::from_str::<Value>(text).or_else(|e| {
+        if !text.contains('\\') {
+            return Err(e);
+        }
+        let mut json = String::with_capacity(text.len() + 8);
+        let mut chars = text.chars().peekable();
+        while let Some(c) = chars.next() {
+            json.push(c);
+            if c == '\\' {
+                match chars.peek() {
+                    Some(&n) if "\"\\/bfnrtu".contains(n) => {
+                        json.push(n);
+                        chars.next();
+                    }
+                    _ => json.push('\\'),
+                }
+            }
+        }
+        serde_json::from_str::<Value>(&json)
+    });
+    parsed.ok().filter(Value::is_object)
 }
 
 async fn tag_keys(body: axum::body::Bytes) -> Result<Json<Value>, ApiError> {

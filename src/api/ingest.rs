@@ -100,7 +100,9 @@ async fn decode_and_submit(
             Wire::Zipkin => decode::zipkin_v2_json(&bytes),
             Wire::ZipkinProtobuf => decode::zipkin_v2_protobuf(&bytes),
         };
-        result.map_err(|e: DecodeError| ApiError::BadRequest(e.to_string()))
+        let mut decoded = result.map_err(|e: DecodeError| ApiError::BadRequest(e.to_string()))?;
+        decoded.reject_future(crate::graph::now_ns());
+        Ok(decoded)
     })
     .await
     .map_err(|e| ApiError::Internal(e.to_string()))?;

@@ -56,23 +56,86 @@ fn is_all(v: &str) -> bool {
     matches!(v, "" | "$__all" | "All" | "all" | "*" | ".*" | ".+")
 }
 
+/// What Grafana's `regex` variable format puts a backslash before
+/// (`escapeRegex` in `@grafana/data`). The JSON datasource plugin
+/// interpolates builder-mode payloads, targets and string variable queries
+/// in that format, so `$cluster` = `eu.prod` arrives as `eu\.prod` and a
+/// multi-select as `(eu\.prod|us\.prod)`.
+const GRAFANA_REGEX_ESCAPED: &[char] = &[
+    '\\', '^', '$', '*', '+', '?', '.', '(', ')', '|', '[', ']', '{', '}', '/',
+];
+
+/// A value as Grafana's `regex` format wrote it, back as it was. A backslash
+/// before anything else is kept: label values may hold one.
+pub fn grafana_unescape(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    let mut chars = v.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            if let Some(&next) = chars.peek().filter(|n| GRAFANA_REGEX_ESCAPED.contains(n)) {
+                chars.next();
+                out.push(next);
+                continue;
+            }
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Splits `v` at each `|` that is not escaped, undoing the escapes.
+fn unescaped_alternatives(v: &str) -> Vec<String> {
+    let mut parts = Vec::new();
+    let mut start = 0;
+    let mut escaped = false;
+    for (i, c) in v.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '|' => {
+                parts.push(grafana_unescape(&v[start..i]));
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(grafana_unescape(&v[start..]));
+    parts
+}
+
+/// Whether the last character of `v` is escaped by a backslash.
+fn ends_escaped(v: &str) -> bool {
+    let before_last = &v[..v.len() - v.chars().next_back().map_or(0, char::len_utf8)];
+    before_last
+        .bytes()
+        .rev()
+        .take_while(|b| *b == b'\\')
+        .count()
+        % 2
+        == 1
+}
+
 /// Splits one value the ways Grafana formats multi-value variables:
-/// `a|b` (regex/pipe), `{a,b}` (glob) or a plain single value.
+/// `a|b` (pipe), `(a|b)` (regex, its values escaped), `{a,b}` (glob) or a
+/// plain single value, escaped or not.
 pub fn split_multi(v: &str) -> Vec<String> {
     let v = v.trim();
-    let parts: Vec<&str> =
+    let parts: Vec<String> =
         if let Some(inner) = v.strip_prefix('{').and_then(|r| r.strip_suffix('}')) {
-            inner.split(',').collect()
-        } else if let Some(inner) = v.strip_prefix("(").and_then(|r| r.strip_suffix(')')) {
-            inner.split('|').collect()
+            inner.split(',').map(str::to_string).collect()
+        } else if let Some(inner) = v
+            .strip_prefix('(')
+            .filter(|_| v.ends_with(')') && !ends_escaped(v))
+            .and_then(|r| r.strip_suffix(')'))
+        {
+            unescaped_alternatives(inner)
         } else {
-            v.split('|').collect()
+            unescaped_alternatives(v)
         };
     parts
         .into_iter()
-        .map(str::trim)
+        .map(|p| p.trim().to_string())
         .filter(|p| !is_all(p))
-        .map(str::to_string)
         .collect()
 }
 
@@ -334,7 +397,10 @@ impl ViewRequest {
                 ViewAnswer::Status { times, panels }
             }
             ViewRequest::Timeseries(q) => {
-                ViewAnswer::Series(views::timeseries(reader, &q, range, deadline).await?)
+                let max_points = state.api.max_points;
+                ViewAnswer::Series(
+                    views::timeseries(reader, &q, range, max_points, deadline).await?,
+                )
             }
             graph => {
                 let g = graph_query::load(reader, &state.graph, range.start, range.end, deadline)
@@ -365,7 +431,7 @@ impl ViewRequest {
 
 /// `node` is a graph node id such as `dc-01/shop/checkout` or `mysql://db/orders`.
 fn required_node(args: &ViewArgs) -> Result<String, ApiError> {
-    args.raw("node").map(str::to_string).ok_or_else(|| {
+    args.raw("node").map(grafana_unescape).ok_or_else(|| {
         ApiError::BadRequest(
             "payload key `node` (a node id like cluster/namespace/service) is required".into(),
         )
@@ -463,6 +529,20 @@ mod tests {
         assert_eq!(split_multi("{a,b}"), vec!["a", "b"]);
         assert_eq!(split_multi("(a|b)"), vec!["a", "b"]);
         assert_eq!(split_multi("$__all"), Vec::<String>::new());
+        // Grafana's regex format, as the JSON datasource plugin sends
+        // builder-mode payloads and string variable queries.
+        assert_eq!(split_multi(r"eu\.prod"), vec!["eu.prod"]);
+        assert_eq!(
+            split_multi(r"(eu\.prod|ip-10-0-1-2\.ec2\.internal)"),
+            vec!["eu.prod", "ip-10-0-1-2.ec2.internal"]
+        );
+        assert_eq!(split_multi(r"a\|b"), vec!["a|b"]);
+        assert_eq!(split_multi(r"\(x\)"), vec!["(x)"]);
+        assert_eq!(split_multi(r"C:\temp"), vec![r"C:\temp"]);
+        assert_eq!(
+            grafana_unescape(r"mysql:\/\/db\/orders"),
+            "mysql://db/orders"
+        );
         let args = ViewArgs::from_json(
             &json!({"cluster": ["a", "b|c"], "namespace": "{x,y}", "pod": "All"}),
         );

@@ -127,8 +127,30 @@ pub const REJECT_END_BEFORE_START: &str = "end before start";
 /// A timestamp (or Zipkin duration) that is not a non-negative integer, or
 /// overflows u64 nanoseconds.
 pub const REJECT_TIMESTAMP: &str = "invalid timestamp";
-/// Zipkin span without `timestamp` (an incomplete fragment).
+/// A span without a start time: a Zipkin span without `timestamp` (an
+/// incomplete fragment), an OTLP span whose `startTimeUnixNano` is absent or
+/// 0 (the protocol's "unset").
 pub const REJECT_MISSING_TIMESTAMP: &str = "missing timestamp";
+/// How far ahead of this host's clock a span may start. Further out it is a
+/// skewed clock or a unit mistake (microseconds sent as nanoseconds), and
+/// its minute's edge statistics would wait in memory until the clock got
+/// there.
+pub const MAX_CLOCK_AHEAD_NANOS: u64 = 10 * 60 * 1_000_000_000;
+pub const REJECT_FUTURE: &str = "start more than 10 minutes ahead of the collector's clock";
+
+impl Decoded {
+    /// Drops the spans that start further ahead of `now_unix_nanos` than a
+    /// clock may run ([`MAX_CLOCK_AHEAD_NANOS`]).
+    pub fn reject_future(&mut self, now_unix_nanos: u64) {
+        let latest = now_unix_nanos.saturating_add(MAX_CLOCK_AHEAD_NANOS);
+        let before = self.spans.len();
+        self.spans.retain(|s| s.start_unix_nanos <= latest);
+        let dropped = (before - self.spans.len()) as u64;
+        if dropped > 0 {
+            self.reject_many(REJECT_FUTURE, dropped);
+        }
+    }
+}
 /// A JSON array element where a span object was expected.
 pub const REJECT_NOT_OBJECT: &str = "span is not an object";
 /// A Zipkin v1 span (`binaryAnnotations`, or annotations that carry an
@@ -474,8 +496,10 @@ fn zipkin_proto_as_json(span: &zipkin_proto::Span) -> Value {
         o.insert("parentId".into(), Value::from(hex(&span.parent_id)));
     }
     let kind = ["CLIENT", "SERVER", "PRODUCER", "CONSUMER"];
-    if let Some(k) = usize::try_from(span.kind - 1)
-        .ok()
+    if let Some(k) = span
+        .kind
+        .checked_sub(1)
+        .and_then(|i| usize::try_from(i).ok())
         .and_then(|i| kind.get(i))
     {
         o.insert("kind".into(), Value::from(*k));
@@ -731,6 +755,10 @@ fn push(
     cluster: Option<&str>,
     p: &SpanPicks<'_>,
 ) {
+    if core.start == 0 {
+        out.reject(REJECT_MISSING_TIMESTAMP);
+        return;
+    }
     if core.end < core.start {
         out.reject(REJECT_END_BEFORE_START);
         return;
@@ -1471,6 +1499,8 @@ mod tests {
             trace_id: Bytes::from_static(&[1; 16]),
             span_id: Bytes::from_static(&[2; 8]),
             kind: 3,
+            start_time_unix_nano: 1,
+            end_time_unix_nano: 2,
             attributes: vec![
                 lite::KeyValue {
                     key: Bytes::from_static(b"db.system"),
@@ -1583,6 +1613,8 @@ mod tests {
             trace_id: vec![1; 16],
             span_id: vec![2; 8],
             kind: 3,
+            start_time_unix_nano: 1,
+            end_time_unix_nano: 2,
             attributes: vec![kv("http.status_code", s("500"))],
             ..Default::default()
         };

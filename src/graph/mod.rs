@@ -90,7 +90,8 @@ pub enum GraphError {
     Store(#[from] crate::store::StoreError),
 }
 
-fn now_ns() -> u64 {
+/// This host's clock, in Unix nanoseconds (0 before 1970).
+pub fn now_ns() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)

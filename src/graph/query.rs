@@ -10,7 +10,7 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::{Bfs, Reversed};
 use serde::Serialize;
 
-use super::model::{EdgeKind, EdgeRow, EdgeStats, Event, Histogram, Node, NodeKind};
+use super::model::{EdgeKind, EdgeStats, Event, Histogram, Node, NodeKind};
 use super::{GraphService, HealthThresholds};
 use crate::store::{StoreError, StoreReader};
 
@@ -149,27 +149,27 @@ pub async fn load(
                  FROM graph_edges_1m WHERE ts >= ? AND ts < ?",
             )?;
             let mut rows = stmt.query(duckdb::params![start, end])?;
-            let mut edges = Vec::new();
+            // Merged as read: a month of minutes is tens of thousands of
+            // rows per edge, and only their sum is answered.
+            let mut edges: BTreeMap<(String, String, EdgeKind), EdgeStats> = BTreeMap::new();
             while let Some(r) = rows.next()? {
                 let kind: String = r.get(3)?;
                 let mut client = histogram(r.get(10)?);
                 client.sum_ms = r.get::<_, Option<f64>>(8)?.unwrap_or(0.0);
                 let mut server = histogram(r.get(11)?);
                 server.sum_ms = r.get::<_, Option<f64>>(9)?.unwrap_or(0.0);
-                edges.push(EdgeRow {
-                    minute: r.get(0)?,
-                    source: r.get(1)?,
-                    target: r.get(2)?,
-                    kind: if kind == "async" { EdgeKind::Async } else { EdgeKind::Sync },
-                    stats: EdgeStats {
+                let kind = if kind == "async" { EdgeKind::Async } else { EdgeKind::Sync };
+                edges
+                    .entry((r.get(1)?, r.get(2)?, kind))
+                    .or_default()
+                    .merge(&EdgeStats {
                         requests: r.get(4)?,
                         errors: r.get(5)?,
                         paired: r.get(6)?,
                         network_sum_ms: r.get::<_, Option<f64>>(7)?.unwrap_or(0.0),
                         client,
                         server,
-                    },
-                });
+                    });
             }
             let mut stmt = conn.prepare("SELECT id, kind, name, namespace, cluster, system FROM graph_nodes")?;
             let nodes = stmt
@@ -206,7 +206,7 @@ pub async fn load(
         })
         .await?;
     let mut loaded = Loaded {
-        edges: BTreeMap::new(),
+        edges: stored,
         nodes: nodes.into_iter().map(|n| (n.id.clone(), n)).collect(),
         events,
         seconds: (end - start).max(1) as f64,
@@ -224,7 +224,7 @@ pub async fn load(
         }
         Err(_) => Vec::new(),
     };
-    for row in stored.into_iter().chain(live_rows) {
+    for row in live_rows {
         loaded
             .edges
             .entry((row.source, row.target, row.kind))

@@ -69,9 +69,13 @@ pub struct Decoded {
 
 impl Decoded {
     pub fn reject(&mut self, reason: &'static str) {
+        self.reject_many(reason, 1);
+    }
+
+    pub fn reject_many(&mut self, reason: &'static str, count: u64) {
         match self.rejected.iter_mut().find(|(r, _)| *r == reason) {
-            Some((_, n)) => *n += 1,
-            None => self.rejected.push((reason, 1)),
+            Some((_, n)) => *n += count,
+            None => self.rejected.push((reason, count)),
         }
     }
 

@@ -57,13 +57,12 @@ impl TimeRange {
         now: i64,
         retention: &Retention,
     ) -> Result<TimeRange, ViewError> {
-        if end <= start {
-            return Err(ViewError::BadRequest(
-                "the range end must be after its start".into(),
-            ));
-        }
-        let span = end - start;
-        let wanted = min_step.max(1).max(ceil_div(span, max_points.max(1)));
+        let span = checked_span(start, end)?;
+        // A step longer than the range is one bucket: capped there, so no
+        // step a request names overflows the bucket arithmetic.
+        let wanted = min_step
+            .clamp(1, span)
+            .max(ceil_div(span, max_points.max(1)));
         let resolution = Resolution::for_query(wanted, start, now, retention);
         let res = resolution.secs();
         let step = ceil_div(wanted, res) * res;
@@ -79,11 +78,7 @@ impl TimeRange {
 
     /// One window over the whole range (graph views), unaligned.
     pub fn whole(start: i64, end: i64) -> Result<TimeRange, ViewError> {
-        if end <= start {
-            return Err(ViewError::BadRequest(
-                "the range end must be after its start".into(),
-            ));
-        }
+        checked_span(start, end)?;
         Ok(TimeRange {
             start,
             end,
@@ -107,6 +102,25 @@ impl TimeRange {
         let i = (t - self.start).div_euclid(self.step);
         (i >= 0 && self.start + i * self.step < self.end).then_some(i as usize)
     }
+}
+
+/// The last second of the year 9999: later times are not times a fleet has.
+const LATEST_TIME: i64 = 253_402_300_799;
+
+/// The length of `[start, end)`, which must be a non-empty range between
+/// 1970 and the year 9999.
+fn checked_span(start: i64, end: i64) -> Result<i64, ViewError> {
+    if end <= start {
+        return Err(ViewError::BadRequest(
+            "the range end must be after its start".into(),
+        ));
+    }
+    if start < 0 || end > LATEST_TIME {
+        return Err(ViewError::BadRequest(
+            "the range must lie between 1970 and the year 9999".into(),
+        ));
+    }
+    Ok(end - start)
 }
 
 /// Ceiling division for positive numbers (`i64::div_ceil` is unstable).
@@ -281,6 +295,14 @@ mod tests {
         assert!(day.buckets().len() <= 201);
         let hour = TimeRange::new(now - 3600, now, 15, 1000, now, &r).unwrap();
         assert_eq!((hour.step, hour.resolution), (60, Resolution::OneMinute));
+        // A step longer than the range is one bucket; times past the year
+        // 9999 or before 1970 are refused, not overflowed.
+        let hour_end = now - now % 3600;
+        let one = TimeRange::new(hour_end - 3600, hour_end, i64::MAX, 100, now, &r).unwrap();
+        assert_eq!(one.buckets().len(), 1);
+        assert!(TimeRange::new(now, i64::MAX, 60, 100, now, &r).is_err());
+        assert!(TimeRange::new(i64::MIN, now, 60, 100, now, &r).is_err());
+        assert!(TimeRange::whole(-1, now).is_err());
         let month = TimeRange::new(now - 30 * 86_400, now, 60, 1000, now, &r).unwrap();
         assert_ne!(
             month.resolution,

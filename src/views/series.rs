@@ -147,11 +147,15 @@ async fn matching_series(
         .collect())
 }
 
-/// Evaluates `query` over `range`.
+/// Evaluates `query` over `range`. Series evaluated one by one (label
+/// matchers, rates kept per series, grouping by labels that are not
+/// columns) are held a value per bucket each: more than `max_points` of
+/// those values is refused, as `/api/v1/rollup` refuses them.
 pub async fn timeseries(
     reader: &StoreReader,
     query: &SeriesQuery,
     range: TimeRange,
+    max_points: usize,
     deadline: Duration,
 ) -> Result<SeriesResult, ViewError> {
     let agg = query.agg.unwrap_or(SeriesAgg::Avg);
@@ -176,6 +180,15 @@ pub async fn timeseries(
         deadline,
     )
     .await?;
+    let points = series.len().saturating_mul(buckets.len());
+    if points > max_points {
+        return Err(ViewError::BadRequest(format!(
+            "{metric}: {} series x {} steps is {points} points, more than api.max_points ({max_points}); \
+             narrow the selection, group by a column label or widen the interval",
+            series.len(),
+            buckets.len()
+        )));
+    }
     let values = per_series_values(reader, &series, agg, range, deadline).await?;
 
     let per_series = query.by.is_none() && matches!(agg, SeriesAgg::Rate | SeriesAgg::Increase);

@@ -28,7 +28,18 @@ try {
   );
   process.exit(2);
 }
-const { toDataFrame, FieldType, getFieldDisplayName } = grafanaData;
+const { toDataFrame, FieldType, getFieldDisplayName, escapeRegex } = grafanaData;
+
+/**
+ * A variable's value in Grafana's `regex` format, which the plugin uses for
+ * builder-mode payloads and string variable queries: each value through
+ * @grafana/data's own `escapeRegex`, several joined as `(a|b)` (the format
+ * registry's rule for multi-value variables).
+ */
+function regexFormat(values) {
+  const escaped = values.map((v) => escapeRegex(String(v)));
+  return escaped.length === 1 ? escaped[0] : `(${escaped.join('|')})`;
+}
 
 const base = (process.argv[2] || process.env.FLEETSCOPE_GRAFANA_URL || '').replace(/\/+$/, '');
 if (!/^https?:\/\//.test(base)) {
@@ -231,6 +242,27 @@ test('variables parse the way the plugin parses them', async () => {
   assert.ok(narrowed.length >= 1 && narrowed.every((n) => namespaces.includes(n)), `narrowed namespaces ${narrowed}`);
   const metrics = await variable({ target: 'metrics' });
   assert.ok(metrics.includes('up'), `metrics variable lacks "up": ${metrics}`);
+});
+
+test('variables interpolated in the regex format the plugin uses', async () => {
+  const nodes = await variable({ target: 'node' });
+  const dotted = nodes.filter((n) => n.includes('.'));
+  assert.ok(dotted.length >= 2, `the seeded nodes are named with dots, as clouds name them: ${nodes}`);
+  const pods = await variable({ target: 'pod' });
+  // The dashboards' string-format query, its text interpolated as Grafana does.
+  const onOneNode = await variable({ target: '{"target":"pod","node":"$node"}'.replace('$node', regexFormat([dotted[0]])) });
+  assert.ok(onOneNode.length >= 1, `no pods on ${dotted[0]} (sent as ${regexFormat([dotted[0]])})`);
+  assert.ok(onOneNode.length < pods.length && onOneNode.every((p) => pods.includes(p)), `pods on one node: ${onOneNode}`);
+  const onTwoNodes = await variable({ target: '{"target":"pod","node":"$node"}'.replace('$node', regexFormat(dotted.slice(0, 2))) });
+  assert.ok(onTwoNodes.length > onOneNode.length && onOneNode.every((p) => onTwoNodes.includes(p)), `pods on two nodes: ${onTwoNodes}`);
+  // A JSON-format query arrives as the object itself, values as they are.
+  const asJson = await variable({ target: 'pod', node: dotted[0] });
+  assert.deepEqual(asJson, onOneNode, 'the same query in JSON format');
+  // A builder-mode panel payload: rows of exactly the nodes selected.
+  const two = dotted.slice(0, 2);
+  const { frames } = await runQuery('nodes_heatmap/regex-format', [{ target: 'nodes_heatmap', payload: { mode: 'cpu', node: regexFormat(two) } }]);
+  const rows = frames[0].fields.slice(1).map((f) => f.labels.node).sort();
+  assert.deepEqual(rows, [...two].sort(), `nodes_heatmap rows for ${regexFormat(two)}`);
 });
 
 const MODES = {
