@@ -1,12 +1,13 @@
-//! Parse + series identity + 1m rollup per core, and DuckDB flush through the
-//! Appender. Fixtures are real-shaped payloads in tests/fixtures/exposition.
+//! Parse + series identity + 1m rollup per core, DuckDB flush through the
+//! Appender, and storing new series (a fleet's first scrape). Fixtures are
+//! real-shaped payloads in tests/fixtures/exposition.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use fleetscope::config::{Limits, Retention, TargetSpec};
-use fleetscope::rollup::{Aggregate, RollupRow};
+use fleetscope::rollup::{Aggregate, RollupRow, SeriesRow};
 use fleetscope::scrape::ingest::Ingestor;
 use fleetscope::scrape::parse::{validate, Format};
 use fleetscope::store::{self, StoreOptions, WriteBatch};
@@ -75,21 +76,7 @@ fn flush(c: &mut Criterion) {
     const ROWS: usize = 200_000;
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let dir = tempfile::tempdir().expect("tempdir");
-    let (writer, _reader) = runtime
-        .block_on(async {
-            tokio::task::spawn_blocking({
-                let dir = dir.path().to_path_buf();
-                move || {
-                    store::open(
-                        StoreOptions::new(dir, Retention::default()),
-                        Arc::new(Telemetry::default()),
-                    )
-                }
-            })
-            .await
-        })
-        .expect("join")
-        .expect("open store");
+    let (writer, _reader) = open_store(&runtime, dir.path());
     let mut group = c.benchmark_group("store_flush");
     group.throughput(Throughput::Elements(ROWS as u64));
     group.sample_size(10);
@@ -130,5 +117,81 @@ fn flush(c: &mut Criterion) {
     runtime.block_on(writer.shutdown());
 }
 
-criterion_group!(benches, ingest, flush);
+fn open_store(
+    runtime: &tokio::runtime::Runtime,
+    dir: &std::path::Path,
+) -> (store::StoreWriter, store::StoreReader) {
+    runtime
+        .block_on(async {
+            tokio::task::spawn_blocking({
+                let dir = dir.to_path_buf();
+                move || {
+                    store::open(
+                        StoreOptions::new(dir, Retention::default()),
+                        Arc::new(Telemetry::default()),
+                    )
+                }
+            })
+            .await
+        })
+        .expect("join")
+        .expect("open store")
+}
+
+/// New series as a fleet's first scrape brings them: each iteration scrapes
+/// the three fixtures as 20 targets it has not seen (cAdvisor's, kube-state-
+/// metrics' and node exporter's label shapes, 112,000 series) and stores
+/// them: building the rows, DuckDB's append, compression and commit.
+fn new_series(c: &mut Criterion) {
+    const TARGETS: usize = 20;
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (writer, _reader) = open_store(&runtime, dir.path());
+    let bodies: Vec<Vec<u8>> = FIXTURES.iter().map(|name| fixture(name)).collect();
+    let mut round = 0usize;
+    let mut first_scrape = move || -> Vec<SeriesRow> {
+        round += 1;
+        let mut series = Vec::new();
+        for t in 0..TARGETS {
+            for body in &bodies {
+                let mut spec = target();
+                spec.instance = format!("10.{}.{}.{t}:9100", round / 250, round % 250);
+                let mut ingestor = Ingestor::new(&spec, Limits::default());
+                ingestor
+                    .ingest(body, Format::Prometheus, &mut series)
+                    .expect("ingest");
+            }
+        }
+        series
+    };
+    let per_round = first_scrape().len();
+    let mut group = c.benchmark_group("store_new_series");
+    group.throughput(Throughput::Elements(per_round as u64));
+    group.sample_size(10);
+    group.bench_function("first_scrape_of_20_targets", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let series = first_scrape();
+                let started = Instant::now();
+                runtime.block_on(async {
+                    writer
+                        .write(WriteBatch {
+                            series,
+                            ..Default::default()
+                        })
+                        .await
+                        .expect("write");
+                    writer.sync().await.expect("sync");
+                });
+                total += started.elapsed();
+            }
+            total
+        })
+    });
+    group.finish();
+    runtime.block_on(writer.shutdown());
+}
+
+criterion_group!(benches, ingest, flush, new_series);
 criterion_main!(benches);

@@ -7,30 +7,33 @@
 /// Deployment pods are `<name>-<replicaset hash>-<5 chars>`, DaemonSet and
 /// Job pods `<name>-<5 chars>`, a CronJob's pods `<name>-<scheduled minute,
 /// 8+ digits>-<5 chars>`, StatefulSet pods `<name>-<ordinal>`.
-pub fn workload_of(pod: &str) -> Option<String> {
+pub fn workload_of(pod: &str) -> Option<&str> {
     fn is_suffix(s: &str) -> bool {
         generated(s, 5..=5)
     }
     fn is_number(s: &str) -> bool {
         !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
     }
-    let mut parts: Vec<&str> = pod.split('-').collect();
-    if parts.len() < 2 {
-        return Some(pod.to_string());
-    }
-    let last = parts[parts.len() - 1];
+    // The workload is the pod's name less its generated parts: a prefix of
+    // it, found without allocating (a fleet's first scrape asks this of
+    // every new series).
+    let Some((rest, last)) = pod.rsplit_once('-') else {
+        return Some(pod);
+    };
     // A generated suffix can be all digits (2, 4-9): one in a few hundred
     // Deployment pods. A StatefulSet does not reach ordinal 20000.
     if is_suffix(last) {
-        parts.pop();
-        let before = parts[parts.len() - 1];
-        if parts.len() >= 2 && (is_rs_hash(before) || (is_number(before) && before.len() >= 8)) {
-            parts.pop();
+        if let Some((head, before)) = rest.rsplit_once('-') {
+            if is_rs_hash(before) || (is_number(before) && before.len() >= 8) {
+                return Some(head);
+            }
         }
+        Some(rest)
     } else if is_number(last) {
-        parts.pop();
+        Some(rest)
+    } else {
+        Some(pod)
     }
-    Some(parts.join("-"))
 }
 
 /// The Deployment a ReplicaSet belongs to: its name less the pod-template
@@ -62,37 +65,28 @@ mod tests {
 
     #[test]
     fn workloads_from_pod_names() {
-        assert_eq!(workload_of("web-7d9f8c6b5-x2x9q").as_deref(), Some("web"));
+        assert_eq!(workload_of("web-7d9f8c6b5-x2x9q"), Some("web"));
+        assert_eq!(workload_of("order-api-5f7b9c8d4f-bxcdz"), Some("order-api"));
+        assert_eq!(workload_of("kafka-2"), Some("kafka"));
         assert_eq!(
-            workload_of("order-api-5f7b9c8d4f-bxcdz").as_deref(),
-            Some("order-api")
-        );
-        assert_eq!(workload_of("kafka-2").as_deref(), Some("kafka"));
-        assert_eq!(
-            workload_of("release-notes").as_deref(),
+            workload_of("release-notes"),
             Some("release-notes"),
             "words are not hashes"
         );
+        assert_eq!(workload_of("node-exporter-8kq2z"), Some("node-exporter"));
+        assert_eq!(workload_of("standalone"), Some("standalone"));
         assert_eq!(
-            workload_of("node-exporter-8kq2z").as_deref(),
-            Some("node-exporter")
-        );
-        assert_eq!(workload_of("standalone").as_deref(), Some("standalone"));
-        assert_eq!(
-            workload_of("web-7d9f8c6b5-24568").as_deref(),
+            workload_of("web-7d9f8c6b5-24568"),
             Some("web"),
             "a generated suffix of digits"
         );
         assert_eq!(
-            workload_of("backup-28577280-x2x9q").as_deref(),
+            workload_of("backup-28577280-x2x9q"),
             Some("backup"),
             "a CronJob's pod"
         );
-        assert_eq!(
-            workload_of("migrate-2024-x2x9q").as_deref(),
-            Some("migrate-2024")
-        );
-        assert_eq!(workload_of("kafka-12").as_deref(), Some("kafka"));
+        assert_eq!(workload_of("migrate-2024-x2x9q"), Some("migrate-2024"));
+        assert_eq!(workload_of("kafka-12"), Some("kafka"));
         assert_eq!(deployment_of_replicaset("checkout-7d9f8b6c4"), "checkout");
         assert_eq!(
             deployment_of_replicaset("order-api-5f7b9c8d4f"),

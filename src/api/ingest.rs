@@ -482,7 +482,9 @@ fn kubernetes_event_of(v: &Value) -> Result<Event, &'static str> {
         return Err("event whose involvedObject has no name");
     }
     let service = match text(object, &["kind"]).as_str() {
-        "Pod" => crate::kube_names::workload_of(&name).unwrap_or(name),
+        "Pod" => crate::kube_names::workload_of(&name)
+            .map(str::to_string)
+            .unwrap_or(name),
         "ReplicaSet" => crate::kube_names::deployment_of_replicaset(&name),
         _ => name,
     };
@@ -576,7 +578,9 @@ fn alert_of(v: &Value, now_ms: i64, firing_lease_ms: i64) -> Result<Event, &'sta
     let service = if !workload.is_empty() {
         workload
     } else if !pod.is_empty() {
-        crate::kube_names::workload_of(&pod).unwrap_or(pod)
+        crate::kube_names::workload_of(&pod)
+            .map(str::to_string)
+            .unwrap_or(pod)
     } else {
         text(labels, &["app", "workload", "service", "job"])
     };

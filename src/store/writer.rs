@@ -868,6 +868,7 @@ fn label_column(name: &str) -> Option<usize> {
 /// fleet's first scrape spends its time on (`store::read::labels_of_row`
 /// puts the whole set back together).
 fn other_labels_json(labels: &LabelSet) -> String {
+    // `LabelSet` keeps its pairs in name order: the keys come out sorted.
     struct InNameOrder<'a>(&'a LabelSet);
     impl serde::Serialize for InNameOrder<'_> {
         fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
@@ -878,17 +879,7 @@ fn other_labels_json(labels: &LabelSet) -> String {
             )
         }
     }
-    if labels.iter().is_sorted_by(|a, b| a.0 < b.0) {
-        // Written straight from the packed pairs, no map in between.
-        serde_json::to_string(&InNameOrder(labels)).unwrap_or_default()
-    } else {
-        let map: serde_json::Map<String, serde_json::Value> = labels
-            .iter()
-            .filter(|(name, _)| label_column(name).is_none())
-            .map(|(k, v)| (k.to_string(), serde_json::Value::String(v.to_string())))
-            .collect();
-        serde_json::Value::Object(map).to_string()
-    }
+    serde_json::to_string(&InNameOrder(labels)).unwrap_or_default()
 }
 
 #[cfg(test)]
