@@ -379,8 +379,8 @@ async fn bad_span_bodies_are_rejected_clearly() {
         .expect("req");
     assert_eq!(r.status(), 413);
     // Spans with missing ids or start times, or that start an hour ahead of
-    // the clock (a skewed host, or microseconds sent as nanoseconds), are
-    // dropped and reported; the valid one counts.
+    // the clock (a skewed host, or nanoseconds sent as Zipkin's
+    // microseconds), are dropped and reported; the valid one counts.
     let hour_ahead = ((unix_now() + 3600) as u64 * 1_000_000_000).to_string();
     let body = json!({"resourceSpans": [{
         "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "a"}}]},

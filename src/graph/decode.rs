@@ -132,9 +132,9 @@ pub const REJECT_TIMESTAMP: &str = "invalid timestamp";
 /// 0 (the protocol's "unset").
 pub const REJECT_MISSING_TIMESTAMP: &str = "missing timestamp";
 /// How far ahead of this host's clock a span may start. Further out it is a
-/// skewed clock or a unit mistake (microseconds sent as nanoseconds), and
-/// its minute's edge statistics would wait in memory until the clock got
-/// there.
+/// skewed clock or a unit mistake (nanoseconds sent where Zipkin wants
+/// microseconds), and its minute's edge statistics would wait in memory
+/// until the clock got there.
 pub const MAX_CLOCK_AHEAD_NANOS: u64 = 10 * 60 * 1_000_000_000;
 pub const REJECT_FUTURE: &str = "start more than 10 minutes ahead of the collector's clock";
 
