@@ -37,6 +37,52 @@ pub struct PairingStats {
     pub dropped: u64,
     /// Internal or kind-less spans, which make no edge.
     pub ignored: u64,
+    /// A span seen again ([`RecentSpans`]), not counted twice.
+    pub duplicates: u64,
+}
+
+/// How long a span is remembered to know it again. Exporters send a batch
+/// again when its answer was lost (the OTel SDKs retry for up to minutes);
+/// the copy of a span whose pair is complete would otherwise wait, expire
+/// and count once more, as a call from a "user" that never happened.
+const REMEMBERED_FOR_NS: u64 = 120 * 1_000_000_000;
+
+/// The spans of the last [`REMEMBERED_FOR_NS`], by a hash of what makes a
+/// span itself (trace, span id, kind, service: the client and server halves
+/// of a Zipkin shared span are two spans). At most `limit` of them: past it
+/// the oldest are forgotten, so memory stays bounded whatever the span rate
+/// and a very busy collector remembers a shorter time.
+#[derive(Default)]
+struct RecentSpans {
+    seen: crate::rollup::IdMap<()>,
+    order: VecDeque<(u64, u64)>,
+}
+
+impl RecentSpans {
+    /// Remembers `span`; whether it was already remembered.
+    fn seen_before(&mut self, span: &SpanRecord, now_ns: u64, limit: usize) -> bool {
+        let mut ids = [0u8; 25];
+        ids[..16].copy_from_slice(&span.trace_id);
+        ids[16..24].copy_from_slice(&span.span_id);
+        ids[24] = span.kind.map_or(0, |k| k as u8 + 1);
+        let key = xxhash_rust::xxh3::xxh3_64_with_seed(
+            span.service.as_bytes(),
+            xxhash_rust::xxh3::xxh3_64(&ids),
+        );
+        while let Some(&(at, old)) = self.order.front() {
+            if self.order.len() < limit && now_ns.saturating_sub(at) < REMEMBERED_FOR_NS {
+                break;
+            }
+            self.order.pop_front();
+            self.seen.remove(&old);
+        }
+        if self.seen.contains_key(&key) {
+            return true;
+        }
+        self.seen.insert(key, ());
+        self.order.push_back((now_ns, key));
+        false
+    }
 }
 
 type Key = ([u8; 16], [u8; 8]);
@@ -128,9 +174,14 @@ pub struct Pairer {
     servers_by_own_id: FastMap<Key, Key>,
     /// Arrival order for expiry and eviction; entries may be stale (already paired).
     order: VecDeque<(u64, Key, bool)>,
+    recent: RecentSpans,
     nodes: Interner,
     pub stats: PairingStats,
 }
+
+/// Spans remembered to know them again, per span that may wait: a
+/// collector with room for 100,000 waiting spans remembers 400,000 (~16 MB).
+const REMEMBERED_PER_WAITING: usize = 4;
 
 fn millis(span: &SpanRecord) -> f64 {
     span.duration_nanos() as f64 / 1e6
@@ -201,6 +252,11 @@ impl Pairer {
     /// Feeds one span; `now_ns` is the arrival time. Edges that are complete
     /// are appended to `out`.
     pub fn add(&mut self, span: SpanRecord, now_ns: u64, out: &mut Vec<EdgeObservation>) {
+        let limit = self.config.max_items.max(1) * REMEMBERED_PER_WAITING;
+        if self.recent.seen_before(&span, now_ns, limit) {
+            self.stats.duplicates += 1;
+            return;
+        }
         match span.kind {
             Some(SpanKind::Client) => {
                 if let Some(system) = span.db_system.clone() {
@@ -503,6 +559,44 @@ mod tests {
             ]
         );
         assert_eq!(p.waiting(), 0);
+    }
+
+    /// An exporter that sends a batch again (its answer was lost) must not
+    /// count a call twice, nor make a "user" call of the late copy of a
+    /// server span whose client was paired already.
+    #[test]
+    fn a_span_sent_again_counts_once() {
+        let mut p = Pairer::new(PairingConfig::default());
+        let mut out = Vec::new();
+        let client = span(SpanKind::Client, "frontend", 1, None);
+        let server = span(SpanKind::Server, "checkout", 2, Some(1));
+        p.add(client.clone(), 0, &mut out);
+        p.add(server.clone(), 1, &mut out);
+        assert_eq!(out.len(), 1);
+        p.add(server.clone(), 2_000_000_000, &mut out);
+        p.add(client.clone(), 2_000_000_000, &mut out);
+        p.expire(60_000_000_000, &mut out);
+        assert_eq!(
+            out.len(),
+            1,
+            "{:?}",
+            out.iter().map(|e| &e.source.id).collect::<Vec<_>>()
+        );
+        assert_eq!(p.stats.duplicates, 2);
+        assert_eq!(p.waiting(), 0);
+        // A Zipkin shared span: the server half reuses the client's id, and
+        // is no copy of it.
+        let shared_client = span(SpanKind::Client, "frontend", 7, None);
+        let mut shared_server = span(SpanKind::Server, "payment", 7, None);
+        shared_server.may_share_client_id = true;
+        p.add(shared_client, 3_000_000_000, &mut out);
+        p.add(shared_server, 3_000_000_000, &mut out);
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[1].target.id, "dc-01/shop/payment");
+        // Remembered for two minutes, then a span is new again.
+        p.add(server, 200_000_000_000, &mut out);
+        assert_eq!(p.stats.duplicates, 2);
+        assert_eq!(p.waiting(), 1);
     }
 
     #[test]
