@@ -171,3 +171,68 @@ async fn kill_9_loses_nothing_committed() {
     }
     assert!(fs.proc.terminate().success());
 }
+
+/// A graceful shutdown while a scrape hangs keeps the minute before it. A
+/// scrape hands its target's last complete minute over as it begins; the
+/// target here answers through one minute and hangs in the next, and
+/// SIGTERM arrives while that scrape waits. The stopped store must hold
+/// the answered minute's row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_during_a_hung_scrape_keeps_the_minute_before() {
+    let answered_minute = Arc::new(AtomicU64::new(u64::MAX));
+    let hung = Arc::new(AtomicU64::new(0));
+    let app = Router::new().route(
+        "/metrics",
+        get({
+            let (answered_minute, hung) = (answered_minute.clone(), hung.clone());
+            move || {
+                let minute = (unix_now() / 60) as u64;
+                let first = answered_minute
+                    .compare_exchange(u64::MAX, minute, Ordering::SeqCst, Ordering::SeqCst)
+                    .is_ok();
+                let answer = first || answered_minute.load(Ordering::SeqCst) == minute;
+                let hung = hung.clone();
+                async move {
+                    if !answer {
+                        hung.fetch_add(1, Ordering::SeqCst);
+                        std::future::pending::<()>().await;
+                    }
+                    "# TYPE parcels_sorted_total counter\nparcels_sorted_total 7\n".to_string()
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = format!(
+        "self_scrape = false\n[scrape]\ninterval = \"5s\"\ntimeout = \"4s\"\n\
+         [[cluster]]\nname = \"c\"\n[[cluster.static]]\njob = \"sorter\"\ntargets = [\"127.0.0.1:{port}\"]\n"
+    );
+    let fs = Fleetscope::start(dir.path(), &config).await;
+    eventually(
+        Duration::from_secs(90),
+        "a scrape hanging in the next minute",
+        || {
+            let hung = hung.clone();
+            async move { (hung.load(Ordering::SeqCst) > 0).then_some(()) }
+        },
+    )
+    .await;
+    let db_path = fs.db_path();
+    assert!(fs.proc.terminate().success());
+    let conn = open_db(&db_path);
+    let rows: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM rollup_1m r JOIN series s ON s.sid = r.sid
+             WHERE s.metric = 'parcels_sorted_total' AND r.ts = ?",
+            [answered_minute.load(Ordering::SeqCst) as i64 * 60],
+            |r| r.get(0),
+        )
+        .expect("query");
+    assert_eq!(rows, 1, "the answered minute's row after SIGTERM");
+}

@@ -362,7 +362,7 @@ async fn rollup(
         ));
     };
     let resolution = Resolution::for_query(step, start, now, &state.retention);
-    let step = step.max(resolution.secs());
+    let step = resolution.whole_step(step);
     let series: Vec<_> = state
         .reader
         .series(Some(metric), state.query_deadline())

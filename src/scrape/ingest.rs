@@ -189,16 +189,18 @@ impl LastPositions {
     }
 }
 
-/// Counters get a reset-corrected increase. Federation often serves
-/// everything as untyped, so `_total` names count as counters too.
+/// Counters get a reset-corrected increase. Prometheus' `/federate` serves
+/// every sample as untyped, so the names of counters count too: `_total`,
+/// and a histogram's or summary's `_bucket`, `_count` and `_sum` (without
+/// them no federated cluster had a latency quantile or a request rate).
 fn is_counter(kind: MetricKind, name: &str) -> bool {
+    let histogram_part =
+        || name.ends_with("_bucket") || name.ends_with("_count") || name.ends_with("_sum");
     match kind {
         MetricKind::Counter => true,
-        MetricKind::Histogram => {
-            name.ends_with("_bucket") || name.ends_with("_count") || name.ends_with("_sum")
-        }
+        MetricKind::Histogram => histogram_part(),
         MetricKind::Summary => name.ends_with("_count") || name.ends_with("_sum"),
-        MetricKind::Unknown => name.ends_with("_total"),
+        MetricKind::Unknown => name.ends_with("_total") || histogram_part(),
         _ => false,
     }
 }
@@ -994,6 +996,44 @@ kept 2
             assert!(ing.cache.len() <= 2 * ing.series_count() + 1025);
         }
         assert_eq!(new.len(), 1, "one series, however it is spelled");
+    }
+
+    /// What `/federate` serves: every family untyped. A histogram's parts
+    /// still get their increase; a gauge does not.
+    #[test]
+    fn federated_histograms_are_counters() {
+        let mut ing = Ingestor::new(&target(false), Limits::default());
+        let (mut rows, mut new) = (Vec::new(), Vec::new());
+        let body = |n: u32| {
+            format!(
+                "# TYPE h_bucket untyped\nh_bucket{{le=\"1\"}} {n}\n# TYPE h_count untyped\n\
+                 h_count {n}\n# TYPE h_sum untyped\nh_sum {n}\n# TYPE queue_depth untyped\n\
+                 queue_depth {n}\n"
+            )
+        };
+        for (minute, value) in [(0, 10), (60, 25)] {
+            ing.begin(minute, &mut rows);
+            ing.ingest(body(value).as_bytes(), Format::Prometheus, &mut new)
+                .unwrap();
+        }
+        rows.clear();
+        ing.begin(120, &mut rows);
+        let target = [
+            ("cluster", "sh-1"),
+            ("job", "node"),
+            ("instance", "10.0.0.1:9100"),
+        ];
+        let increase_of = |metric: &str, labels: &[(&str, &str)]| {
+            let all: Vec<(&str, &str)> = labels.iter().chain(&target).copied().collect();
+            let id = series_id(metric, &all);
+            rows.iter()
+                .find(|r| r.series_id == id)
+                .map(|r| r.agg.increase)
+        };
+        assert_eq!(increase_of("h_bucket", &[("le", "1")]), Some(15.0));
+        assert_eq!(increase_of("h_count", &[]), Some(15.0));
+        assert_eq!(increase_of("h_sum", &[]), Some(15.0));
+        assert_eq!(increase_of("queue_depth", &[]), Some(0.0));
     }
 
     #[test]

@@ -167,7 +167,14 @@ pub async fn run_target(ctx: ScrapeContext, spec: TargetSpec) {
         previous_tick = Some(scheduled);
         let mut batch = WriteBatch::default();
         let scraped = tokio::select! {
-            _ = ctx.shutdown.cancelled() => break,
+            _ = ctx.shutdown.cancelled() => {
+                // The scrape had begun its minute: the last complete one is
+                // in the batch already, and would be lost with it.
+                if !batch.is_empty() {
+                    let _ = ctx.writer.write(batch).await;
+                }
+                break;
+            }
             s = scrape_once(&ctx, &spec, &mut ingestor, &mut batch) => s,
         };
         let series_now = ingestor.series_count();

@@ -404,6 +404,26 @@ mod tests {
                 .unwrap();
             assert_eq!(p[0].value, want, "{a:?}");
         }
+        // A step that is not whole minutes is rounded up to them, and a
+        // rate is per second of the minutes measured: 1 a minute is 1/60
+        // per second in every bucket, whole or cut by the range.
+        let rates = reader
+            .rollups(
+                Resolution::OneMinute,
+                vec![42],
+                base + 30,
+                base + 300,
+                90,
+                RollupAgg::Rate,
+                Duration::from_secs(5),
+            )
+            .await
+            .unwrap();
+        assert!(rates.len() >= 2, "{rates:?}");
+        for p in &rates {
+            assert_eq!(p.ts % 120, 0, "buckets of two whole minutes: {rates:?}");
+            assert!((p.value - 1.0 / 60.0).abs() < 1e-12, "{rates:?}");
+        }
         writer.shutdown().await;
         drop(reader);
 

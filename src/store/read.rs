@@ -23,6 +23,15 @@ pub enum Resolution {
 }
 
 impl Resolution {
+    /// `step` rounded up to whole rows of this resolution: a bucket of 90 s
+    /// over 1 m rows would hold one row, then two, and every aggregate over
+    /// it would swing.
+    pub fn whole_step(self, step: i64) -> i64 {
+        let res = self.secs();
+        let step = step.max(res);
+        (step / res + i64::from(step % res != 0)).saturating_mul(res)
+    }
+
     pub fn secs(self) -> i64 {
         match self {
             Resolution::OneMinute => 60,
@@ -137,7 +146,10 @@ impl RollupAgg {
             RollupAgg::First => "arg_min(first, ts)",
             RollupAgg::Last => "arg_max(last, ts)",
             RollupAgg::Increase => "sum(increase)",
-            RollupAgg::Rate => "sum(increase) / ?",
+            // Per second of the minutes it has rows for: a bucket cut by
+            // the range's ends, or a target down for a while, is not
+            // diluted by time it was not measured.
+            RollupAgg::Rate => "sum(increase) / (count(*) * ?)",
         }
     }
 }
@@ -304,7 +316,8 @@ impl StoreReader {
         if series_ids.is_empty() {
             return Ok(Vec::new());
         }
-        let step = step.max(resolution.secs());
+        let step = resolution.whole_step(step);
+        let row_secs = resolution.secs() as f64;
         self.run(deadline, move |conn| {
             let ids = series_ids
                 .iter()
@@ -329,7 +342,7 @@ impl StoreReader {
                 })
             };
             let rows = if agg == RollupAgg::Rate {
-                stmt.query_map(params![step as f64, ids, start, end], map)?
+                stmt.query_map(params![row_secs, ids, start, end], map)?
                     .collect::<Result<Vec<_>, _>>()?
             } else {
                 stmt.query_map(params![ids, start, end], map)?
