@@ -121,6 +121,7 @@ async fn kill_9_loses_nothing_committed() {
         ),
         ("/api/v1/rollup?metric=x&start=yesterday", "RFC 3339"),
         ("/api/v1/series", "match[]"),
+        ("/api/v1/series?match[]=up&limit=ten", "not a number"),
     ] {
         let r = client
             .get(fs.url(q))
@@ -155,6 +156,27 @@ async fn kill_9_loses_nothing_committed() {
         }
     })
     .await;
+    // A listing without a metric name stops at its limit and says so, as
+    // Prometheus' `limit` does (the target has its sample and `up`,
+    // `scrape_*` series).
+    let listed = client
+        .get(fs.url(&format!(
+            "/api/v1/series?match[]={}&limit=1",
+            urlencode("{job=\"sorter\"}")
+        )))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("req");
+    let listed: serde_json::Value = listed.json().await.expect("json");
+    assert_eq!(listed["data"].as_array().map(Vec::len), Some(1), "{listed}");
+    assert!(
+        listed["warnings"][0]
+            .as_str()
+            .unwrap_or("")
+            .contains("truncated"),
+        "{listed}"
+    );
     fs.proc.kill9();
 
     let t0 = Instant::now();

@@ -249,20 +249,31 @@ async fn series(
             "at least one match[] selector is required".into(),
         ));
     }
+    // As Prometheus' `limit` (0: none); by default, and at most, a bound,
+    // as a selector without a metric name reads every stored series.
+    let limit = match first(&pairs, "limit") {
+        None => DEFAULT_SERIES_LIMIT,
+        Some(l) => match l.parse::<usize>() {
+            Ok(0) => MAX_SERIES_LIMIT,
+            Ok(n) => n.min(MAX_SERIES_LIMIT),
+            Err(_) => return Err(ApiError::BadRequest(format!("limit {l:?} is not a number"))),
+        },
+    };
     let mut out = Vec::new();
-    for sel in &selectors {
-        let found = state
+    let mut truncated = false;
+    for sel in selectors {
+        let metric = sel.metric_name().map(str::to_string);
+        let (found, more) = state
             .reader
-            .series(
-                sel.metric_name().map(str::to_string),
+            .series_where(
+                metric,
+                move |s| sel.matches(&s.metric, &s.labels),
+                limit.saturating_sub(out.len()),
                 state.query_deadline(),
             )
             .await?;
-        out.extend(
-            found
-                .into_iter()
-                .filter(|s| sel.matches(&s.metric, &s.labels)),
-        );
+        out.extend(found);
+        truncated |= more;
     }
     out.sort_by_key(|s| s.id);
     out.dedup_by_key(|s| s.id);
@@ -273,8 +284,17 @@ async fn series(
             labels: &s.labels,
         })
         .collect();
-    Ok(Json(json!({"status": "success", "data": data})))
+    let mut answer = json!({"status": "success", "data": data});
+    if truncated {
+        answer["warnings"] = json!([format!("results truncated due to limit ({limit} series)")]);
+    }
+    Ok(Json(answer))
 }
+
+/// `/api/v1/series` answers at most this many series unless `limit` asks.
+const DEFAULT_SERIES_LIMIT: usize = 10_000;
+/// ... and never more than this.
+const MAX_SERIES_LIMIT: usize = 1_000_000;
 
 /// `GET /api/v1/views/{pods_heatmap|nodes_heatmap|cluster_status|timeseries}`:
 /// the Grafana targets as flat JSON rows, with the payload keys as query

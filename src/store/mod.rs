@@ -561,6 +561,23 @@ mod tests {
             .unwrap();
         assert_eq!(points.len(), 1);
         assert_eq!(points[0].value, 7.0);
+        // A listing of every series stops at its limit, and says so.
+        let (some, more) = reader
+            .series_where(None, |s| s.id % 2 == 1, 10, Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert_eq!((some.len(), more), (10, true));
+        assert!(some.iter().all(|s| s.id % 2 == 1));
+        let (all_b, more) = reader
+            .series_where(
+                Some("b".into()),
+                |_| true,
+                n as usize,
+                Duration::from_secs(5),
+            )
+            .await
+            .unwrap();
+        assert_eq!((all_b.len() as u64, more), (n.div_ceil(2), false));
         writer.shutdown().await;
         drop(reader);
 

@@ -253,22 +253,49 @@ impl StoreReader {
         metric: Option<String>,
         deadline: Duration,
     ) -> Result<Vec<SeriesInfo>, StoreError> {
+        let (series, _) = self
+            .series_where(metric, |_| true, usize::MAX, deadline)
+            .await?;
+        Ok(series)
+    }
+
+    /// The series of `metric` (all when `None`) that `keep` keeps, at most
+    /// `limit` of them, sorted by name and labels; and whether more were
+    /// kept than returned. Rows are read as a stream, so memory follows
+    /// `limit`, not the store's size.
+    pub async fn series_where(
+        &self,
+        metric: Option<String>,
+        keep: impl Fn(&SeriesInfo) -> bool + Send + 'static,
+        limit: usize,
+        deadline: Duration,
+    ) -> Result<(Vec<SeriesInfo>, bool), StoreError> {
         self.run(deadline, move |conn| {
             let mut stmt = conn.prepare(&format!(
                 "SELECT s.id, s.metric, s.kind, {STORED_LABELS} FROM series s
                  WHERE (?1 IS NULL OR s.metric = ?1)"
             ))?;
-            let rows = stmt.query_map(params![metric], |r| {
-                Ok(SeriesInfo {
+            let mut rows = stmt.query(params![metric])?;
+            let mut out = Vec::new();
+            let mut truncated = false;
+            while let Some(r) = rows.next()? {
+                let series = SeriesInfo {
                     id: r.get(0)?,
                     metric: r.get(1)?,
                     kind: r.get(2)?,
                     labels: labels_of_row(r, 3)?,
-                })
-            })?;
-            let mut out = rows.collect::<Result<Vec<_>, _>>()?;
+                };
+                if !keep(&series) {
+                    continue;
+                }
+                if out.len() == limit {
+                    truncated = true;
+                    break;
+                }
+                out.push(series);
+            }
             out.sort_unstable_by(|a, b| (&a.metric, &a.labels).cmp(&(&b.metric, &b.labels)));
-            Ok(out)
+            Ok((out, truncated))
         })
         .await
     }
