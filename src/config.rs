@@ -4,7 +4,7 @@
 //! start anything or touch the network: the scraper and the store read a
 //! validated `Config` and nothing else.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -411,14 +411,26 @@ impl Config {
                 }
             }
         }
-        let mut seen = HashSet::new();
+        // Two targets with one (cluster, job, instance) would write the same
+        // series (their `up` and `scrape_*` at least) from two places.
+        let mut seen = HashMap::new();
         for t in self.targets()? {
             check_scrape_timing(&format!("target {}", t.url), t.interval, t.timeout)?;
-            if !seen.insert((t.cluster.clone(), t.job.clone(), t.url.clone())) {
-                return invalid(format!(
-                    "target {} appears twice in cluster {:?} job {:?}",
-                    t.url, t.cluster, t.job
-                ));
+            let key = (t.cluster.clone(), t.job.clone(), t.instance.clone());
+            if let Some(other) = seen.insert(key, t.url.clone()) {
+                return invalid(if other == t.url {
+                    format!(
+                        "target {} appears twice in cluster {:?} job {:?}",
+                        t.url, t.cluster, t.job
+                    )
+                } else {
+                    format!(
+                        "targets {other} and {} in cluster {:?} job {:?} are both instance {:?}, \
+                         so their series would collide; give them different jobs (or, for \
+                         /federate, one block with both `match` lists)",
+                        t.url, t.cluster, t.job, t.instance
+                    )
+                });
             }
         }
         Ok(())
@@ -573,6 +585,24 @@ match = ['{job=~"node|kubelet"}']
         );
         assert_eq!(t.instance, "prom:9090");
         assert!(t.honor_labels);
+        // Two blocks reading one Prometheus under one job would write the
+        // same `up` and `scrape_*` series from two targets.
+        let twice = Config::from_toml_str(
+            r#"
+[[cluster]]
+name = "sh-1"
+[[cluster.federate]]
+url = "http://prom:9090"
+match = ['{job="node"}']
+[[cluster.federate]]
+url = "http://prom:9090"
+match = ['{job="kubelet"}']
+"#,
+            Path::new("t.toml"),
+        )
+        .unwrap();
+        let e = twice.validate().unwrap_err().to_string();
+        assert!(e.contains("would collide"), "{e}");
     }
 
     #[test]

@@ -122,6 +122,7 @@ async fn kill_9_loses_nothing_committed() {
         ("/api/v1/rollup?metric=x&start=yesterday", "RFC 3339"),
         ("/api/v1/series", "match[]"),
         ("/api/v1/series?match[]=up&limit=ten", "not a number"),
+        ("/api/v1/rollup?match[]=a&match[]=b", "one match selector"),
     ] {
         let r = client
             .get(fs.url(q))

@@ -372,7 +372,13 @@ async fn rollup(
         .unwrap_or("avg")
         .parse()
         .map_err(ApiError::BadRequest)?;
-    let mut selector = selectors(&pairs)?.into_iter().next().unwrap_or_default();
+    let mut selectors = selectors(&pairs)?;
+    if selectors.len() > 1 {
+        return Err(ApiError::BadRequest(
+            "one match selector per query: a rollup reads one metric".into(),
+        ));
+    }
+    let mut selector = selectors.pop().unwrap_or_default();
     if let Some(metric) = first(&pairs, "metric") {
         selector.push_equal("__name__", metric);
     }

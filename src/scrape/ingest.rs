@@ -207,6 +207,14 @@ fn is_counter(kind: MetricKind, name: &str) -> bool {
 
 const TARGET_LABELS: [&str; 3] = ["cluster", "job", "instance"];
 const EXPORTED_TARGET_LABELS: [&str; 3] = ["exported_cluster", "exported_job", "exported_instance"];
+/// Where Prometheus puts a scraped `job` when the payload has an
+/// `exported_job` of its own (a Pushgateway's series read through another
+/// scrape): one more prefix.
+const EXPORTED_TWICE_TARGET_LABELS: [&str; 3] = [
+    "exported_exported_cluster",
+    "exported_exported_job",
+    "exported_exported_instance",
+];
 
 /// A series as this target writes it, keyed by a hash of its raw text.
 ///
@@ -558,7 +566,16 @@ fn collect_labels<'s>(
                 present[i] = true;
                 out.push((name, LabelValue::Raw(value)));
             }
-            Some(i) => out.push((EXPORTED_TARGET_LABELS[i], LabelValue::Raw(value))),
+            Some(i) => {
+                let taken = |name: &str| sample.labels.iter().any(|(n, _)| n == name);
+                // A third level is not kept: no exporter nests that deep.
+                let renamed = [EXPORTED_TARGET_LABELS[i], EXPORTED_TWICE_TARGET_LABELS[i]]
+                    .into_iter()
+                    .find(|name| !taken(name));
+                if let Some(name) = renamed {
+                    out.push((name, LabelValue::Raw(value)));
+                }
+            }
             None => out.push((name, LabelValue::Raw(value))),
         }
     }
@@ -707,6 +724,21 @@ mod tests {
         renamed.ingest(body, Format::Prometheus, &mut new).unwrap();
         assert_eq!(new[0].label("job"), Some("node"));
         assert_eq!(new[0].label("exported_job"), Some("inner"));
+        // An `exported_job` of the payload's own keeps its name; the
+        // scraped `job` gets one more prefix, as Prometheus does.
+        new.clear();
+        let mut pushed = Ingestor::new(&target(false), Limits::default());
+        pushed
+            .ingest(
+                b"m{job=\"inner\",exported_job=\"batch\"} 1\n",
+                Format::Prometheus,
+                &mut new,
+            )
+            .unwrap();
+        assert_eq!(new[0].label("job"), Some("node"));
+        assert_eq!(new[0].label("exported_job"), Some("batch"));
+        assert_eq!(new[0].label("exported_exported_job"), Some("inner"));
+        assert_eq!(new[0].labels.len(), 5, "{:?}", new[0].labels);
     }
 
     #[test]
