@@ -36,6 +36,7 @@ fn target() -> TargetSpec {
         interval: Duration::from_secs(15),
         timeout: Duration::from_secs(10),
         honor_labels: false,
+        limits: Default::default(),
     }
 }
 

@@ -130,6 +130,7 @@ pub async fn serve(
             interval: config.scrape.interval,
             timeout: config.scrape.timeout,
             honor_labels: false,
+            limits: Default::default(),
         });
     }
     if options.discover_local && local_node_exporter_answers(&client).await {
@@ -141,6 +142,7 @@ pub async fn serve(
             interval: config.scrape.interval,
             timeout: config.scrape.timeout,
             honor_labels: false,
+            limits: Default::default(),
         });
     }
 

@@ -257,6 +257,29 @@ pub struct StaticJob {
     #[serde(with = "humantime_serde::option")]
     pub timeout: Option<Duration>,
     pub honor_labels: bool,
+    /// `[limits]` for this job's targets alone.
+    pub limits: TargetLimits,
+}
+
+/// A job's own `samples_per_scrape` and `body_bytes`, over `[limits]`: a
+/// cluster's `/federate` or a kube-state-metrics is far larger than a node
+/// exporter, and raising the limit for all would let any exporter grow.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TargetLimits {
+    pub samples_per_scrape: Option<usize>,
+    pub body_bytes: Option<usize>,
+}
+
+impl Limits {
+    /// These limits with a target's own over them.
+    pub fn for_target(&self, own: TargetLimits) -> Limits {
+        Limits {
+            samples_per_scrape: own.samples_per_scrape.unwrap_or(self.samples_per_scrape),
+            body_bytes: own.body_bytes.unwrap_or(self.body_bytes),
+            ..self.clone()
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -274,6 +297,9 @@ pub struct FederateJob {
     pub timeout: Option<Duration>,
     /// Federation keeps the source's labels by default, as Prometheus docs advise.
     pub honor_labels: bool,
+    /// `[limits]` for this Prometheus alone (a cluster's federation is
+    /// often more than the default 50,000 samples).
+    pub limits: TargetLimits,
 }
 
 impl Default for FederateJob {
@@ -285,6 +311,7 @@ impl Default for FederateJob {
             interval: None,
             timeout: None,
             honor_labels: true,
+            limits: TargetLimits::default(),
         }
     }
 }
@@ -300,6 +327,8 @@ pub struct TargetSpec {
     pub interval: Duration,
     pub timeout: Duration,
     pub honor_labels: bool,
+    /// The job's own limits, over `[limits]`.
+    pub limits: TargetLimits,
 }
 
 impl Config {
@@ -416,6 +445,12 @@ impl Config {
         let mut seen = HashMap::new();
         for t in self.targets()? {
             check_scrape_timing(&format!("target {}", t.url), t.interval, t.timeout)?;
+            if t.limits.samples_per_scrape == Some(0) || t.limits.body_bytes == Some(0) {
+                return invalid(format!(
+                    "target {}: its job's limits must be greater than 0",
+                    t.url
+                ));
+            }
             let key = (t.cluster.clone(), t.job.clone(), t.instance.clone());
             if let Some(other) = seen.insert(key, t.url.clone()) {
                 return invalid(if other == t.url {
@@ -457,6 +492,7 @@ impl Config {
                         interval: j.interval.unwrap_or(self.scrape.interval),
                         timeout: j.timeout.unwrap_or(self.scrape.timeout),
                         honor_labels: j.honor_labels,
+                        limits: j.limits,
                     });
                 }
             }
@@ -479,6 +515,7 @@ impl Config {
                     interval: f.interval.unwrap_or(self.scrape.interval),
                     timeout: f.timeout.unwrap_or(self.scrape.timeout),
                     honor_labels: f.honor_labels,
+                    limits: f.limits,
                 });
             }
         }
@@ -603,6 +640,38 @@ match = ['{job="kubelet"}']
         .unwrap();
         let e = twice.validate().unwrap_err().to_string();
         assert!(e.contains("would collide"), "{e}");
+        // A federation larger than `[limits]` allows, raised for it alone.
+        let big = Config::from_toml_str(
+            r#"
+[limits]
+samples_per_scrape = 1000
+[[cluster]]
+name = "sh-1"
+[[cluster.federate]]
+url = "http://prom:9090"
+match = ['{job="node"}']
+limits = { samples_per_scrape = 2000000, body_bytes = 536870912 }
+[[cluster.static]]
+job = "node"
+targets = ["10.0.0.1:9100"]
+"#,
+            Path::new("t.toml"),
+        )
+        .unwrap();
+        big.validate().unwrap();
+        let limits: Vec<Limits> = big
+            .targets()
+            .unwrap()
+            .iter()
+            .map(|t| big.limits.for_target(t.limits))
+            .collect();
+        assert_eq!(
+            limits
+                .iter()
+                .map(|l| (l.samples_per_scrape, l.body_bytes))
+                .collect::<Vec<_>>(),
+            [(1000, 64 << 20), (2_000_000, 512 << 20)]
+        );
     }
 
     #[test]

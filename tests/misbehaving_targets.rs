@@ -160,6 +160,12 @@ async fn bad_targets_are_contained() {
     config.push_str(&format!(
         "[[cluster.static]]\njob = \"truncated\"\ntargets = [\"http://127.0.0.1:{raw_port}/metrics\"]\n"
     ));
+    // A job's own limits apply to its targets alone: the healthy answer
+    // (~40 bytes) is too large for this one.
+    config.push_str(&format!(
+        "[[cluster.static]]\njob = \"capped\"\ntargets = [\"http://127.0.0.1:{port}/healthy\"]\n\
+         limits = {{ body_bytes = 10 }}\n"
+    ));
     let dir = tempfile::tempdir().expect("tempdir");
     let fs = Fleetscope::start(dir.path(), &config).await;
     let started = std::time::Instant::now();
@@ -168,7 +174,7 @@ async fn bad_targets_are_contained() {
         "4 scrapes of every target",
         || async {
             let t = fs.targets().await;
-            (t.len() == 8 && t.iter().all(|t| t["scrapes"].as_u64().unwrap_or(0) >= 4)).then_some(t)
+            (t.len() == 9 && t.iter().all(|t| t["scrapes"].as_u64().unwrap_or(0) >= 4)).then_some(t)
         },
     )
     .await;
@@ -189,6 +195,7 @@ async fn bad_targets_are_contained() {
         ("garbage", "parse_error"),
         ("million", "sample_limit"),
         ("truncated", "read_error"),
+        ("capped", "body_too_large"),
     ] {
         let (health, got, t) = reason_of(job);
         assert_eq!(

@@ -258,6 +258,11 @@ pub struct Ingestor {
 }
 
 impl Ingestor {
+    /// The limits this target's scrapes are held to.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
     pub fn new(target: &TargetSpec, limits: Limits) -> Ingestor {
         Ingestor {
             target_values: [
@@ -667,6 +672,7 @@ mod tests {
             interval: Duration::from_secs(15),
             timeout: Duration::from_secs(5),
             honor_labels: honor,
+            limits: Default::default(),
         }
     }
 

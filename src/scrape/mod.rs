@@ -143,7 +143,8 @@ fn unix_ms() -> i64 {
 /// Runs one target until shutdown, then hands its open minute to the store.
 pub async fn run_target(ctx: ScrapeContext, spec: TargetSpec) {
     let status = ctx.registry.register(&spec);
-    let mut ingestor = Ingestor::new(&spec, ctx.limits.clone());
+    let limits = ctx.limits.for_target(spec.limits);
+    let mut ingestor = Ingestor::new(&spec, limits.clone());
     let first = tokio::time::Instant::now() + schedule_offset(&spec);
     let mut ticker = tokio::time::interval_at(first, spec.interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
@@ -236,7 +237,7 @@ async fn scrape_once(
         &spec.url,
         ctx.accept,
         spec.timeout,
-        ctx.limits.body_bytes,
+        ingestor.limits().body_bytes,
         &mut body,
     )
     .await;
