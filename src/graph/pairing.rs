@@ -76,10 +76,9 @@ impl RecentSpans {
             self.order.pop_front();
             self.seen.remove(&old);
         }
-        if self.seen.contains_key(&key) {
+        if self.seen.insert(key, ()).is_some() {
             return true;
         }
-        self.seen.insert(key, ());
         self.order.push_back((now_ns, key));
         false
     }
