@@ -35,6 +35,10 @@ pub enum AppError {
     Client(#[from] reqwest::Error),
     #[error("HTTP server: {0}")]
     Serve(std::io::Error),
+    /// The last minutes scraped before the stop could not be committed;
+    /// the next start's first scrapes begin new minutes.
+    #[error("stopped without committing the last scraped minutes: {0}")]
+    FinalCommit(StoreError),
 }
 
 /// Allocations at least this big get their own mapping from glibc, which
@@ -197,10 +201,16 @@ pub async fn serve(
     token.cancel();
     while tasks.join_next().await.is_some() {}
     let _ = graph_task.await;
-    writer.sync().await.ok();
+    let committed = writer.sync().await;
     writer.shutdown().await;
-    tracing::info!("stopped; all flushed buckets are committed");
-    served.map_err(AppError::Serve)
+    served.map_err(AppError::Serve)?;
+    match committed {
+        Ok(()) => {
+            tracing::info!("stopped; all flushed buckets are committed");
+            Ok(())
+        }
+        Err(e) => Err(AppError::FinalCommit(e)),
+    }
 }
 
 fn print_banner(config: &Config, local: SocketAddr, targets: &[TargetSpec]) {

@@ -165,8 +165,8 @@ impl Default for Retention {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct ApiConfig {
-    /// When set, every API route except /healthz and /readyz needs
-    /// `Authorization: Bearer <token>`.
+    /// When set, every API route except /healthz, /readyz and /metrics
+    /// needs `Authorization: Bearer <token>`.
     pub bearer_token: Option<String>,
     pub max_body_bytes: usize,
     #[serde(with = "humantime_serde")]
@@ -523,6 +523,9 @@ impl Config {
     }
 }
 
+/// The longest scrape interval accepted.
+const MAX_SCRAPE_INTERVAL: Duration = Duration::from_secs(30 * 60);
+
 fn check_scrape_timing(
     what: &str,
     interval: Duration,
@@ -531,6 +534,15 @@ fn check_scrape_timing(
     if interval < Duration::from_secs(1) {
         return Err(ConfigError::Invalid(format!(
             "{what}: interval must be at least 1s"
+        )));
+    }
+    // The store forgets, hourly, the numbers of series that wrote no row
+    // since the last sweep; a target must write a row more often.
+    if interval > MAX_SCRAPE_INTERVAL {
+        return Err(ConfigError::Invalid(format!(
+            "{what}: interval ({}) must be at most {}",
+            humantime::format_duration(interval),
+            humantime::format_duration(MAX_SCRAPE_INTERVAL)
         )));
     }
     if timeout.is_zero() || timeout > interval {
@@ -685,6 +697,9 @@ targets = ["10.0.0.1:9100"]
         c.scrape.timeout = Duration::from_secs(60);
         let e = c.validate().unwrap_err().to_string();
         assert!(e.contains("timeout"), "{e}");
+        c.scrape.interval = Duration::from_secs(3600);
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("must be at most 30m"), "{e}");
         let threads = Config::from_toml_str("duckdb_threads = 0", Path::new("x.toml")).unwrap();
         let e = threads.validate().unwrap_err().to_string();
         assert!(e.contains("duckdb_threads"), "{e}");

@@ -51,6 +51,37 @@ impl ScrapeErrorReason {
     }
 }
 
+/// Why the store dropped rows; the label value of
+/// `fleetscope_store_dropped_rows_total`. Each is an error logged too; the
+/// counter is what an operator alerts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropReason {
+    /// Commits kept failing and the rows held for a retry passed their bound.
+    NotCommitted,
+    /// Rollup rows of a series the store could not name.
+    UnknownSeries,
+    /// New series past what the writer holds unstored, or past the numbers
+    /// left for their metric: counted as the `series` rows not stored (the
+    /// rollup rows that follow count as `UnknownSeries`).
+    SeriesNotStored,
+}
+
+impl DropReason {
+    pub const ALL: [DropReason; 3] = [
+        Self::NotCommitted,
+        Self::UnknownSeries,
+        Self::SeriesNotStored,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NotCommitted => "not_committed",
+            Self::UnknownSeries => "unknown_series",
+            Self::SeriesNotStored => "series_not_stored",
+        }
+    }
+}
+
 const FLUSH_BUCKETS: [f64; 10] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0];
 
 #[derive(Default)]
@@ -78,7 +109,6 @@ pub struct Telemetry {
     scrapes: AtomicU64,
     scrape_errors: [AtomicU64; ScrapeErrorReason::ALL.len()],
     samples_ingested: AtomicU64,
-    samples_out_of_order: AtomicU64,
     duplicate_series: AtomicU64,
     active_series: AtomicU64,
     /// The store writer's queue bound (a semaphore of weighted rows) and
@@ -89,6 +119,7 @@ pub struct Telemetry {
     rows_written_1h: AtomicU64,
     series_written: AtomicU64,
     store_write_errors: AtomicU64,
+    store_dropped: [AtomicU64; DropReason::ALL.len()],
     rows_deleted_by_retention: AtomicU64,
     flush: Histogram,
     spans_received: AtomicU64,
@@ -117,9 +148,6 @@ impl Telemetry {
     }
     pub fn samples_ingested(&self) -> u64 {
         self.samples_ingested.load(Relaxed)
-    }
-    pub fn out_of_order(&self, n: u64) {
-        self.samples_out_of_order.fetch_add(n, Relaxed);
     }
     pub fn duplicate_series(&self, n: u64) {
         self.duplicate_series.fetch_add(n, Relaxed);
@@ -162,6 +190,12 @@ impl Telemetry {
     pub fn store_write_error(&self) {
         self.store_write_errors.fetch_add(1, Relaxed);
     }
+    pub fn rows_dropped(&self, reason: DropReason, n: u64) {
+        self.store_dropped[reason as usize].fetch_add(n, Relaxed);
+    }
+    pub fn rows_dropped_for(&self, reason: DropReason) -> u64 {
+        self.store_dropped[reason as usize].load(Relaxed)
+    }
     pub fn retention_deleted(&self, n: u64) {
         self.rows_deleted_by_retention.fetch_add(n, Relaxed);
     }
@@ -202,11 +236,6 @@ impl Telemetry {
             "fleetscope_samples_ingested_total",
             "Samples accepted from successful scrapes.",
             self.samples_ingested.load(Relaxed),
-        );
-        counter(
-            "fleetscope_samples_out_of_order_total",
-            "Samples dropped because their bucket was already flushed.",
-            self.samples_out_of_order.load(Relaxed),
         );
         counter(
             "fleetscope_duplicate_series_total",
@@ -254,6 +283,18 @@ impl Telemetry {
                 "fleetscope_scrape_errors_total{{reason=\"{}\"}} {}",
                 r.as_str(),
                 self.scrape_errors[i].load(Relaxed)
+            );
+        }
+        out.push_str(
+            "# HELP fleetscope_store_dropped_rows_total Rows the store gave up on, by reason (each also logged as an error).\n",
+        );
+        out.push_str("# TYPE fleetscope_store_dropped_rows_total counter\n");
+        for r in DropReason::ALL {
+            let _ = writeln!(
+                out,
+                "fleetscope_store_dropped_rows_total{{reason=\"{}\"}} {}",
+                r.as_str(),
+                self.rows_dropped_for(r)
             );
         }
         out.push_str(
@@ -314,7 +355,13 @@ impl Telemetry {
                 self.flush.buckets[i].load(Relaxed)
             );
         }
-        let count = self.flush.count.load(Relaxed);
+        // Read after the buckets, and never below the last: a commit
+        // observed in between must not show a bucket above +Inf.
+        let count = self
+            .flush
+            .count
+            .load(Relaxed)
+            .max(self.flush.buckets[FLUSH_BUCKETS.len() - 1].load(Relaxed));
         let _ = writeln!(
             out,
             "fleetscope_store_flush_seconds_bucket{{le=\"+Inf\"}} {count}"

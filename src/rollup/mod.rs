@@ -236,6 +236,8 @@ pub struct MinuteAggregator {
     slots: Vec<SeriesState>,
     index: IdMap<Slot>,
     free: Vec<Slot>,
+    /// Series unseen for longer are evicted.
+    idle_eviction_secs: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -258,6 +260,19 @@ impl MinuteAggregator {
             slots: Vec::new(),
             index: IdMap::default(),
             free: Vec::new(),
+            idle_eviction_secs: IDLE_EVICTION_MINUTES * ONE_MINUTE_SECS,
+        }
+    }
+
+    /// For a target scraped every `interval`: a series is kept at least two
+    /// intervals after it was last seen, so a slow target's counters keep
+    /// their previous value from one scrape to the next.
+    pub fn for_interval(interval: std::time::Duration) -> Self {
+        let interval_secs = i64::try_from(interval.as_secs()).unwrap_or(i64::MAX / 4);
+        MinuteAggregator {
+            idle_eviction_secs: (IDLE_EVICTION_MINUTES * ONE_MINUTE_SECS)
+                .max(2 * interval_secs + ONE_MINUTE_SECS),
+            ..Self::new()
         }
     }
 
@@ -359,7 +374,7 @@ impl MinuteAggregator {
             Some(_) => {
                 self.close_open_minute(out);
                 self.open_minute = Some(minute);
-                let horizon = minute - IDLE_EVICTION_MINUTES * ONE_MINUTE_SECS;
+                let horizon = minute - self.idle_eviction_secs;
                 let mut evicted = 0;
                 for (slot, s) in self.slots.iter_mut().enumerate() {
                     if s.live && s.last_seen_minute < horizon {
@@ -499,6 +514,26 @@ mod tests {
         let evicted = agg.begin_scrape(60 * (IDLE_EVICTION_MINUTES + 2), &mut out);
         assert_eq!(evicted, 2);
         assert_eq!(out.len(), 1, "NaN-only series emits no row");
+    }
+
+    /// A target scraped every 15 minutes: its counters keep their previous
+    /// value between scrapes, so each scrape's minute has an increase.
+    #[test]
+    fn a_slow_targets_counters_are_not_evicted_between_scrapes() {
+        let mut agg = MinuteAggregator::for_interval(std::time::Duration::from_secs(900));
+        let mut out = Vec::new();
+        for (t, v) in [(0, 100.0), (900, 160.0), (1800, 190.0)] {
+            assert_eq!(agg.begin_scrape(t, &mut out), 0);
+            agg.observe(1, true, v);
+        }
+        agg.close_open_minute(&mut out);
+        let inc: Vec<f64> = rows_by_minute(&out, 1)
+            .iter()
+            .map(|(_, a)| a.increase)
+            .collect();
+        assert_eq!(inc, [0.0, 60.0, 30.0]);
+        // Gone once unseen for more than two intervals and a minute.
+        assert_eq!(agg.begin_scrape(1800 + 1920, &mut out), 1);
     }
 
     #[test]

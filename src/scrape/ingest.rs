@@ -272,7 +272,7 @@ impl Ingestor {
             ],
             honor_labels: target.honor_labels,
             limits,
-            aggregator: MinuteAggregator::new(),
+            aggregator: MinuteAggregator::for_interval(target.interval),
             previous: Vec::new(),
             seen: HashSet::default(),
             cache: IdMap::default(),

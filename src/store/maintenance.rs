@@ -280,7 +280,9 @@ impl Maintenance {
             self.derive_logged(&FIVE_MINUTES, horizon, paced);
         }
         match self.watermark(&FIVE_MINUTES) {
-            Ok(wm_5m) => self.derive_logged(&ONE_HOUR, wm_5m.unwrap_or(i64::MIN), paced),
+            Ok(Some(wm_5m)) => self.derive_logged(&ONE_HOUR, wm_5m, paced),
+            // No 5 m window derived yet: no hour is complete either.
+            Ok(None) => {}
             Err(e) => tracing::error!(error = %e, "reading watermark failed"),
         }
         if !self.stop.load(Ordering::Relaxed)
@@ -342,17 +344,32 @@ impl Maintenance {
         }
     }
 
+    /// Start of the first window of `d` not derived yet, or None when
+    /// unknown (nothing derived, or the watermark unreadable).
+    fn derived_until(&mut self, d: &Derivation) -> Option<i64> {
+        if let Some(known) = self.up_to_date.get(d.watermark_name()) {
+            return Some(known.next_window());
+        }
+        watermark(&self.conn, d.watermark_name()).ok().flatten()
+    }
+
     fn apply_retention(&mut self, now: i64) {
+        // A source row outlives its retention until its window is derived:
+        // after downtime longer than the 1 m retention, the windows before
+        // the stop complete only once new minutes are committed.
+        let one_minute_until = self.derived_until(&FIVE_MINUTES).unwrap_or(i64::MIN);
+        let five_minutes_until = self.derived_until(&ONE_HOUR).unwrap_or(i64::MIN);
         let r = &self.options.retention;
         let rollups = [
-            (Resolution::OneMinute, r.one_minute),
-            (Resolution::FiveMinutes, r.five_minutes),
-            (Resolution::OneHour, r.one_hour),
+            (Resolution::OneMinute, r.one_minute, one_minute_until),
+            (Resolution::FiveMinutes, r.five_minutes, five_minutes_until),
+            (Resolution::OneHour, r.one_hour, i64::MAX),
         ]
-        .map(|(resolution, keep)| {
+        .map(|(resolution, keep, derived_until)| {
             let table = resolution.stored_table();
             let sql = format!("DELETE FROM {table} WHERE ts < ?");
-            (table, sql, now - keep.as_secs() as i64, Some(resolution))
+            let cutoff = (now - keep.as_secs() as i64).min(derived_until);
+            (table, sql, cutoff, Some(resolution))
         });
         // The service graph's edges by their minute (Unix seconds); events
         // by when they last counted (Unix milliseconds), so an alert still
@@ -1092,6 +1109,47 @@ mod tests {
                 ("Pulled".to_string(), None),
             ]
         );
+    }
+
+    /// After downtime longer than the 1 m retention, the windows before
+    /// the stop are not derived yet (no newer minute completes them):
+    /// their 1 m rows stay past their retention until they are, and so do
+    /// 5 m rows an hour not derived yet needs; derived ones go.
+    #[test]
+    fn retention_keeps_rows_of_windows_not_derived_yet() {
+        let conn = store();
+        let probe = conn.try_clone().unwrap();
+        let day = 86_400i64;
+        let stop = 10 * day;
+        let now = stop + 3 * day;
+        conn.execute_batch(&format!(
+            "INSERT INTO rollup_1m_rows VALUES
+                 (1, {a}, 1, NULL, NULL, NULL, NULL, 1, 0),
+                 (1, {b}, 1, NULL, NULL, NULL, NULL, 1, 0);
+             INSERT INTO rollup_5m_rows VALUES
+                 (1, {h}, 1, NULL, NULL, NULL, NULL, 1, 0),
+                 (1, {a}, 1, NULL, NULL, NULL, NULL, 1, 0);
+             INSERT INTO watermarks VALUES ('rollup_5m', {b}), ('rollup_1h', {a});",
+            a = stop - 600,
+            b = stop - 300,
+            h = stop - 4200,
+        ))
+        .unwrap();
+        let mut maintenance = maintenance_of(conn, stop - 300);
+        maintenance.options.retention.one_minute = Duration::from_secs(2 * day as u64);
+        maintenance.options.retention.five_minutes = Duration::from_secs(day as u64);
+        maintenance.apply_retention(now);
+        let ts_of = |table: &str| -> Vec<i64> {
+            probe
+                .prepare(&format!("SELECT ts FROM {table} ORDER BY ts"))
+                .unwrap()
+                .query_map([], |r| r.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        };
+        assert_eq!(ts_of("rollup_1m_rows"), [stop - 300]);
+        assert_eq!(ts_of("rollup_5m_rows"), [stop - 600]);
     }
 
     #[test]

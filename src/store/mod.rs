@@ -115,6 +115,78 @@ impl Generations {
     }
 }
 
+/// Commits failing this many times in a row make the store not ready: one
+/// failure is retried with the next commit, a few seconds later.
+const NOT_READY_AFTER_FAILED_COMMITS: u64 = 3;
+
+/// Whether the store takes writes, as the writer last found it: for
+/// `/readyz` (not ready) and `/healthz` (restart me).
+#[derive(Debug, Default)]
+pub struct StoreHealth {
+    /// Commits that failed in a row; 0 after one succeeds.
+    failed_commits: std::sync::atomic::AtomicU64,
+    last_error: std::sync::Mutex<Option<String>>,
+    /// DuckDB refuses every statement after a fatal error (a checkpoint
+    /// that could not be written, on a full disk) until the process
+    /// restarts; the restart replays the WAL.
+    invalidated: std::sync::atomic::AtomicBool,
+    writer_stopped: std::sync::atomic::AtomicBool,
+}
+
+impl StoreHealth {
+    fn commit_succeeded(&self) {
+        self.failed_commits
+            .store(0, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn commit_failed(&self, error: &str) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.failed_commits.fetch_add(1, Relaxed);
+        if error.contains("invalidated") {
+            self.invalidated.store(true, Relaxed);
+        }
+        if let Ok(mut last) = self.last_error.lock() {
+            *last = Some(error.to_string());
+        }
+    }
+
+    fn writer_stopped(&self) {
+        self.writer_stopped
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Why the process should be restarted, if it should: the writer is
+    /// gone, or DuckDB will take nothing until a restart.
+    pub fn fatal(&self) -> Option<String> {
+        use std::sync::atomic::Ordering::Relaxed;
+        if self.writer_stopped.load(Relaxed) {
+            return Some("the store writer has stopped".into());
+        }
+        self.invalidated
+            .load(Relaxed)
+            .then(|| format!("the database needs a restart: {}", self.last_error()))
+    }
+
+    /// Why the store is not taking writes, if it is not.
+    pub fn problem(&self) -> Option<String> {
+        let failed = self
+            .failed_commits
+            .load(std::sync::atomic::Ordering::Relaxed);
+        self.fatal().or_else(|| {
+            (failed >= NOT_READY_AFTER_FAILED_COMMITS)
+                .then(|| format!("{failed} commits failed in a row: {}", self.last_error()))
+        })
+    }
+
+    fn last_error(&self) -> String {
+        self.last_error
+            .lock()
+            .ok()
+            .and_then(|e| e.clone())
+            .unwrap_or_default()
+    }
+}
+
 /// Everything needed to open the store.
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
@@ -279,12 +351,14 @@ pub fn open(
     }
     migrated?;
     let generations = Arc::new(Generations::default());
+    let health = Arc::new(StoreHealth::default());
     let reader = StoreReader::new(
         conn.try_clone()?,
         options.data_dir.clone(),
         generations.clone(),
+        health.clone(),
     );
-    let writer = StoreWriter::start(conn, lock, options, telemetry, generations)?;
+    let writer = StoreWriter::start(conn, lock, options, telemetry, generations, health)?;
     Ok((writer, reader))
 }
 
@@ -311,6 +385,68 @@ mod tests {
         values.iter().for_each(|v| a.add(*v));
         a.increase = increase;
         a
+    }
+
+    /// Commits that keep failing make the store not ready (and say why);
+    /// the rows wait for a retry, and one commit that succeeds stores them
+    /// and makes it ready again. The failure here is a table gone missing
+    /// under the writer, a real DuckDB error on the commit path.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn failing_commits_make_the_store_not_ready_until_one_succeeds() {
+        let dir = tempfile::tempdir().unwrap();
+        let telemetry = Arc::new(Telemetry::default());
+        let options = StoreOptions::new(dir.path(), Retention::default());
+        let (writer, reader) = open(options, telemetry).unwrap();
+        let rename = |from: &'static str, to: &'static str| {
+            reader.run(Duration::from_secs(5), move |conn| {
+                conn.execute_batch(&format!("ALTER TABLE {from} RENAME TO {to}"))?;
+                Ok(())
+            })
+        };
+        let base = (writer::unix_now() - 600) / 60 * 60;
+        let batch = |minute: i64| WriteBatch {
+            series: vec![SeriesRow {
+                id: 7,
+                metric: "up".into(),
+                kind: "gauge",
+                labels: LabelSet::from_pairs([("job", "node")]),
+            }],
+            rollups: vec![RollupRow {
+                series_id: 7,
+                bucket_start: base + minute * 60,
+                agg: agg(&[1.0], 0.0),
+            }],
+            ..Default::default()
+        };
+        assert_eq!(reader.health().problem(), None);
+        rename("rollup_1m_rows", "moved_away").await.unwrap();
+        for minute in 0..NOT_READY_AFTER_FAILED_COMMITS as i64 {
+            writer.write(batch(minute)).await.unwrap();
+            assert!(writer.sync().await.is_err());
+        }
+        let problem = reader.health().problem().expect("not ready");
+        assert!(problem.contains("3 commits failed in a row"), "{problem}");
+        assert_eq!(reader.health().fatal(), None);
+
+        rename("moved_away", "rollup_1m_rows").await.unwrap();
+        writer.write(batch(3)).await.unwrap();
+        writer.sync().await.unwrap();
+        assert_eq!(reader.health().problem(), None);
+        let points = reader
+            .rollups(
+                Resolution::OneMinute,
+                vec![7],
+                base,
+                base + 300,
+                60,
+                RollupAgg::Count,
+                Duration::from_secs(5),
+            )
+            .await
+            .unwrap();
+        assert_eq!(points.len(), 4, "{points:?}");
+        writer.shutdown().await;
+        assert!(reader.health().fatal().is_some());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -442,6 +578,70 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(pts.len(), 5);
+        writer.shutdown().await;
+    }
+
+    /// A series whose samples are all NaN for a while (a summary's
+    /// quantiles while nothing is observed) writes no row, so the store
+    /// forgets it; its producer still holds it live and sends no series row
+    /// when values come back. Its rows are stored under its number.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn rows_of_a_forgotten_series_its_producer_still_holds_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let telemetry = Arc::new(Telemetry::default());
+        let mut options = StoreOptions::new(dir.path(), Retention::default());
+        options.forget_series_after = Duration::ZERO;
+        let (writer, reader) = open(options, telemetry).unwrap();
+        let series = |id: u64| SeriesRow {
+            id,
+            metric: "rpc_duration_seconds".into(),
+            kind: "summary",
+            labels: LabelSet::from_pairs([("quantile", if id == 1 { "0.5" } else { "0.99" })]),
+        };
+        let base = (writer::unix_now() - 3600) / 60 * 60;
+        let row = |id: u64, minute: i64| RollupRow {
+            series_id: id,
+            bucket_start: base + minute * 60,
+            agg: agg(&[1.0], 0.0),
+        };
+        for batch in [
+            WriteBatch {
+                series: vec![series(1), series(2)],
+                rollups: vec![row(1, 0), row(2, 0)],
+                ..Default::default()
+            },
+            // 2 sends NaN only: no row, and the store forgets it...
+            WriteBatch {
+                rollups: vec![row(1, 1)],
+                ..Default::default()
+            },
+            WriteBatch {
+                rollups: vec![row(1, 2)],
+                ..Default::default()
+            },
+            // ...and its values come back without a series row.
+            WriteBatch {
+                rollups: vec![row(1, 3), row(2, 3)],
+                ..Default::default()
+            },
+        ] {
+            writer.write(batch).await.unwrap();
+            writer.sync().await.unwrap();
+        }
+        let points = reader
+            .rollups(
+                Resolution::OneMinute,
+                vec![2],
+                base,
+                base + 300,
+                60,
+                RollupAgg::Count,
+                Duration::from_secs(5),
+            )
+            .await
+            .unwrap();
+        let minutes: Vec<i64> = points.iter().map(|p| (p.ts - base) / 60).collect();
+        assert_eq!(minutes, [0, 3]);
         writer.shutdown().await;
     }
 

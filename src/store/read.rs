@@ -196,6 +196,7 @@ pub struct StoreReader {
     template: Arc<Mutex<Connection>>,
     data_dir: PathBuf,
     generations: Arc<super::Generations>,
+    health: Arc<super::StoreHealth>,
 }
 
 impl StoreReader {
@@ -203,12 +204,19 @@ impl StoreReader {
         conn: Connection,
         data_dir: PathBuf,
         generations: Arc<super::Generations>,
+        health: Arc<super::StoreHealth>,
     ) -> StoreReader {
         StoreReader {
             template: Arc::new(Mutex::new(conn)),
             data_dir,
             generations,
+            health,
         }
+    }
+
+    /// Whether the store is taking writes (see [`super::StoreHealth`]).
+    pub fn health(&self) -> &super::StoreHealth {
+        &self.health
     }
 
     /// The data generation of a resolution: equal generations, equal answers.

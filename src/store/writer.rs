@@ -18,10 +18,12 @@ use super::maintenance::{MaintenanceThread, Published};
 use super::series_numbers::SeriesNumbers;
 use super::stored_form::{arrow_error, PackedRows, StoredColumns};
 use super::unstored::{Unstored, UnstoredSeries};
-use super::{DirLock, Generations, Resolution, StoreError, StoreOptions, LABEL_COLUMNS};
+use super::{
+    DirLock, Generations, Resolution, StoreError, StoreHealth, StoreOptions, LABEL_COLUMNS,
+};
 use crate::graph::model::{EdgeRow, Event, Node};
 use crate::rollup::{LabelSet, RollupRow, SeriesRow};
-use crate::telemetry::Telemetry;
+use crate::telemetry::{DropReason, Telemetry};
 
 /// DuckDB's row group. A transaction that fills row groups has them
 /// compressed straight into the database file; smaller ones are written to
@@ -140,8 +142,9 @@ impl HeldBatch {
         }
     }
 
-    fn rollup_rows(&self) -> usize {
-        self.rollups.iter().map(PackedRows::len).sum()
+    /// Rows it adds to tables, what a retry holds is bounded by.
+    fn table_rows(&self) -> usize {
+        self.rollups.iter().map(PackedRows::len).sum::<usize>() + self.rest.table_rows()
     }
 }
 
@@ -170,6 +173,7 @@ impl StoreWriter {
         options: StoreOptions,
         telemetry: Arc<Telemetry>,
         generations: Arc<Generations>,
+        health: Arc<StoreHealth>,
     ) -> Result<StoreWriter, StoreError> {
         let series_numbers = SeriesNumbers::load(&conn)?;
         let forget_series_after = options.forget_series_after;
@@ -202,10 +206,15 @@ impl StoreWriter {
             last_sweep: Instant::now(),
             generations,
             published,
+            health: health.clone(),
         };
         let thread = std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || state.run(rx))
+            .spawn(move || {
+                // Also when it panics: nothing is stored from then on.
+                let _stopped = StoppedOnDrop(health);
+                state.run(rx)
+            })
             .map_err(|e| StoreError::Join(e.to_string()))?;
         Ok(StoreWriter {
             tx,
@@ -378,6 +387,7 @@ struct Writer {
     /// The newest committed minute and the next `sid`, for maintenance:
     /// published after each commit.
     published: Arc<Published>,
+    health: Arc<StoreHealth>,
     retry: VecDeque<HeldBatch>,
     retry_rows: usize,
     forget_series_after: Duration,
@@ -470,15 +480,17 @@ impl Writer {
         store_all_series: bool,
     ) -> Result<(), String> {
         for b in new {
-            self.retry_rows += b.rollup_rows();
+            self.retry_rows += b.table_rows();
             self.retry.push_back(b);
         }
         while self.retry_rows > MAX_RETRY_ROWS {
             match self.retry.pop_front() {
                 Some(old) => {
-                    let rows = old.rollup_rows();
+                    let rows = old.table_rows();
                     self.retry_rows -= rows;
-                    tracing::error!(rows, "dropping rollup rows that could not be stored");
+                    self.telemetry
+                        .rows_dropped(DropReason::NotCommitted, rows as u64);
+                    tracing::error!(rows, "dropping rows that could not be stored");
                 }
                 None => break,
             }
@@ -492,6 +504,8 @@ impl Writer {
         let result = self.commit(&mut batches, store_all_series);
         let dropped = self.unstored.bound(MAX_UNSTORED_SERIES);
         if dropped > 0 {
+            self.telemetry
+                .rows_dropped(DropReason::SeriesNotStored, dropped as u64);
             tracing::error!(
                 series = dropped,
                 "dropping new series that could not be stored"
@@ -500,6 +514,7 @@ impl Writer {
         match result {
             Ok((series_written, rows_written)) => {
                 self.retry_rows = 0;
+                self.health.commit_succeeded();
                 self.telemetry.flush_latency(started.elapsed());
                 self.telemetry.series_written(series_written);
                 self.telemetry.rows_written(60, rows_written);
@@ -508,6 +523,7 @@ impl Writer {
             }
             Err(e) => {
                 self.telemetry.store_write_error();
+                self.health.commit_failed(&e.to_string());
                 tracing::error!(error = %e, "store commit failed; rows kept for retry");
                 self.retry.extend(batches);
                 Err(e.to_string())
@@ -559,6 +575,8 @@ impl Writer {
             }
         }
         if unnumbered > 0 {
+            self.telemetry
+                .rows_dropped(DropReason::SeriesNotStored, unnumbered as u64);
             tracing::error!(
                 series = unnumbered,
                 "dropping new series: no number left for their metric"
@@ -589,31 +607,53 @@ impl Writer {
                 // Columnar: Arrow batches, several times faster than
                 // binding every value of every row.
                 let numbers = &mut self.series_numbers;
-                let mut unknown = 0usize;
                 let packed: Vec<&PackedRows> = batches.iter().flat_map(|b| &b.rollups).collect();
                 let mut order: Vec<RowAt> =
                     Vec::with_capacity(packed.iter().map(|p| p.len()).sum());
+                let mut unknown_rows: Vec<(u64, RowAt)> = Vec::new();
                 for (part, rows) in packed.iter().enumerate() {
                     for at in rows.rows() {
-                        let sid = numbers
+                        let row = RowAt {
+                            bucket: at.bucket,
+                            sid: 0,
+                            // A transaction holds thousands of parts, not
+                            // billions: fits.
+                            part: part as u32,
+                            offset: at.offset,
+                        };
+                        match numbers
                             .sid_for_row(at.series_id)
-                            .or_else(|| self.unstored.sid_for_row(at.series_id));
-                        unknown += usize::from(sid.is_none());
-                        if let Some(sid) = sid {
-                            order.push(RowAt {
-                                bucket: at.bucket,
-                                sid,
-                                // A transaction holds thousands of parts,
-                                // not billions: fits.
-                                part: part as u32,
-                                offset: at.offset,
-                            });
+                            .or_else(|| self.unstored.sid_for_row(at.series_id))
+                        {
+                            Some(sid) => order.push(RowAt { sid, ..row }),
+                            None => unknown_rows.push((at.series_id, row)),
                         }
                     }
                 }
+                if !unknown_rows.is_empty() {
+                    // A series can be forgotten here while its producer
+                    // still holds it live and so never sends it again: one
+                    // whose samples were all NaN for a sweep or two (a
+                    // summary's quantiles while nothing is observed). Its
+                    // number is in `series`.
+                    let mut ids: Vec<u64> = unknown_rows.iter().map(|(id, _)| *id).collect();
+                    ids.sort_unstable();
+                    ids.dedup();
+                    numbers.recall_for_rows(&self.conn, &ids)?;
+                    unknown_rows.retain(|(id, row)| match numbers.sid_for_row(*id) {
+                        Some(sid) => {
+                            order.push(RowAt { sid, ..*row });
+                            false
+                        }
+                        None => true,
+                    });
+                }
+                let unknown = unknown_rows.len();
                 if unknown > 0 {
                     // Producers send a series before its first row; this
                     // would be a bug, and the rows could not be named.
+                    self.telemetry
+                        .rows_dropped(DropReason::UnknownSeries, unknown as u64);
                     tracing::error!(rows = unknown, "dropping rollup rows of unknown series");
                 }
                 // By minute, then `sid`: metric by metric (a query reads
@@ -706,7 +746,17 @@ impl Writer {
     }
 }
 
+/// Marks the store's health when the writer thread ends, however it ends.
+struct StoppedOnDrop(Arc<StoreHealth>);
+
+impl Drop for StoppedOnDrop {
+    fn drop(&mut self) {
+        self.0.writer_stopped();
+    }
+}
+
 /// Where a held rollup row is, and its sort key.
+#[derive(Clone, Copy)]
 struct RowAt {
     bucket: i64,
     sid: u64,
