@@ -162,17 +162,17 @@ run_system() {
     R[$sys,late]=$(jq '[.data.targets[].late_scrapes] | add' <<<"$t")
     R[$sys,late_warm]=$((R[$sys,late] - late0))
     [[ -n ${late_steady0:-} ]] && R[$sys,late_steady]=$((R[$sys,late] - late_steady0))
+    R[$sys,missed]=$(jq '[.data.targets[].missed_scrapes] | add' <<<"$t")
     R[$sys,down]=$(jq '[.data.targets[] | select(.health != "up")] | length' <<<"$t")
   else
-    local q
-    q=$(curl -sf "http://127.0.0.1:$PROM_PORT/api/v1/query" --data-urlencode \
-      "query=sum(count_over_time(up[$((end - start))s]))" --data-urlencode "time=$end")
-    R[$sys,scrapes]=$(jq -r '.data.result[0].value[1] // 0' <<<"$q")
-    # Late = an interval more than 10% longer than configured; Prometheus only
-    # exposes quantiles, so report p99 and count as late if p99 > 1.1 x.
+    # Late as fleetscope counts it (started more than a tenth of the interval
+    # after its tick), from the start time each `up` sample carries.
+    read -r "R[$sys,scrapes]" "R[$sys,late]" "R[$sys,late_warm]" "R[$sys,late_steady]" "R[$sys,missed]" \
+      < <(python3 benches/prom_punctuality.py "http://127.0.0.1:$PROM_PORT" "$INTERVAL" \
+        "$start" "$end" "$t0" "${t_steady0:-0}")
+    ((${t_steady0:+1})) || unset "R[$sys,late_steady]"
     R[$sys,p99]=$(curl -sf "$METRICS" | awk -v i="${INTERVAL}s" \
       'index($1, "prometheus_target_interval_length_seconds{") == 1 && index($1, "interval=\"" i "\"") && index($1, "quantile=\"0.99\"") { print $2 }')
-    R[$sys,late]=NA
     R[$sys,down]=$(curl -sf "http://127.0.0.1:$PROM_PORT/api/v1/query" --data-urlencode 'query=count(up == 0) or vector(0)' | jq -r '.data.result[0].value[1]')
   fi
   R[$sys,expected]=$(echo "$TARGETS * ($end - $start) / $INTERVAL" | bc -l)
@@ -283,7 +283,8 @@ for s in systems:
         "disk bytes per series per day (compacted chunks)": f(s,"block_chunks") / f(s,"samples_all") * 86400 / float(sys.argv[3]),
         "compacted index bytes per series": f(s,"block_index") / series,
         "scrapes done / expected %": 100 * f(s,"scrapes") / f(s,"expected"),
-        "late scrapes %": 100 * f(s,"late") / f(s,"scrapes") if s == "fleetscope" else float("nan"),
+        "late scrapes %": 100 * f(s,"late") / f(s,"scrapes"),
+        "missed scrapes": f(s,"missed"),
         "late scrapes after the first interval": f(s,"late_warm"),
         "late scrapes in steady state": f(s,"late_steady"),
         "p99 scrape interval s": f(s,"p99"),

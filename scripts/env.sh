@@ -12,7 +12,11 @@ CARGO_FEATURE_ARGS=(--no-default-features)
 
 ensure_libduckdb() {
   [[ -f "$DUCKDB_LIB_DIR/libduckdb.so" ]] && return 0
-  command -v npm >/dev/null || { apt-get update -qq && apt-get install -y -qq npm; }
+  if ! command -v npm >/dev/null; then
+    local sudo_cmd=(); [[ $(id -u) -eq 0 ]] || sudo_cmd=(sudo)
+    "${sudo_cmd[@]}" apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq npm
+  fi
   local tmp; tmp=$(mktemp -d)
   (cd "$tmp" && npm pack --silent "$DUCKDB_NPM_PACKAGE" >/dev/null && tar xzf ./*.tgz)
   mkdir -p "$DUCKDB_LIB_DIR"

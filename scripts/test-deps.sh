@@ -34,6 +34,22 @@ python3 -c 'import venv, ensurepip' 2>/dev/null || packages+=(python3-venv)
 command -v kubectl >/dev/null || packages+=(kubernetes-client)
 if ((${#packages[@]})); then apt_install "${packages[@]}"; fi
 
+# Debian 12's own packages are too old for two of these: its nodejs (18)
+# cannot load @grafana/data (which requires an ESM-only markdown parser
+# needing Node 20), and its kubernetes-client (1.20) predates kustomize's
+# `labels:` field. Say so instead of failing in the middle of the tests.
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+if ((node_major < 20)); then
+  echo "test-deps: Node >= 20 is needed, found $(node --version): install it from nodejs.org or NodeSource" >&2
+  exit 1
+fi
+kubectl_minor=$(kubectl version --client -o json 2>/dev/null |
+  python3 -c 'import json, sys; v = json.load(sys.stdin)["clientVersion"]; print(int(v["major"]) * 1000 + int(v["minor"].rstrip("+")))')
+if ((kubectl_minor < 1021)); then
+  echo "test-deps: kubectl >= 1.21 is needed (kustomize labels:), found $(kubectl version --client 2>/dev/null | head -1)" >&2
+  exit 1
+fi
+
 # node_modules is current when npm's own record of the install
 # (node_modules/.package-lock.json) is newer than the committed lock file.
 lock=tests/grafana/package-lock.json
