@@ -259,3 +259,37 @@ async fn shutdown_during_a_hung_scrape_keeps_the_minute_before() {
         .expect("query");
     assert_eq!(rows, 1, "the answered minute's row after SIGTERM");
 }
+
+/// An event answered 202 is committed: `kill -9` right after the answer
+/// keeps it (an Alertmanager would not send the notification again for
+/// hours). Read back from the data directory after the restart's clean stop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_accepted_event_survives_kill_9() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = "self_scrape = false\n";
+    let fs = Fleetscope::start(dir.path(), config).await;
+    let event = serde_json::json!({
+        "time": unix_now(), "cluster": "dc-01", "namespace": "shop", "service": "checkout",
+        "reason": "OOMKilled", "message": "container checkout was OOM killed", "severity": "Warning"
+    });
+    let answer = reqwest::Client::new()
+        .post(fs.url("/api/v1/events"))
+        .json(&event)
+        .send()
+        .await
+        .expect("POST /api/v1/events");
+    assert_eq!(answer.status().as_u16(), 202);
+    fs.proc.kill9();
+
+    let fs = Fleetscope::start(dir.path(), config).await;
+    let db = fs.db_path();
+    assert!(fs.proc.terminate().success());
+    let stored: Vec<(String, String)> = open_db(&db)
+        .prepare("SELECT service, reason FROM events")
+        .expect("prepare")
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    assert_eq!(stored, [("checkout".to_string(), "OOMKilled".to_string())]);
+}

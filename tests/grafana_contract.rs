@@ -149,6 +149,51 @@ async fn grafana_frame_parser_reads_every_target() {
     fs.proc.terminate();
 }
 
+/// One client span and its server span (Zipkin v2, as a Brave or
+/// OpenTelemetry exporter sends them), from services whose spans name their
+/// cluster and namespace, so the service map's variables have values.
+/// Returns once `service_cluster` lists the cluster.
+async fn send_a_call_between_two_services(fs: &Fleetscope) {
+    let now_us = common::unix_now() * 1_000_000;
+    let tags = serde_json::json!({"k8s.cluster.name": "cluster-01", "k8s.namespace.name": "shop"});
+    let spans = serde_json::json!([
+        {"traceId": "5af7183fb1d4cf5f5af7183fb1d4cf5f", "id": "6b221d5bc9e6496c", "kind": "CLIENT",
+         "name": "get /cart", "timestamp": now_us, "duration": 4000,
+         "localEndpoint": {"serviceName": "web"}, "tags": tags},
+        {"traceId": "5af7183fb1d4cf5f5af7183fb1d4cf5f", "id": "7c332e6cdaf75a7d", "parentId": "6b221d5bc9e6496c",
+         "kind": "SERVER", "name": "get /cart", "timestamp": now_us + 500, "duration": 3000,
+         "localEndpoint": {"serviceName": "cart"}, "tags": tags}
+    ]);
+    let client = reqwest::Client::new();
+    let sent = client
+        .post(fs.url("/api/v2/spans"))
+        .json(&spans)
+        .send()
+        .await
+        .expect("POST /api/v2/spans");
+    assert_eq!(sent.status().as_u16(), 202, "{:?}", sent.text().await);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let listed: serde_json::Value = client
+            .post(fs.url("/grafana/variable"))
+            .json(&serde_json::json!({"payload": {"target": "service_cluster"}}))
+            .send()
+            .await
+            .expect("POST /grafana/variable")
+            .json()
+            .await
+            .expect("variable answer");
+        if listed.to_string().contains("cluster-01") {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "service_cluster never listed cluster-01: {listed}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// Drives the real binary with the shipped dashboards and Grafana's own frame
 /// parser's package alongside: tests/grafana/lint-dashboards.js checks that every
 /// dashboard in dashboards/ is valid JSON, names only targets, payload keys and
@@ -159,6 +204,7 @@ async fn dashboards_match_what_the_server_offers() {
     require_node();
     let dir = tempfile::tempdir().expect("tempdir");
     let fs = seeded_server(dir.path()).await;
+    send_a_call_between_two_services(&fs).await;
     let mut cmd = Command::new("node");
     cmd.arg("tests/grafana/lint-dashboards.js")
         .arg(fs.url("/grafana"));

@@ -17,7 +17,9 @@ use serde_json::{json, Value};
 use super::views::{heat_row_labels, ViewAnswer, ViewArgs, ViewRequest, TARGETS};
 use super::{ApiError, ApiState};
 use crate::graph::model::{EdgeKind, Event, NodeKind};
-use crate::graph::query::{GraphAnswer, Health, NodeView};
+use crate::graph::query::{
+    self as graph_query, GraphAnswer, GraphScope, Health, NodeField, NodeView,
+};
 use crate::views::{self, Dim, FilterOp, NodeMode, PodMode, Scope, TimeRange};
 
 pub fn routes() -> Router<ApiState> {
@@ -903,6 +905,16 @@ async fn variable(
         views::dimension_values(&state.reader, dim, &args.scope()?, deadline).await?
     } else if what == "metrics" || what == "metric" {
         state.reader.metric_names(deadline).await?
+    } else if let Some(field) = service_map_field(&what) {
+        let mut scope = GraphScope {
+            clusters: args.list("cluster").to_vec(),
+            namespaces: args.list("namespace").to_vec(),
+        };
+        match field {
+            NodeField::Cluster => scope.clusters.clear(),
+            NodeField::Namespace => scope.namespaces.clear(),
+        }
+        graph_query::node_values(&state.reader, &state.graph, field, scope, deadline).await?
     } else {
         Vec::new()
     };
@@ -912,6 +924,16 @@ async fn variable(
             .map(|v| json!({"__text": v, "__value": v}))
             .collect(),
     )))
+}
+
+/// Variable queries over what the service map's nodes carry:
+/// `service_cluster`, `service_namespace` (narrowed by `"cluster"`).
+fn service_map_field(what: &str) -> Option<NodeField> {
+    match what {
+        "service_cluster" => Some(NodeField::Cluster),
+        "service_namespace" => Some(NodeField::Namespace),
+        _ => None,
+    }
 }
 
 /// A JSON object written in a variable query, after Grafana put variables

@@ -157,13 +157,9 @@ impl GraphService {
         })
     }
 
+    /// Returns once the events are committed.
     pub async fn submit_events(&self, events: Vec<Event>) -> Result<(), GraphError> {
-        self.writer
-            .write(WriteBatch {
-                events,
-                ..Default::default()
-            })
-            .await?;
+        self.writer.store_events(events).await?;
         Ok(())
     }
 

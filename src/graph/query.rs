@@ -234,6 +234,69 @@ pub async fn load(
     Ok(loaded)
 }
 
+/// What a dashboard variable over the service map lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeField {
+    Cluster,
+    Namespace,
+}
+
+impl NodeField {
+    fn of(self, n: &Node) -> &str {
+        match self {
+            NodeField::Cluster => &n.cluster,
+            NodeField::Namespace => &n.namespace,
+        }
+    }
+}
+
+/// The clusters or namespaces the graph's service nodes carry (stored and
+/// live), those of `scope`'s clusters and namespaces only, sorted. Spans
+/// name them (`k8s.cluster.name`, `k8s.namespace.name`), and the names need
+/// not be the scrape config's, so a service map filtered by the metrics'
+/// cluster names can come out empty.
+pub async fn node_values(
+    reader: &StoreReader,
+    graph: &GraphService,
+    field: NodeField,
+    scope: GraphScope,
+    deadline: Duration,
+) -> Result<Vec<String>, StoreError> {
+    let stored = reader
+        .run(deadline, |conn| {
+            let mut stmt = conn.prepare(
+                "SELECT DISTINCT coalesce(cluster, ''), coalesce(namespace, '') FROM graph_nodes
+                 WHERE kind = 'service'",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok(Node {
+                    id: String::new(),
+                    kind: NodeKind::Service,
+                    name: String::new(),
+                    cluster: r.get(0)?,
+                    namespace: r.get(1)?,
+                    system: String::new(),
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await?;
+    let mut values: BTreeSet<String> = BTreeSet::new();
+    let mut offer = |n: &Node| {
+        let v = field.of(n);
+        if !v.is_empty() && scope.keeps_service(n) {
+            values.insert(v.to_string());
+        }
+    };
+    stored.iter().for_each(&mut offer);
+    if let Ok(live) = graph.live().lock() {
+        live.nodes()
+            .filter(|n| n.kind == NodeKind::Service)
+            .for_each(&mut offer);
+    }
+    Ok(values.into_iter().collect())
+}
+
 /// Filters: an empty list means no filter.
 #[derive(Debug, Clone, Default)]
 pub struct GraphScope {

@@ -90,15 +90,14 @@ const GROUP_COMMIT_MAX_WAIT: Duration = Duration::from_secs(40);
 const HANDOVER_QUIET: Duration = Duration::from_secs(2);
 
 /// What producers hand to the store: new series and complete buckets from
-/// scrape targets; graph nodes, per-minute edge rows and events from the
-/// graph.
+/// scrape targets; graph nodes and per-minute edge rows from the graph.
+/// (Events are stored on their own, [`StoreWriter::store_events`].)
 #[derive(Debug, Default)]
 pub struct WriteBatch {
     pub series: Vec<SeriesRow>,
     pub rollups: Vec<RollupRow>,
     pub graph_nodes: Vec<Node>,
     pub graph_edges: Vec<EdgeRow>,
-    pub events: Vec<Event>,
 }
 
 impl WriteBatch {
@@ -107,7 +106,6 @@ impl WriteBatch {
             && self.rollups.is_empty()
             && self.graph_nodes.is_empty()
             && self.graph_edges.is_empty()
-            && self.events.is_empty()
     }
 
     /// Its weight in the queue's budget.
@@ -117,7 +115,7 @@ impl WriteBatch {
 
     /// Rows it adds to tables other than `series`.
     fn table_rows(&self) -> usize {
-        self.rollups.len() + self.graph_nodes.len() + self.graph_edges.len() + self.events.len()
+        self.rollups.len() + self.graph_nodes.len() + self.graph_edges.len()
     }
 }
 
@@ -161,6 +159,8 @@ enum Msg {
 #[derive(Clone)]
 pub struct StoreWriter {
     tx: mpsc::Sender<Msg>,
+    /// Cloned for each events request (see `store_events`).
+    events_conn: Arc<Mutex<Connection>>,
     queued_rows: Arc<Semaphore>,
     thread: Arc<Mutex<Option<JoinHandle<()>>>>,
     maintenance: Arc<MaintenanceThread>,
@@ -194,6 +194,7 @@ impl StoreWriter {
             published.clone(),
         )?;
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
+        let events_conn = Arc::new(Mutex::new(conn.try_clone()?));
         let mut state = Writer {
             conn,
             _lock: lock,
@@ -218,6 +219,7 @@ impl StoreWriter {
             .map_err(|e| StoreError::Join(e.to_string()))?;
         Ok(StoreWriter {
             tx,
+            events_conn,
             queued_rows,
             maintenance: Arc::new(maintenance),
             thread: Arc::new(Mutex::new(Some(thread))),
@@ -241,6 +243,27 @@ impl StoreWriter {
             .send(Msg::Batch(batch, permit))
             .await
             .map_err(|_| StoreError::WriterGone)
+    }
+
+    /// Stores events and returns once they are committed, in a transaction
+    /// of their own on a connection of their own, off the async runtime. An
+    /// event answered as accepted survives a crash (Alertmanager sends a
+    /// notification again only after its repeat interval, hours later), and
+    /// a request's few rows do not end the writer's gathering of a fleet's
+    /// minute. Nothing else inserts into `events`; retention deletes old
+    /// rows only, which never conflict with new ones.
+    pub async fn store_events(&self, events: Vec<Event>) -> Result<(), StoreError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let conn = self
+            .events_conn
+            .lock()
+            .map_err(|_| StoreError::Join("events connection poisoned".into()))?
+            .try_clone()?;
+        tokio::task::spawn_blocking(move || insert_events(&conn, &events))
+            .await
+            .map_err(|e| StoreError::Join(e.to_string()))?
     }
 
     /// Returns when everything queued before this call is committed.
@@ -766,16 +789,15 @@ struct RowAt {
     offset: u32,
 }
 
-/// Graph nodes (first seen wins), edge rows and events: few rows per
-/// minute, so plain prepared statements.
+/// Graph nodes (first seen wins) and edge rows: few rows per minute, so
+/// plain prepared statements.
 fn write_graph<'a>(
     conn: &Connection,
     batches: impl Iterator<Item = &'a WriteBatch> + Clone,
     now: i64,
 ) -> Result<(), duckdb::Error> {
     let nodes = batches.clone().flat_map(|b| &b.graph_nodes);
-    let edges = batches.clone().flat_map(|b| &b.graph_edges);
-    let events = batches.flat_map(|b| &b.events);
+    let edges = batches.flat_map(|b| &b.graph_edges);
     let mut node_stmt =
         conn.prepare("INSERT OR IGNORE INTO graph_nodes VALUES (?, ?, ?, ?, ?, ?, ?)")?;
     for n in nodes {
@@ -819,23 +841,40 @@ fn write_graph<'a>(
             list(&s.server.counts)
         ])?;
     }
-    let mut event_stmt = conn.prepare(
-        "INSERT INTO events (time_ms, end_ms, cluster, namespace, service, source, reason,
-             message, severity, fingerprint) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )?;
-    for e in events {
-        event_stmt.execute(params![
-            e.time_ms,
-            e.end_ms,
-            e.cluster,
-            e.namespace,
-            e.service,
-            e.source,
-            e.reason,
-            e.message,
-            e.severity,
-            e.fingerprint
-        ])?;
+    Ok(())
+}
+
+/// Inserts `events` in one transaction, committed on return.
+fn insert_events(conn: &Connection, events: &[Event]) -> Result<(), StoreError> {
+    conn.execute_batch("BEGIN TRANSACTION")?;
+    let inserted = (|| {
+        let mut stmt = conn.prepare(
+            "INSERT INTO events (time_ms, end_ms, cluster, namespace, service, source, reason,
+                 message, severity, fingerprint) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )?;
+        for e in events {
+            stmt.execute(params![
+                e.time_ms,
+                e.end_ms,
+                e.cluster,
+                e.namespace,
+                e.service,
+                e.source,
+                e.reason,
+                e.message,
+                e.severity,
+                e.fingerprint
+            ])?;
+        }
+        Ok::<_, duckdb::Error>(())
+    })();
+    let finished = match inserted {
+        Ok(()) => conn.execute_batch("COMMIT"),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = finished {
+        let _ = conn.execute_batch("ROLLBACK");
+        return Err(e.into());
     }
     Ok(())
 }
