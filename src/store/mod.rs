@@ -432,18 +432,7 @@ mod tests {
         writer.write(batch(3)).await.unwrap();
         writer.sync().await.unwrap();
         assert_eq!(reader.health().problem(), None);
-        let points = reader
-            .rollups(
-                Resolution::OneMinute,
-                vec![7],
-                base,
-                base + 300,
-                60,
-                RollupAgg::Count,
-                Duration::from_secs(5),
-            )
-            .await
-            .unwrap();
+        let points = counts_1m(&reader, 7, base).await;
         assert_eq!(points.len(), 4, "{points:?}");
         writer.shutdown().await;
         assert!(reader.health().fatal().is_some());
@@ -565,73 +554,17 @@ mod tests {
 
         // Reopen: everything is still there and the lock is free again.
         let (writer, reader) = open(options, telemetry).unwrap();
-        let pts = reader
-            .rollups(
-                Resolution::OneMinute,
-                vec![42],
-                base,
-                base + 300,
-                60,
-                RollupAgg::Count,
-                Duration::from_secs(5),
-            )
-            .await
-            .unwrap();
+        let pts = counts_1m(&reader, 42, base).await;
         assert_eq!(pts.len(), 5);
         writer.shutdown().await;
     }
 
-    /// A series whose samples are all NaN for a while (a summary's
-    /// quantiles while nothing is observed) writes no row, so the store
-    /// forgets it; its producer still holds it live and sends no series row
-    /// when values come back. Its rows are stored under its number.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn rows_of_a_forgotten_series_its_producer_still_holds_are_kept() {
-        let dir = tempfile::tempdir().unwrap();
-        let telemetry = Arc::new(Telemetry::default());
-        let mut options = StoreOptions::new(dir.path(), Retention::default());
-        options.forget_series_after = Duration::ZERO;
-        let (writer, reader) = open(options, telemetry).unwrap();
-        let series = |id: u64| SeriesRow {
-            id,
-            metric: "rpc_duration_seconds".into(),
-            kind: "summary",
-            labels: LabelSet::from_pairs([("quantile", if id == 1 { "0.5" } else { "0.99" })]),
-        };
-        let base = (writer::unix_now() - 3600) / 60 * 60;
-        let row = |id: u64, minute: i64| RollupRow {
-            series_id: id,
-            bucket_start: base + minute * 60,
-            agg: agg(&[1.0], 0.0),
-        };
-        for batch in [
-            WriteBatch {
-                series: vec![series(1), series(2)],
-                rollups: vec![row(1, 0), row(2, 0)],
-                ..Default::default()
-            },
-            // 2 sends NaN only: no row, and the store forgets it...
-            WriteBatch {
-                rollups: vec![row(1, 1)],
-                ..Default::default()
-            },
-            WriteBatch {
-                rollups: vec![row(1, 2)],
-                ..Default::default()
-            },
-            // ...and its values come back without a series row.
-            WriteBatch {
-                rollups: vec![row(1, 3), row(2, 3)],
-                ..Default::default()
-            },
-        ] {
-            writer.write(batch).await.unwrap();
-            writer.sync().await.unwrap();
-        }
-        let points = reader
+    /// The 1 m row counts of series `id` over the five minutes from `base`.
+    async fn counts_1m(reader: &StoreReader, id: u64, base: i64) -> Vec<RollupPoint> {
+        reader
             .rollups(
                 Resolution::OneMinute,
-                vec![2],
+                vec![id],
                 base,
                 base + 300,
                 60,
@@ -639,17 +572,14 @@ mod tests {
                 Duration::from_secs(5),
             )
             .await
-            .unwrap();
-        let minutes: Vec<i64> = points.iter().map(|p| (p.ts - base) / 60).collect();
-        assert_eq!(minutes, [0, 3]);
-        writer.shutdown().await;
+            .unwrap()
     }
 
-    /// The writer forgets series that stay silent (here after every
-    /// commit); one that comes back keeps its number and its one row in
-    /// `series`, and its rows before and after read back as one series.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_forgotten_series_comes_back_as_itself() {
+    /// Writes series 1 and 2, lets 2 be forgotten (silent for a sweep;
+    /// the writer sweeps after every commit here), then writes a row of 2
+    /// at minute 3, its series row sent again when `sent_again`. Returns
+    /// the minutes of 2's rows and how many `series` rows it has.
+    async fn forget_and_bring_back(sent_again: bool) -> (Vec<i64>, usize) {
         let dir = tempfile::tempdir().unwrap();
         let telemetry = Arc::new(Telemetry::default());
         let mut options = StoreOptions::new(dir.path(), Retention::default());
@@ -673,7 +603,6 @@ mod tests {
                 rollups: vec![row(1, 0), row(2, 0)],
                 ..Default::default()
             },
-            // 2 is silent for a sweep, and forgotten...
             WriteBatch {
                 rollups: vec![row(1, 1)],
                 ..Default::default()
@@ -682,10 +611,9 @@ mod tests {
                 rollups: vec![row(1, 2)],
                 ..Default::default()
             },
-            // ...until it comes back, as a series new to its producer.
             WriteBatch {
-                series: vec![series(2)],
-                rollups: vec![row(2, 3)],
+                series: if sent_again { vec![series(2)] } else { vec![] },
+                rollups: vec![row(1, 3), row(2, 3)],
                 ..Default::default()
             },
         ] {
@@ -693,22 +621,27 @@ mod tests {
             writer.sync().await.unwrap();
         }
         let found = reader.series(None, Duration::from_secs(5)).await.unwrap();
-        assert_eq!(found.iter().filter(|s| s.id == 2).count(), 1, "{found:?}");
-        let points = reader
-            .rollups(
-                Resolution::OneMinute,
-                vec![2],
-                base,
-                base + 300,
-                60,
-                RollupAgg::Count,
-                Duration::from_secs(5),
-            )
-            .await
-            .unwrap();
-        let minutes: Vec<i64> = points.iter().map(|p| (p.ts - base) / 60).collect();
-        assert_eq!(minutes, [0, 3]);
+        let stored = found.iter().filter(|s| s.id == 2).count();
+        let points = counts_1m(&reader, 2, base).await;
         writer.shutdown().await;
+        (points.iter().map(|p| (p.ts - base) / 60).collect(), stored)
+    }
+
+    /// A series forgotten that comes back, as a series new to its producer,
+    /// keeps its number and its one row in `series`, and its rows before
+    /// and after read back as one series.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_forgotten_series_comes_back_as_itself() {
+        assert_eq!(forget_and_bring_back(true).await, (vec![0, 3], 1));
+    }
+
+    /// A series whose samples are all NaN for a while (a summary's
+    /// quantiles while nothing is observed) writes no row, so the store
+    /// forgets it; its producer still holds it live and sends no series row
+    /// when values come back. Its rows are stored under its number.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn rows_of_a_forgotten_series_its_producer_still_holds_are_kept() {
+        assert_eq!(forget_and_bring_back(false).await, (vec![0, 3], 1));
     }
 
     /// More new series at once than the writer stores in one transaction
