@@ -369,6 +369,24 @@ impl Config {
         if self.duckdb_threads == Some(0) {
             return invalid("duckdb_threads must be greater than 0".into());
         }
+        if !is_duckdb_memory_size(&self.duckdb_memory_limit) {
+            return invalid(format!(
+                "duckdb_memory_limit {:?}: expected a size such as \"128MB\", \"2GiB\" or \"10%\"",
+                self.duckdb_memory_limit
+            ));
+        }
+        for c in &self.clusters {
+            for f in &c.federate {
+                for m in &f.matchers {
+                    if let Err(e) = crate::views::selector::Selector::parse(m) {
+                        return invalid(format!(
+                            "cluster {:?}, federate job {:?}: match {m:?}: {e}",
+                            c.name, f.job
+                        ));
+                    }
+                }
+            }
+        }
         let r = &self.retention;
         if r.one_minute < Duration::from_secs(3600) {
             return invalid("retention.1m must be at least 1h".into());
@@ -565,12 +583,55 @@ fn instance_of(url: &str) -> Result<String, ConfigError> {
                 "target {url:?}: only http:// and https:// are supported"
             ))
         })?;
+    // What the HTTP client would refuse at every scrape (a bad port, an
+    // empty or invalid host) is refused here, where it can be fixed.
+    reqwest::Url::parse(url).map_err(|e| ConfigError::Invalid(format!("target {url:?}: {e}")))?;
     let authority = rest.split(['/', '?']).next().unwrap_or_default();
     let authority = authority.rsplit('@').next().unwrap_or_default();
     if authority.is_empty() {
         return Err(ConfigError::Invalid(format!("target {url:?}: no host")));
     }
     Ok(authority.to_string())
+}
+
+/// A size DuckDB's `memory_limit` takes: a number and a unit (bytes, KB..TB,
+/// KiB..TiB, spelled out or by initial, any case) or a percentage.
+fn is_duckdb_memory_size(text: &str) -> bool {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    if number.parse::<f64>().is_err() {
+        return false;
+    }
+    const UNITS: [&str; 23] = [
+        "",
+        "%",
+        "b",
+        "byte",
+        "bytes",
+        "k",
+        "kb",
+        "kib",
+        "kilobyte",
+        "kilobytes",
+        "m",
+        "mb",
+        "mib",
+        "megabyte",
+        "megabytes",
+        "g",
+        "gb",
+        "gib",
+        "gigabyte",
+        "gigabytes",
+        "t",
+        "tb",
+        "tib",
+    ];
+    let unit = unit.trim().to_ascii_lowercase();
+    UNITS.contains(&unit.as_str()) || matches!(unit.as_str(), "terabyte" | "terabytes")
 }
 
 fn percent_encode(s: &str) -> String {
@@ -700,6 +761,30 @@ targets = ["10.0.0.1:9100"]
         c.scrape.interval = Duration::from_secs(3600);
         let e = c.validate().unwrap_err().to_string();
         assert!(e.contains("must be at most 30m"), "{e}");
+        let mut c = Config::default();
+        for good in ["128MB", "2GiB", "1.5 GB", "512mb", "10%", "1000000"] {
+            c.duckdb_memory_limit = good.into();
+            assert!(c.validate().is_ok(), "{good}");
+        }
+        c.duckdb_memory_limit = "lots".into();
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("duckdb_memory_limit"), "{e}");
+        let federate = Config::from_toml_str(
+            "[[cluster]]\nname = \"a\"\n[[cluster.federate]]\nurl = \"http://p:9090\"\nmatch = ['{job=']",
+            Path::new("x.toml"),
+        )
+        .unwrap();
+        let e = federate.validate().unwrap_err().to_string();
+        assert!(e.contains("match \"{job=\""), "{e}");
+        for target in ["127.0.0.1:99999", "::1:9100", "h :1"] {
+            let bad = Config::from_toml_str(
+                &format!("[[cluster]]\nname = \"a\"\n[[cluster.static]]\njob = \"j\"\ntargets = [\"{target}\"]"),
+                Path::new("x.toml"),
+            )
+            .unwrap();
+            let e = bad.targets().unwrap_err().to_string();
+            assert!(e.contains(target), "{target}: {e}");
+        }
         let threads = Config::from_toml_str("duckdb_threads = 0", Path::new("x.toml")).unwrap();
         let e = threads.validate().unwrap_err().to_string();
         assert!(e.contains("duckdb_threads"), "{e}");

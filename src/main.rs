@@ -168,6 +168,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             hours,
         } => {
             init_tracing();
+            let existing = data_dir.join(fleetscope::store::DB_FILE);
+            if existing.exists() {
+                anyhow::bail!(
+                    "{} already holds a store: seed writes its history into a new data directory \
+                     (over an existing one it would add a second copy of every minute)",
+                    existing.display()
+                );
+            }
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)?
                 .as_secs() as i64;

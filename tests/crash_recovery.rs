@@ -293,3 +293,32 @@ async fn an_accepted_event_survives_kill_9() {
         .expect("rows");
     assert_eq!(stored, [("checkout".to_string(), "OOMKilled".to_string())]);
 }
+
+/// `fleetscope seed` into a data directory that already holds a store is
+/// refused, and the store is left as it was: a second history over the
+/// first would double every count and increase.
+#[test]
+fn seeding_over_an_existing_store_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let seed = || {
+        Command::new(fleetscope_bin())
+            .args(["seed", "--data-dir"])
+            .arg(dir.path())
+            .args(["--clusters", "1", "--namespaces", "1", "--pods", "2"])
+            .args(["--nodes", "1", "--hours", "1"])
+            .output()
+            .expect("run fleetscope seed")
+    };
+    assert!(seed().status.success());
+    let size = std::fs::metadata(dir.path().join(fleetscope::store::DB_FILE))
+        .expect("store")
+        .len();
+    let again = seed();
+    assert!(!again.status.success());
+    let said = String::from_utf8_lossy(&again.stderr);
+    assert!(said.contains("already holds a store"), "{said}");
+    let after = std::fs::metadata(dir.path().join(fleetscope::store::DB_FILE))
+        .expect("store")
+        .len();
+    assert_eq!(size, after);
+}

@@ -184,13 +184,37 @@ async fn send_a_call_between_two_services(fs: &Fleetscope) {
             .await
             .expect("variable answer");
         if listed.to_string().contains("cluster-01") {
-            return;
+            break;
         }
         assert!(
             Instant::now() < deadline,
             "service_cluster never listed cluster-01: {listed}"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The builder's option lists of the service map's targets are what the
+    // spans named too: node ids for focus, namespaces for the map.
+    for (target, option, expected) in [
+        ("service_focus", "node", "cluster-01/shop/cart"),
+        ("blast_radius", "node", "cluster-01/shop/web"),
+        ("service_map", "namespace", "shop"),
+    ] {
+        let options: serde_json::Value = client
+            .post(fs.url("/grafana/metric-payload-options"))
+            .json(&serde_json::json!({"metric": target, "name": option, "payload": {}}))
+            .send()
+            .await
+            .expect("POST /grafana/metric-payload-options")
+            .json()
+            .await
+            .expect("options answer");
+        let values: Vec<&str> = options
+            .as_array()
+            .expect("an array")
+            .iter()
+            .filter_map(|o| o["value"].as_str())
+            .collect();
+        assert!(values.contains(&expected), "{target}.{option}: {values:?}");
     }
 }
 

@@ -998,3 +998,61 @@ async fn kubernetes_event_objects_attach_to_their_workloads() {
     );
     assert!(fs.proc.terminate().success());
 }
+
+/// A service map over a range that does not start or end on a minute (as
+/// Grafana's never do) counts every minute it touches, whole, and its rates
+/// are per second of those minutes: 60 calls in one minute read as 1/s
+/// over any part of that minute, not as 60 over the part's seconds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rates_over_a_range_inside_a_minute_are_per_second_of_that_minute() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fs = Fleetscope::start(
+        dir.path(),
+        "self_scrape = false\n[graph]\npairing_wait = \"2s\"\n",
+    )
+    .await;
+    let minute = unix_now().div_euclid(60) * 60 - 120;
+    let spans: Vec<Value> = (0..60u64)
+        .flat_map(|i| {
+            let trace = format!("{:032x}", 0x5af7_0000 + i);
+            let micros = (minute + 5) * 1_000_000 + i as i64 * 500_000;
+            [
+                json!({"traceId": trace, "id": format!("{:016x}", 2 * i + 1), "kind": "CLIENT",
+                       "name": "get /cart", "timestamp": micros, "duration": 2_000,
+                       "localEndpoint": {"serviceName": "frontend"}}),
+                json!({"traceId": trace, "id": format!("{:016x}", 2 * i + 2),
+                       "parentId": format!("{:016x}", 2 * i + 1), "kind": "SERVER",
+                       "name": "get /cart", "timestamp": micros + 200, "duration": 1_500,
+                       "localEndpoint": {"serviceName": "cart"}}),
+            ]
+        })
+        .collect();
+    let r = http()
+        .post(fs.url("/api/v2/spans"))
+        .json(&spans)
+        .send()
+        .await
+        .expect("post spans");
+    assert_eq!(r.status(), 202);
+    let answer = eventually(Duration::from_secs(90), "60 calls frontend -> cart", || {
+        let fs = &fs;
+        async move {
+            let v = fs
+                .get_json(&format!(
+                    "/api/v1/servicemap?start={}&end={}",
+                    minute + 20,
+                    minute + 40
+                ))
+                .await;
+            let edge = v["edges"]
+                .as_array()?
+                .iter()
+                .find(|e| e["source"] == "//frontend" && e["target"] == "//cart")?
+                .clone();
+            (edge["requests"] == 60).then_some(edge)
+        }
+    })
+    .await;
+    let rate = answer["rate"].as_f64().expect("rate");
+    assert!((rate - 1.0).abs() < 1e-9, "{answer}");
+}

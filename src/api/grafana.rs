@@ -183,7 +183,16 @@ async fn payload_options(
     // The option list of a dimension is not narrowed by that dimension itself.
     args.values.remove(name);
     let deadline = state.query_deadline();
-    let values: Vec<String> = if let Some(dim) = Dim::parse(name) {
+    let target = req.get("metric").and_then(Value::as_str).unwrap_or("");
+    let values: Vec<String> = if let Some(field) = service_option_field(target, name) {
+        // The service map's targets take what the spans named, not the
+        // scrape config's names.
+        let scope = GraphScope {
+            clusters: args.list("cluster").to_vec(),
+            namespaces: args.list("namespace").to_vec(),
+        };
+        graph_query::node_values(&state.reader, &state.graph, field, scope, deadline).await?
+    } else if let Some(dim) = Dim::parse(name) {
         views::dimension_values(&state.reader, dim, &args.scope()?, deadline).await?
     } else if name == "metric" {
         state.reader.metric_names(deadline).await?
@@ -335,7 +344,16 @@ async fn query(
         }
         let args = ViewArgs::from_json(&payload);
         let Some(request) = ViewRequest::parse(&target, &args, adhoc.clone())? else {
-            continue;
+            // A panel whose query names no target yet has nothing to draw;
+            // a target misspelt must not look like a range without data.
+            if target.trim().is_empty() {
+                continue;
+            }
+            let known: Vec<&str> = TARGETS.iter().map(|(t, _)| *t).collect();
+            return Err(ApiError::BadRequest(format!(
+                "unknown target {target:?} (refId {ref_id}); one of {}",
+                known.join(", ")
+            )));
         };
         if request.is_graph() {
             // The graph covers the whole range as one window and includes
@@ -913,6 +931,7 @@ async fn variable(
         match field {
             NodeField::Cluster => scope.clusters.clear(),
             NodeField::Namespace => scope.namespaces.clear(),
+            NodeField::Id => {}
         }
         graph_query::node_values(&state.reader, &state.graph, field, scope, deadline).await?
     } else {
@@ -924,6 +943,16 @@ async fn variable(
             .map(|v| json!({"__text": v, "__value": v}))
             .collect(),
     )))
+}
+
+/// The option lists of the service map's targets that come from the graph.
+fn service_option_field(target: &str, option: &str) -> Option<NodeField> {
+    match (target, option) {
+        ("service_map", "cluster") => Some(NodeField::Cluster),
+        ("service_map", "namespace") => Some(NodeField::Namespace),
+        ("service_focus" | "blast_radius" | "service_events", "node") => Some(NodeField::Id),
+        _ => None,
+    }
 }
 
 /// Variable queries over what the service map's nodes carry:

@@ -68,6 +68,24 @@ impl Node {
         }
     }
 
+    /// The service an id written as [`Node::service`] writes it names:
+    /// `cluster/namespace/name`, cluster and namespace possibly empty.
+    pub fn service_of_id(id: &str) -> Option<Node> {
+        let mut parts = id.splitn(3, '/');
+        let (cluster, namespace, name) = (parts.next()?, parts.next()?, parts.next()?);
+        if name.is_empty() || cluster.contains(':') {
+            return None;
+        }
+        Some(Node {
+            id: id.to_string(),
+            kind: NodeKind::Service,
+            name: name.to_string(),
+            namespace: namespace.to_string(),
+            cluster: cluster.to_string(),
+            system: String::new(),
+        })
+    }
+
     /// The database or cache a client span talks to.
     pub fn datastore(span: &SpanRecord, system: &str) -> Node {
         let kind = match system {

@@ -133,7 +133,11 @@ const EVENTS_IN_RANGE: &str = "
     ORDER BY time_ms DESC LIMIT 10000";
 
 /// Reads the range `[start, end)` (Unix seconds) from the store and the live
-/// minutes still in memory.
+/// minutes still in memory. Edges are counted by whole minutes, every
+/// minute the range touches, and rates are per second of those minutes up
+/// to now: a range that does not start on a minute (Grafana's never do)
+/// neither counts a minute's requests over a part of it nor leaves out a
+/// minute it shows.
 pub async fn load(
     reader: &StoreReader,
     graph: &GraphService,
@@ -141,6 +145,11 @@ pub async fn load(
     end: i64,
     deadline: Duration,
 ) -> Result<Loaded, StoreError> {
+    let minutes_from = start.div_euclid(60) * 60;
+    let minutes_to = end.saturating_add(59).div_euclid(60) * 60;
+    let counted_to = minutes_to
+        .min(chrono::Utc::now().timestamp())
+        .max(minutes_from + 1);
     let (stored, nodes, events) = reader
         .run(deadline, move |conn| {
             let mut stmt = conn.prepare(
@@ -148,7 +157,7 @@ pub async fn load(
                         client_hist, server_hist
                  FROM graph_edges_1m WHERE ts >= ? AND ts < ?",
             )?;
-            let mut rows = stmt.query(duckdb::params![start, end])?;
+            let mut rows = stmt.query(duckdb::params![minutes_from, minutes_to])?;
             // Merged as read: a month of minutes is tens of thousands of
             // rows per edge, and only their sum is answered.
             let mut edges: BTreeMap<(String, String, EdgeKind), EdgeStats> = BTreeMap::new();
@@ -209,7 +218,7 @@ pub async fn load(
         edges: stored,
         nodes: nodes.into_iter().map(|n| (n.id.clone(), n)).collect(),
         events,
-        seconds: (end - start).max(1) as f64,
+        seconds: (counted_to - minutes_from) as f64,
         health: graph.config.health,
     };
     let live_rows = match graph.live().lock() {
@@ -220,7 +229,7 @@ pub async fn load(
                     .entry(n.id.clone())
                     .or_insert_with(|| n.clone());
             }
-            live.open_rows(start, end)
+            live.open_rows(minutes_from, minutes_to)
         }
         Err(_) => Vec::new(),
     };
@@ -234,27 +243,33 @@ pub async fn load(
     Ok(loaded)
 }
 
-/// What a dashboard variable over the service map lists.
+/// What a dashboard variable or option list over the service map lists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NodeField {
+    /// Of service nodes.
     Cluster,
+    /// Of service nodes.
     Namespace,
+    /// Of every node: what focus, blast radius and events take.
+    Id,
 }
 
 impl NodeField {
-    fn of(self, n: &Node) -> &str {
+    fn of(self, n: &Node) -> Option<&str> {
         match self {
-            NodeField::Cluster => &n.cluster,
-            NodeField::Namespace => &n.namespace,
+            NodeField::Cluster if n.kind == NodeKind::Service => Some(&n.cluster),
+            NodeField::Namespace if n.kind == NodeKind::Service => Some(&n.namespace),
+            NodeField::Id => Some(&n.id),
+            _ => None,
         }
     }
 }
 
-/// The clusters or namespaces the graph's service nodes carry (stored and
-/// live), those of `scope`'s clusters and namespaces only, sorted. Spans
-/// name them (`k8s.cluster.name`, `k8s.namespace.name`), and the names need
-/// not be the scrape config's, so a service map filtered by the metrics'
-/// cluster names can come out empty.
+/// The clusters or namespaces the graph's service nodes carry, or the ids
+/// of its nodes (stored and live), those in `scope` only, sorted. Spans
+/// name clusters and namespaces (`k8s.cluster.name`, `k8s.namespace.name`),
+/// and the names need not be the scrape config's, so a service map
+/// filtered by the metrics' cluster names can come out empty.
 pub async fn node_values(
     reader: &StoreReader,
     graph: &GraphService,
@@ -265,16 +280,15 @@ pub async fn node_values(
     let stored = reader
         .run(deadline, |conn| {
             let mut stmt = conn.prepare(
-                "SELECT DISTINCT coalesce(cluster, ''), coalesce(namespace, '') FROM graph_nodes
-                 WHERE kind = 'service'",
+                "SELECT id, kind, coalesce(cluster, ''), coalesce(namespace, '') FROM graph_nodes",
             )?;
             let rows = stmt.query_map([], |r| {
                 Ok(Node {
-                    id: String::new(),
-                    kind: NodeKind::Service,
+                    id: r.get(0)?,
+                    kind: NodeKind::parse(&r.get::<_, String>(1)?),
                     name: String::new(),
-                    cluster: r.get(0)?,
-                    namespace: r.get(1)?,
+                    cluster: r.get(2)?,
+                    namespace: r.get(3)?,
                     system: String::new(),
                 })
             })?;
@@ -283,16 +297,15 @@ pub async fn node_values(
         .await?;
     let mut values: BTreeSet<String> = BTreeSet::new();
     let mut offer = |n: &Node| {
-        let v = field.of(n);
-        if !v.is_empty() && scope.keeps_service(n) {
-            values.insert(v.to_string());
+        if let Some(v) = field.of(n).filter(|v| !v.is_empty()) {
+            if n.kind != NodeKind::Service || scope.keeps_service(n) {
+                values.insert(v.to_string());
+            }
         }
     };
     stored.iter().for_each(&mut offer);
     if let Ok(live) = graph.live().lock() {
-        live.nodes()
-            .filter(|n| n.kind == NodeKind::Service)
-            .for_each(&mut offer);
+        live.nodes().for_each(&mut offer);
     }
     Ok(values.into_iter().collect())
 }
@@ -401,9 +414,17 @@ impl Loaded {
         })
     }
 
-    /// Events of the node with this id (unknown ids have none).
+    /// Events of the node with this id. An id the graph does not know (a
+    /// service that sends no traces, crash-looping say) is read as a
+    /// service's, `cluster/namespace/name`; any other has none.
     pub fn events_for_id(&self, id: &str) -> Vec<Event> {
-        let node = self.node(id);
+        let node = match self.nodes.get(id) {
+            Some(node) => node.clone(),
+            None => match Node::service_of_id(id) {
+                Some(node) => node,
+                None => return Vec::new(),
+            },
+        };
         self.events_of(&node).into_iter().cloned().collect()
     }
 
@@ -856,6 +877,37 @@ mod tests {
             ids(&collapsed).contains(&"mysql://mysql.shop.svc"),
             "middleware stays itself"
         );
+    }
+
+    /// Events of a service the graph has not seen (one that sends no
+    /// traces) are those of its own cluster and namespace, read from its
+    /// id; an id that names no service has none.
+    #[test]
+    fn events_of_an_unknown_service_id_stay_in_its_cluster() {
+        let mut g = shop();
+        for (cluster, reason) in [("dc-01", "OOMKilled"), ("dc-02", "ScalingReplicaSet")] {
+            g.events.push(Event {
+                time_ms: 0,
+                end_ms: None,
+                cluster: cluster.into(),
+                namespace: "shop".into(),
+                service: "cart".into(),
+                source: "kubernetes".into(),
+                reason: reason.into(),
+                message: String::new(),
+                severity: "Warning".into(),
+                fingerprint: None,
+            });
+        }
+        let reasons = |id: &str| -> Vec<String> {
+            g.events_for_id(id).into_iter().map(|e| e.reason).collect()
+        };
+        assert_eq!(reasons("dc-01/shop/cart"), ["OOMKilled"]);
+        assert_eq!(reasons("dc-02/shop/cart"), ["ScalingReplicaSet"]);
+        assert!(reasons("zzz/shop/cart").is_empty());
+        assert!(reasons("shop/cart").is_empty());
+        assert!(reasons("cart").is_empty());
+        assert!(reasons("mysql://mysql.shop.svc/cart").is_empty());
     }
 
     #[test]

@@ -304,9 +304,18 @@ pub fn node_exporter(b: &mut BlockBuilder, seed: u64, node_id: u64, node: &str, 
             b.add(m, C, help, "", &[("cpu", cpu)], m2);
         }
     }
+    // A node's memory is fixed; what is available or free moves within it
+    // (a heatmap of used memory reads MemAvailable / MemTotal).
+    let total = [32.0, 64.0, 128.0, 256.0][r.random_range(0..4usize)] * (1u64 << 30) as f64;
     for field in MEMINFO {
         let name = format!("node_memory_{field}_bytes");
-        let m = gauge(r, 1e6, 6.4e10, true);
+        let m = match field {
+            "MemTotal" => Model::Const(total),
+            "MemAvailable" => gauge(r, total * 0.25, total * 0.7, true),
+            "MemFree" => gauge(r, total * 0.05, total * 0.2, true),
+            "SwapTotal" | "SwapFree" | "SwapCached" => Model::Const(0.0),
+            _ => gauge(r, 1e6, total * 0.05, true),
+        };
         b.add(
             &name,
             G,
