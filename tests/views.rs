@@ -447,3 +447,43 @@ async fn nodes_series_and_derived_resolution_agree() {
     );
     f.writer.shutdown().await;
 }
+
+/// A node exporter whose series name their node by `instance` alone (as
+/// kube-prometheus relabels them, and as they arrive through /federate):
+/// the nodes heatmap keys its row by that name, and a `node` filter with
+/// that name selects the row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_named_by_instance_alone_is_found_by_the_node_filter() {
+    let f = fleet().await;
+    let mut batch = WriteBatch::default();
+    for (mode, rate) in [("idle", 1.0), ("user", 1.0)] {
+        let s = series(
+            "node_cpu_seconds_total",
+            "counter",
+            &[
+                ("cluster", "a"),
+                ("job", "node-exporter"),
+                ("instance", "node-y"),
+                ("mode", mode),
+            ],
+        );
+        batch
+            .rollups
+            .extend(counter_rows(s.id, f.base, |_| rate * 60.0));
+        batch.series.push(s);
+    }
+    f.writer.write(batch).await.unwrap();
+    f.writer.sync().await.unwrap();
+    let r = range(&f, 120);
+    let mut scope = Scope::default();
+    scope
+        .push(Dim::Node, FilterOp::In(vec!["node-y".into()]))
+        .unwrap();
+    let nodes = views::nodes_heatmap(&f.reader, &scope, NodeMode::Cpu, r, 10, DEADLINE)
+        .await
+        .unwrap();
+    assert_eq!(nodes.rows.len(), 1, "{:?}", nodes.rows);
+    assert_eq!(nodes.rows[0].key, vec!["a", "node-y"]);
+    assert!(nodes.rows[0].values.iter().all(|v| close(*v, 0.5)));
+    f.writer.shutdown().await;
+}

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use duckdb::types::Value;
 
-use super::{Scope, TimeRange, ViewError};
+use super::{Dim, Scope, TimeRange, ViewError};
 use crate::store::StoreReader;
 
 /// The cell value of the pods heatmap.
@@ -152,6 +152,16 @@ impl RowKey {
             RowKey::Cluster => 1,
         }
     }
+    /// What a filter on `dim` compares: a node row's own key for `node`
+    /// (a node exporter's series often name their node by `instance`
+    /// alone, as kube-prometheus relabels them), so a node chosen from the
+    /// rows or from the `node` variable selects its row.
+    fn filter_column(self, dim: Dim) -> &'static str {
+        match (self, dim) {
+            (RowKey::Node, Dim::Node) => "coalesce(s.node, s.instance)",
+            _ => dim.sql(),
+        }
+    }
     fn not_null(self) -> &'static str {
         match self {
             RowKey::Pod => " AND s.pod IS NOT NULL AND s.namespace IS NOT NULL",
@@ -247,7 +257,7 @@ async fn heat_query(
             cond.push_str(" AND s.container IS NOT NULL AND s.container <> 'POD'");
         }
         cond.push_str(key.not_null());
-        cond.push_str(&scope.sql(&mut params));
+        cond.push_str(&scope.sql_with(&mut params, |dim| key.filter_column(dim)));
         selects.push(format!(
             "SELECT s.id, s.sid, {i} AS part, hash({keys}) AS k, hash(s.pod) AS p FROM series s WHERE {cond}"
         ));

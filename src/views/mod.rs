@@ -223,9 +223,14 @@ impl Scope {
 
     /// `AND ...` conditions over series alias `s`, values appended to `params`.
     fn sql(&self, params: &mut Vec<Value>) -> String {
+        self.sql_with(params, Dim::sql)
+    }
+
+    /// [`Scope::sql`] with each dimension read by `column_of`.
+    fn sql_with(&self, params: &mut Vec<Value>, column_of: impl Fn(Dim) -> &'static str) -> String {
         let mut out = String::new();
         for f in &self.filters {
-            let col = f.dim.sql();
+            let col = column_of(f.dim);
             match &f.op {
                 FilterOp::In(values) | FilterOp::NotIn(values) => {
                     if values.is_empty() {
