@@ -59,6 +59,9 @@ pub fn check_metrics(
             }
         }
     }
+    // What holds across samples (metadata lines, label values) is checked
+    // by `validate`, which reads the payload once more.
+    crate::scrape::parse::validate(input, format)?;
     Ok(count)
 }
 

@@ -1509,10 +1509,17 @@ impl std::iter::FusedIterator for Parser<'_> {}
 /// [`Parser::validating`]): the number of samples or the first error.
 pub fn validate(input: &[u8], format: Format) -> Result<usize, ParseError> {
     let mut p = Parser::new(input, format).validating();
+    let mut text = (format == Format::Prometheus).then(rules::TextRules::default);
     let mut n = 0;
     while let Some(r) = p.next_sample() {
-        r?;
+        let sample = r?;
+        if let Some(text) = text.as_mut() {
+            text.sample(&sample)?;
+        }
         n += 1;
+    }
+    if let Some(text) = text {
+        text.metadata(input)?;
     }
     Ok(n)
 }

@@ -11,9 +11,9 @@
 //! Owns only its bookkeeping. It sees each sample after the parser accepted
 //! its syntax and must not change what the parser yields.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
-use super::{parse_f64, MetricKind, Sample};
+use super::{parse_f64, MetricKind, ParseError, Sample};
 
 /// A metric point's identity within its family: its labels, less the one
 /// that tells its samples apart (`le`, `quantile`, the stateset's own), as
@@ -387,4 +387,95 @@ b_info{v=\"2\"} 1 10
 ";
         assert_eq!(check(body, true), Ok(8));
     }
+}
+
+/// The Prometheus text format's rules beyond its grammar that promtool
+/// (client_golang's text parser) holds a payload to: one HELP and one TYPE
+/// line per metric name, no TYPE line after samples of that name, and
+/// `le` / `quantile` values that are numbers. `check-metrics` applies them;
+/// scraping does not, as Prometheus' scraper does not.
+#[derive(Debug, Default)]
+pub(super) struct TextRules<'a> {
+    /// Line of each sample name's first sample.
+    first_sample: HashMap<&'a str, usize>,
+}
+
+impl<'a> TextRules<'a> {
+    pub(super) fn sample(&mut self, s: &Sample<'a>) -> Result<(), ParseError> {
+        self.first_sample.entry(s.name).or_insert(s.line);
+        let numeric = match s.kind {
+            MetricKind::Histogram if s.name.strip_prefix(s.family) == Some("_bucket") => "le",
+            MetricKind::Summary if s.name == s.family => "quantile",
+            _ => return Ok(()),
+        };
+        match s.labels.get(numeric) {
+            Some(v) if parse_f64(v.as_str()).is_none() => Err(ParseError {
+                line: s.line,
+                column: 1,
+                reason: format!(
+                    "expected a number as the value of the {numeric:?} label, got {:?}",
+                    v.as_str()
+                ),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Checks the HELP and TYPE lines of `input`, once every sample of it
+    /// has been through [`TextRules::sample`].
+    pub(super) fn metadata(&self, input: &[u8]) -> Result<(), ParseError> {
+        let mut helped: HashSet<&[u8]> = HashSet::new();
+        let mut typed: HashSet<&[u8]> = HashSet::new();
+        for (i, line) in input.split(|&b| b == b'\n').enumerate() {
+            let Some((keyword, name)) = metadata_line(line) else {
+                continue;
+            };
+            let at = i + 1;
+            let shown = String::from_utf8_lossy(name);
+            let fail = |reason: String| {
+                Err(ParseError {
+                    line: at,
+                    column: 1,
+                    reason,
+                })
+            };
+            if keyword == b"HELP" && !helped.insert(name) {
+                return fail(format!("second HELP line for metric name {shown}"));
+            }
+            if keyword == b"TYPE" {
+                if !typed.insert(name) {
+                    return fail(format!("second TYPE line for metric name {shown}"));
+                }
+                let sampled = std::str::from_utf8(name)
+                    .ok()
+                    .and_then(|n| self.first_sample.get(n));
+                if let Some(&first) = sampled.filter(|&&first| first < at) {
+                    return fail(format!(
+                        "TYPE line for metric name {shown} after its samples (line {first})"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The keyword (HELP or TYPE) and the metric name of a metadata line of the
+/// Prometheus text format, the name unquoted; None for any other line.
+fn metadata_line(line: &[u8]) -> Option<(&[u8], &[u8])> {
+    let is_blank = |b: &u8| *b == b' ' || *b == b'\t';
+    let rest = &line[line.iter().position(|b| !is_blank(b))?..];
+    let rest = rest.strip_prefix(b"#")?;
+    let rest = &rest[rest.iter().position(|b| !is_blank(b))?..];
+    let keyword = rest.get(..4)?;
+    if keyword != b"HELP" && keyword != b"TYPE" || !rest.get(4).is_some_and(is_blank) {
+        return None;
+    }
+    let rest = &rest[4..];
+    let rest = &rest[rest.iter().position(|b| !is_blank(b))?..];
+    let name = match rest.strip_prefix(b"\"") {
+        Some(quoted) => &quoted[..quoted.iter().position(|&b| b == b'"')?],
+        None => &rest[..rest.iter().position(is_blank).unwrap_or(rest.len())],
+    };
+    Some((keyword, name))
 }

@@ -979,3 +979,64 @@ fn an_escaped_backslash_before_a_raw_line_feed_is_a_value_when_scraping() {
     let s = prom("m{a=\"x\\\\\ny\"} 1\n");
     assert_eq!(labels_of(&s[0]), pairs(&[("a", "x\\\ny")]));
 }
+
+/// check-metrics holds the Prometheus text format to what promtool (the
+/// text parser of client_golang) refuses beyond the grammar; a scrape
+/// reads the same payloads, as Prometheus does.
+#[test]
+fn validating_the_text_format_refuses_what_promtool_refuses() {
+    for (payload, line, reason) in [
+        (
+            "# TYPE a gauge\n# TYPE a counter\na 1\n",
+            2,
+            "second TYPE line for metric name a",
+        ),
+        (
+            "# HELP a one\n# HELP a two\na 1\n",
+            2,
+            "second HELP line for metric name a",
+        ),
+        (
+            "a 1\n# TYPE a gauge\n",
+            2,
+            "TYPE line for metric name a after its samples (line 1)",
+        ),
+        (
+            "# TYPE h histogram\nh_bucket{le=\"x\"} 1\nh_count 1\nh_sum 1\n",
+            2,
+            "expected a number as the value of the \"le\" label, got \"x\"",
+        ),
+        (
+            "# TYPE s summary\ns{quantile=\"high\"} 1\ns_count 1\ns_sum 1\n",
+            2,
+            "expected a number as the value of the \"quantile\" label, got \"high\"",
+        ),
+        (
+            "# TYPE \"my.metric\" gauge\n#  TYPE   \"my.metric\" gauge\n{\"my.metric\"} 1\n",
+            2,
+            "second TYPE line for metric name my.metric",
+        ),
+    ] {
+        let e = validate(payload.as_bytes(), Format::Prometheus).expect_err(payload);
+        assert_eq!((e.line, e.reason.as_str()), (line, reason), "{payload}");
+        let mut printed = Vec::new();
+        let e = crate::check::check_metrics(
+            payload.as_bytes(),
+            Some(Format::Prometheus),
+            Some(&mut printed),
+        )
+        .expect_err(payload);
+        assert_eq!(e.reason, reason, "{payload}");
+        assert!(Parser::new(payload.as_bytes(), Format::Prometheus).all(|s| s.is_ok()));
+    }
+    // What promtool accepts stays accepted: a histogram's family typed
+    // after an untyped sample of another name, +Inf buckets, a HELP after
+    // its samples, a comment that only looks like metadata.
+    for payload in [
+        "h_bucket{le=\"1\"} 1\n# TYPE h histogram\nh_bucket{le=\"+Inf\"} 1\nh_count 1\nh_sum 1\n",
+        "a 1\n# HELP a late help\n",
+        "# TYPEa gauge\n# TYPE a gauge\n# HELPER text\na 1\n",
+    ] {
+        validate(payload.as_bytes(), Format::Prometheus).expect(payload);
+    }
+}
