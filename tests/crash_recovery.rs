@@ -322,3 +322,56 @@ fn seeding_over_an_existing_store_is_refused() {
         .len();
     assert_eq!(size, after);
 }
+
+/// HTTP basic auth (Grafana's datasource "Basic auth") guards the API as a
+/// bearer token does; a refusal names the scheme that is configured, so a
+/// client can ask its user for a password. The health routes stay open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn basic_auth_guards_the_api_and_names_its_scheme() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fs = Fleetscope::start(
+        dir.path(),
+        "self_scrape = false\n[api]\nbasic_auth_user = \"grafana\"\nbasic_auth_password = \"pw\"\n",
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let get = |user: Option<(&'static str, &'static str)>| {
+        let mut r = client.get(fs.url("/api/v1/targets"));
+        if let Some((u, p)) = user {
+            r = r.basic_auth(u, Some(p));
+        }
+        r.send()
+    };
+    let refused = get(None).await.expect("request");
+    assert_eq!(refused.status().as_u16(), 401);
+    let schemes: Vec<&str> = refused
+        .headers()
+        .get_all("www-authenticate")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    assert_eq!(schemes, ["Basic realm=\"fleetscope\""]);
+    assert_eq!(
+        get(Some(("grafana", "nope")))
+            .await
+            .expect("request")
+            .status()
+            .as_u16(),
+        401
+    );
+    assert_eq!(
+        get(Some(("grafana", "pw")))
+            .await
+            .expect("request")
+            .status()
+            .as_u16(),
+        200
+    );
+    let health = client
+        .get(fs.url("/healthz"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(health.status().as_u16(), 200);
+    assert!(fs.proc.terminate().success());
+}

@@ -163,7 +163,21 @@ async fn require_token(State(state): State<ApiState>, request: Request, next: Ne
                 .any(|a| constant_time_eq(g.as_bytes(), a.as_bytes()))
         });
         if !ok {
-            return ApiError::Unauthorized.into_response();
+            // Named as configured: a client offered only Bearer while basic
+            // auth is what is set cannot ask its user for a password.
+            let mut response = ApiError::Unauthorized.into_response();
+            let headers = response.headers_mut();
+            headers.remove(header::WWW_AUTHENTICATE);
+            if api.bearer_token.is_some() {
+                headers.append(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            if api.basic_auth_user.is_some() && api.basic_auth_password.is_some() {
+                headers.append(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"fleetscope\""),
+                );
+            }
+            return response;
         }
     }
     next.run(request).await
