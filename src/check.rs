@@ -4,7 +4,7 @@ use std::io::Write;
 
 use serde::Serialize;
 
-use crate::scrape::parse::{Format, ParseError, Parser};
+use crate::scrape::parse::{Format, ParseError};
 
 #[derive(Serialize)]
 struct PrintedSample<'a> {
@@ -31,10 +31,12 @@ pub fn check_metrics(
     let Some(out) = print else {
         return crate::scrape::parse::validate(input, format);
     };
-    let mut count = 0;
-    for sample in Parser::new(input, format).validating() {
-        let s = sample?;
-        count += 1;
+    // A closed stdout (e.g. `| head`) ends printing, not validation.
+    let mut printing = true;
+    crate::scrape::parse::validate_each(input, format, |s| {
+        if !printing {
+            return;
+        }
         let printed = PrintedSample {
             name: s.name,
             family: s.family,
@@ -53,16 +55,9 @@ pub fn check_metrics(
             timestamp_ms: s.timestamp_ms,
         };
         if let Ok(line) = serde_json::to_string(&printed) {
-            // A closed stdout (e.g. `| head`) ends printing, not validation.
-            if writeln!(out, "{line}").is_err() {
-                return crate::scrape::parse::validate(input, format);
-            }
+            printing = writeln!(out, "{line}").is_ok();
         }
-    }
-    // What holds across samples (metadata lines, label values) is checked
-    // by `validate`, which reads the payload once more.
-    crate::scrape::parse::validate(input, format)?;
-    Ok(count)
+    })
 }
 
 fn format_value(v: f64) -> String {

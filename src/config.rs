@@ -605,7 +605,7 @@ fn is_duckdb_memory_size(text: &str) -> bool {
     if number.parse::<f64>().is_err() {
         return false;
     }
-    const UNITS: [&str; 23] = [
+    const UNITS: [&str; 25] = [
         "",
         "%",
         "b",
@@ -629,9 +629,10 @@ fn is_duckdb_memory_size(text: &str) -> bool {
         "t",
         "tb",
         "tib",
+        "terabyte",
+        "terabytes",
     ];
-    let unit = unit.trim().to_ascii_lowercase();
-    UNITS.contains(&unit.as_str()) || matches!(unit.as_str(), "terabyte" | "terabytes")
+    UNITS.contains(&unit.trim().to_ascii_lowercase().as_str())
 }
 
 fn percent_encode(s: &str) -> String {

@@ -17,9 +17,7 @@ use serde_json::{json, Value};
 use super::views::{heat_row_labels, ViewAnswer, ViewArgs, ViewRequest, TARGETS};
 use super::{ApiError, ApiState};
 use crate::graph::model::{EdgeKind, Event, NodeKind};
-use crate::graph::query::{
-    self as graph_query, GraphAnswer, GraphScope, Health, NodeField, NodeView,
-};
+use crate::graph::query::{self as graph_query, GraphAnswer, Health, NodeField, NodeView};
 use crate::views::{self, Dim, FilterOp, NodeMode, PodMode, Scope, TimeRange};
 
 pub fn routes() -> Router<ApiState> {
@@ -187,11 +185,14 @@ async fn payload_options(
     let values: Vec<String> = if let Some(field) = service_option_field(target, name) {
         // The service map's targets take what the spans named, not the
         // scrape config's names.
-        let scope = GraphScope {
-            clusters: args.list("cluster").to_vec(),
-            namespaces: args.list("namespace").to_vec(),
-        };
-        graph_query::node_values(&state.reader, &state.graph, field, scope, deadline).await?
+        graph_query::node_values(
+            &state.reader,
+            &state.graph,
+            field,
+            args.graph_scope(),
+            deadline,
+        )
+        .await?
     } else if let Some(dim) = Dim::parse(name) {
         views::dimension_values(&state.reader, dim, &args.scope()?, deadline).await?
     } else if name == "metric" {
@@ -924,10 +925,7 @@ async fn variable(
     } else if what == "metrics" || what == "metric" {
         state.reader.metric_names(deadline).await?
     } else if let Some(field) = service_map_field(&what) {
-        let mut scope = GraphScope {
-            clusters: args.list("cluster").to_vec(),
-            namespaces: args.list("namespace").to_vec(),
-        };
+        let mut scope = args.graph_scope();
         match field {
             NodeField::Cluster => scope.clusters.clear(),
             NodeField::Namespace => scope.namespaces.clear(),

@@ -198,6 +198,14 @@ impl ViewArgs {
         self.values.get(key).map(Vec::as_slice).unwrap_or(&[])
     }
 
+    /// The service map's filters: its `cluster` and `namespace` values.
+    pub fn graph_scope(&self) -> GraphScope {
+        GraphScope {
+            clusters: self.list("cluster").to_vec(),
+            namespaces: self.list("namespace").to_vec(),
+        }
+    }
+
     pub fn scope(&self) -> Result<Scope, ApiError> {
         let mut scope = Scope::default();
         for dim in Dim::ALL {
@@ -334,10 +342,7 @@ impl ViewRequest {
                 })
             }
             "service_map" => ViewRequest::ServiceMap {
-                scope: GraphScope {
-                    clusters: args.list("cluster").to_vec(),
-                    namespaces: args.list("namespace").to_vec(),
-                },
+                scope: args.graph_scope(),
             },
             "service_focus" => ViewRequest::ServiceFocus {
                 node: required_node(args)?,

@@ -115,6 +115,16 @@ impl Generations {
     }
 }
 
+/// A connection of its own to the database `template` is open on.
+fn connection_from(
+    template: &std::sync::Mutex<duckdb::Connection>,
+) -> Result<duckdb::Connection, StoreError> {
+    let template = template
+        .lock()
+        .map_err(|_| StoreError::Join("template connection poisoned".into()))?;
+    Ok(template.try_clone()?)
+}
+
 /// Commits failing this many times in a row make the store not ready: one
 /// failure is retried with the next commit, a few seconds later.
 const NOT_READY_AFTER_FAILED_COMMITS: u64 = 3;

@@ -235,13 +235,7 @@ impl StoreReader {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        let conn = {
-            let template = self
-                .template
-                .lock()
-                .map_err(|_| StoreError::Join("reader connection poisoned".into()))?;
-            template.try_clone()?
-        };
+        let conn = super::connection_from(&self.template)?;
         let interrupt = conn.interrupt_handle();
         let task = tokio::task::spawn_blocking(move || f(&conn));
         match tokio::time::timeout(deadline, task).await {

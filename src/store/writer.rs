@@ -256,12 +256,8 @@ impl StoreWriter {
         if events.is_empty() {
             return Ok(());
         }
-        let conn = self
-            .events_conn
-            .lock()
-            .map_err(|_| StoreError::Join("events connection poisoned".into()))?
-            .try_clone()?;
-        tokio::task::spawn_blocking(move || insert_events(&conn, &events))
+        let mut conn = super::connection_from(&self.events_conn)?;
+        tokio::task::spawn_blocking(move || insert_events(&mut conn, &events))
             .await
             .map_err(|e| StoreError::Join(e.to_string()))?
     }
@@ -845,10 +841,11 @@ fn write_graph<'a>(
 }
 
 /// Inserts `events` in one transaction, committed on return.
-fn insert_events(conn: &Connection, events: &[Event]) -> Result<(), StoreError> {
-    conn.execute_batch("BEGIN TRANSACTION")?;
-    let inserted = (|| {
-        let mut stmt = conn.prepare(
+fn insert_events(conn: &mut Connection, events: &[Event]) -> Result<(), StoreError> {
+    // Rolled back when dropped uncommitted.
+    let tx = conn.transaction()?;
+    {
+        let mut stmt = tx.prepare(
             "INSERT INTO events (time_ms, end_ms, cluster, namespace, service, source, reason,
                  message, severity, fingerprint) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )?;
@@ -866,16 +863,8 @@ fn insert_events(conn: &Connection, events: &[Event]) -> Result<(), StoreError> 
                 e.fingerprint
             ])?;
         }
-        Ok::<_, duckdb::Error>(())
-    })();
-    let finished = match inserted {
-        Ok(()) => conn.execute_batch("COMMIT"),
-        Err(e) => Err(e),
-    };
-    if let Err(e) = finished {
-        let _ = conn.execute_batch("ROLLBACK");
-        return Err(e.into());
     }
+    tx.commit()?;
     Ok(())
 }
 

@@ -1508,6 +1508,15 @@ impl std::iter::FusedIterator for Parser<'_> {}
 /// Validates a whole payload, held to its format's letter (see
 /// [`Parser::validating`]): the number of samples or the first error.
 pub fn validate(input: &[u8], format: Format) -> Result<usize, ParseError> {
+    validate_each(input, format, |_| {})
+}
+
+/// [`validate`], handing each sample to `each` once it has passed.
+pub fn validate_each<'a>(
+    input: &'a [u8],
+    format: Format,
+    mut each: impl FnMut(&Sample<'a>),
+) -> Result<usize, ParseError> {
     let mut p = Parser::new(input, format).validating();
     let mut text = (format == Format::Prometheus).then(rules::TextRules::default);
     let mut n = 0;
@@ -1516,6 +1525,7 @@ pub fn validate(input: &[u8], format: Format) -> Result<usize, ParseError> {
         if let Some(text) = text.as_mut() {
             text.sample(&sample)?;
         }
+        each(&sample);
         n += 1;
     }
     if let Some(text) = text {
